@@ -81,6 +81,7 @@ export const CoreErrors = defineErrors({
   NOT_IPV6: { status: 400, kind: 'input', summary: 'an IPv6 value was required and an IPv4 one was given' },
   NOT_IPV4: { status: 400, kind: 'input', summary: 'an IPv4 value was required and an IPv6 one was given' },
   PREFIX_NOT_48: { status: 400, kind: 'input', summary: 'a farm allocation must be exactly a /48' },
+  PREFIX_NOT_GLOBAL: { status: 400, kind: 'input', summary: 'a farm allocation must be unicast and not link-local (fe80::/10) or multicast (ff00::/8)' },
   ALLOCATION_RANGE: { status: 400, kind: 'input', summary: 'the allocation number must be an integer from 1 to 65535' },
   SLOT_PREFIXZERO: { status: 400, kind: 'input', summary: 'slot 0 is PrefixZero, the upstream segment; it never holds NRs' },
   SLOT_RANGE: { status: 400, kind: 'input', summary: 'the slot (ExitNode number) must be an integer from 1 to 15' },

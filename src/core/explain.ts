@@ -210,8 +210,8 @@ function explainLinkLocal(a: Allocation, addr: Ip6, base: Base): Explanation {
     if (addr.toString() === DEFAULT_UPSTREAM_LL) {
       return { ...out, role: 'the upstream router\'s default link-local address on PrefixZero (every gateway\'s IPv6 default route points at it)', carriers: [{ namespace: 'upstream router', interface: '<upstream iface>', how: 'address', detail: 'fe80::1/64' }] };
     }
-    if (g[0] === 0 && g[2] === 0 && g[3] === 1 && (g[1]! & 0xfff) === 0 && g[1]! >> 12 >= 1) {
-      const s = planSlot(a, g[1]! >> 12);
+    if (g[1] === 0 && g[2] === 0 && g[3] === 1 && (g[0]! & 0xfff) === 0 && g[0]! >> 12 >= 1) {
+      const s = planSlot(a, g[0]! >> 12);
       return { ...out, slot: s.number, role: `GWPubLL of slot ${s.number}: the upstream route's next hop`, carriers: [{ namespace: s.Namespace, interface: s.GWPubName, how: 'address', detail: s.GWPubLL }] };
     }
     if (g[0] === 0 && g[1] === 0 && g[2] === 1 && isNr(g[3]!)) {

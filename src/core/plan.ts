@@ -43,6 +43,12 @@ function checkAllocationPrefix(p: Ip6Prefix, text: string): Ip6Prefix {
   if (p.length !== 48) {
     throw new ExitnodeError(CoreErrors.PREFIX_NOT_48, `${q(text)} is a /${p.length}; a farm allocation must be exactly a /48`);
   }
+  // The plan's next hops are link-local: a link-local or multicast /48 could never be routed.
+  const top = p.network.value >> 112n;
+  if (top >> 6n === 0x3fan || top >> 8n === 0xffn) {
+    const what = top >> 8n === 0xffn ? 'multicast (ff00::/8)' : 'link-local (fe80::/10)';
+    throw new ExitnodeError(CoreErrors.PREFIX_NOT_GLOBAL, `${q(text)} is ${what}; a farm allocation must be a routable unicast /48`);
+  }
   return p;
 }
 
