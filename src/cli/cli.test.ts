@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { main } from './main.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8')) as {
-  valid: { input: { prefix: string; allocation: number; slot: number; nr: string }; plan: { slot: unknown } }[];
+  valid: { input: { prefix: string; allocation: number; slot: number; nr: string }; plan: { allocation: unknown; slot: unknown } }[];
   invalid: { prefix: string; allocation: number; slot: number; nr: string; why: string }[];
 };
 
@@ -25,7 +25,7 @@ describe('exitnode plan', () => {
       assert.equal(r.code, 0, r.err);
       assert.deepEqual(JSON.parse(r.out), v.plan);
       const s = await run('plan', v.input.prefix, '--allocation', String(v.input.allocation), '--slot', String(v.input.slot), '--json');
-      assert.deepEqual(JSON.parse(s.out), { allocation: (v.plan as { allocation: unknown }).allocation, slot: v.plan.slot });
+      assert.deepEqual(JSON.parse(s.out), { allocation: v.plan.allocation, slot: v.plan.slot });
     });
   }
   for (const v of vectors.invalid) {

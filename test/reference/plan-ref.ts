@@ -5,7 +5,7 @@
 import ipaddr from 'ipaddr.js';
 
 function v6(bytes: number[]): string {
-  return ipaddr.fromByteArray(bytes).toRFC5952String();
+  return (ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String();
 }
 
 function prefixBytes(prefix: string): number[] {
