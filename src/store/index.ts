@@ -1,0 +1,41 @@
+// Opening the store: a PostgreSQL URL selects the `pg` driver, anything else is a PGlite data
+// directory (or in memory when omitted).
+import { ExitnodeError, q } from '../core/errors.js';
+import { StoreErrors } from './errors.js';
+import { PgStore } from './pg-store.js';
+import { openPg, openPglite, type SqlClient } from './sql.js';
+import type { Store, StoreOptions } from './types.js';
+
+export * from './types.js';
+export { StoreErrors } from './errors.js';
+export { PgStore, migrate, checkWgKey, checkName, DEFAULTS } from './pg-store.js';
+
+export interface OpenOptions extends StoreOptions {
+  /** postgres://… (a PostgreSQL server) */
+  url?: string;
+  /** A PGlite data directory; neither url nor dataDir: PGlite in memory. */
+  dataDir?: string;
+  /** pg pool size. */
+  poolSize?: number;
+}
+
+export async function openStore(o: OpenOptions = {}): Promise<Store> {
+  let db: SqlClient;
+  try {
+    db = o.url ? await openPg(o.url, { max: o.poolSize }) : await openPglite(o.dataDir);
+  } catch (e) {
+    const where = o.url ? redact(o.url) : o.dataDir ?? 'memory';
+    throw new ExitnodeError(StoreErrors.STORE_UNAVAILABLE, `cannot open the database at ${q(where)}: ${(e as Error).message?.split('\n')[0]}`);
+  }
+  try {
+    return await PgStore.open(db, o);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A URL without its password, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}

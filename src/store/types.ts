@@ -1,0 +1,142 @@
+// The Store: TNoDB's lists (farms, tenants, tokens, allocations, nodes, slot leases, networks and
+// their NRs, keys) and the NR id allocator. One implementation (PgStore) on PGlite or a
+// PostgreSQL server; the contract tests run against both.
+
+export type Scope = 'admin' | 'farm' | 'tenant' | 'node';
+
+export interface Principal {
+  scope: Scope;
+  /** The farm, tenant or node the token belongs to (none for admin). */
+  subject: string | null;
+}
+
+export interface Ipv4Pool {
+  /** One public IPv4 address per slot, in slot order: addresses[E-1] is GWPubIP4 of slot E. */
+  addresses: string[];
+  prefixLength: number;
+  gateway: string;
+}
+
+export interface AllocationRecord {
+  number: number;
+  farm: string;
+  prefix: string;
+  ipv4?: Ipv4Pool;
+  upstream: { ll: string; ip6: string };
+}
+
+export interface NodeRecord {
+  id: string;
+  farm: string;
+  publicIPv4?: string;
+  publicIPv6?: string;
+  exitCapable: boolean;
+  lastHeartbeat?: number;
+  healthy: boolean;
+}
+
+export interface SlotRecord {
+  allocation: number;
+  slot: number;
+  node: string | null;
+  epoch: number;
+  leaseExpiresAt: number | null;
+  nrs: number;
+  /** GWPubIP4 with the pool's prefix length, when the pool has an address for this slot. */
+  ipv4?: string;
+}
+
+export interface ResourceRecord {
+  id: string;
+  node: string;
+  prefix: string;
+  publicKey?: string;
+}
+
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  tenant: string;
+  allocation: number;
+  slot: number;
+  exit: string;
+  resources: ResourceRecord[];
+}
+
+export interface NodeView {
+  version: number;
+  node: { id: string; publicIPv4?: string; publicIPv6?: string };
+  allocations: { number: number; prefix: string; upstream: { ll: string; ip6?: string; ipv4Gateway?: string; ipv4PrefixLength?: number } }[];
+  slots: { allocation: number; slot: number; epoch: number; ipv4?: string }[];
+  networks: { id: string; allocation: number; exit: string; resources: { id: string; node: string; publicKey?: string; endpoint?: string }[] }[];
+}
+
+export interface SlotMove {
+  allocation: number;
+  slot: number;
+  previous: string | null;
+  node: string;
+  epoch: number;
+}
+
+export interface LeaseRecord {
+  allocation: number;
+  slot: number;
+  epoch: number;
+  leaseExpiresAt: number;
+}
+
+export interface StoreOptions {
+  /** Milliseconds since the epoch; injectable so that tests move time by hand. */
+  clock?: () => number;
+  /** Lease lifetime; a heartbeat renews it. Default 5 s. */
+  leaseTtlMs?: number;
+  /** Extra wait after a lease lapses before the slot moves (fencing). Default 0. */
+  fenceMarginMs?: number;
+  /** How long a removed NR id stays unused. Default 10 minutes. */
+  quarantineMs?: number;
+}
+
+export interface Store {
+  readonly driver: 'pglite' | 'pg';
+  readonly options: Required<StoreOptions>;
+
+  createFarm(id: string): Promise<void>;
+  createTenant(id: string): Promise<void>;
+  createToken(hash: string, scope: Scope, subject: string | null): Promise<void>;
+  findToken(hash: string): Promise<Principal | undefined>;
+  hasAdminToken(): Promise<boolean>;
+
+  createAllocation(a: { farm: string; prefix: string; number?: number; ipv4?: Ipv4Pool; upstream?: { ll?: string; ip6?: string } }): Promise<AllocationRecord>;
+  getAllocation(number: number): Promise<AllocationRecord | undefined>;
+  listAllocations(farm?: string): Promise<AllocationRecord[]>;
+  listSlots(allocation: number): Promise<SlotRecord[]>;
+
+  createNode(n: { farm: string; id: string; publicIPv4?: string; publicIPv6?: string; exitCapable: boolean }): Promise<NodeRecord>;
+  getNode(id: string): Promise<NodeRecord | undefined>;
+  listNodes(farm: string): Promise<NodeRecord[]>;
+
+  /** Gives a slot to a node (epoch + 1 when the holder changes; the ExitPoint NRs move with it). */
+  assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord>;
+  /** Records a heartbeat and renews the leases of every slot the node holds. */
+  heartbeat(node: string): Promise<LeaseRecord[]>;
+  /** Moves every slot whose lease lapsed to another healthy exit-capable node of its farm. */
+  sweep(): Promise<SlotMove[]>;
+
+  createNetwork(n: { tenant: string; name: string; allocation?: number }): Promise<{ network: NetworkRecord; slotNrs: number }>;
+  addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number }>;
+  removeResource(tenant: string, network: string, nr: string): Promise<void>;
+  deleteNetwork(tenant: string, network: string): Promise<void>;
+  /** A network, or undefined; with `tenant`, only that tenant's. */
+  getNetwork(id: string, tenant?: string): Promise<NetworkRecord | undefined>;
+  listNetworks(tenant?: string): Promise<NetworkRecord[]>;
+  setKey(node: string, network: string, nr: string, publicKey: string): Promise<void>;
+
+  view(node: string): Promise<NodeView>;
+  viewVersion(node: string): Promise<number>;
+  /** Called with the ids of the nodes whose views changed (on any instance), or ['*']. */
+  onViewChange(cb: (nodes: string[]) => void): () => void;
+
+  stats(): Promise<{ slots: SlotRecord[]; networks: number; resources: number }>;
+  close(): Promise<void>;
+}
