@@ -1,0 +1,262 @@
+// The Store contract, run against both drivers: PGlite (in memory and in a data directory) and a
+// real PostgreSQL server (a throwaway cluster, test/support/pg.ts). Time comes from a hand-moved
+// clock, so leases and quarantine are tested without sleeping.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore, type Store, type OpenOptions } from '../../src/store/index.js';
+import { isExitnodeError } from '../../src/core/index.js';
+import { pgCluster, pgSkipReason } from '../support/pg.js';
+
+const KEY_A = Buffer.alloc(32, 1).toString('base64');
+const KEY_B = Buffer.alloc(32, 2).toString('base64');
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (isExitnodeError(e)) return e.code;
+    throw e;
+  }
+  return 'no error';
+}
+
+type Opener = (o: Omit<OpenOptions, 'url' | 'dataDir'>) => Promise<{ store: Store; reopen?: () => Promise<Store> }>;
+
+function contract(name: string, open: Opener, skip?: string): void {
+  describe(`Store contract on ${name}`, { skip }, () => {
+    let now = 1_700_000_000_000;
+    const clock = () => now;
+    let s: Store;
+    let reopen: (() => Promise<Store>) | undefined;
+    const stores: Store[] = [];
+
+    before(async () => {
+      const o = await open({ clock, leaseTtlMs: 5000, quarantineMs: 60_000 });
+      s = o.store;
+      reopen = o.reopen;
+      stores.push(s);
+      await s.createFarm('xts-farm');
+      await s.createFarm('xts-other');
+      await s.createTenant('xts-t1');
+      await s.createTenant('xts-t2');
+      await s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3a00::/48', number: 931, ipv4: { addresses: ['192.0.2.11', '192.0.2.12', '192.0.2.13'], prefixLength: 24, gateway: '192.0.2.1' } });
+      await s.createAllocation({ farm: 'xts-other', prefix: '2001:db8:3b00::/48', number: 932 });
+      await s.createNode({ farm: 'xts-farm', id: 'xts-gw1', publicIPv4: '198.51.100.1', exitCapable: true });
+      await s.createNode({ farm: 'xts-farm', id: 'xts-gw2', publicIPv6: '2001:db8:ffff::2', exitCapable: true });
+      await s.createNode({ farm: 'xts-farm', id: 'xts-w1', publicIPv4: '198.51.100.3', exitCapable: false });
+      await s.createNode({ farm: 'xts-farm', id: 'xts-w2', exitCapable: false });
+      await s.createNode({ farm: 'xts-other', id: 'xts-o1', exitCapable: true });
+    });
+    after(async () => {
+      for (const x of stores) await x.close().catch(() => undefined);
+    });
+
+    it('refuses duplicates and bad allocations with catalogued errors', async () => {
+      assert.equal(await code(s.createFarm('xts-farm')), 'NAME_TAKEN');
+      assert.equal(await code(s.createFarm('Bad Name')), 'NAME_SYNTAX');
+      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3a00::/48' })), 'ALLOCATION_TAKEN');
+      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/48', number: 931 })), 'ALLOCATION_TAKEN');
+      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/47' })), 'PREFIX_NOT_48');
+      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::1/48' })), 'PREFIX_HOST_BITS');
+      assert.equal(await code(s.createAllocation({ farm: 'nope', prefix: '2001:db8:3c00::/48' })), 'FARM_UNKNOWN');
+      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/48', ipv4: { addresses: ['203.0.113.5'], prefixLength: 24, gateway: '192.0.2.1' } })), 'IPV4_POOL');
+      assert.equal(await code(s.createNode({ farm: 'xts-farm', id: 'xts-gw1', exitCapable: true })), 'NAME_TAKEN');
+      assert.equal(await code(s.createNode({ farm: 'xts-farm', id: 'xts-x', publicIPv4: '2001:db8::1', exitCapable: true })), 'NOT_IPV4');
+      const auto = await s.createAllocation({ farm: 'xts-other', prefix: '2001:db8:3d00::/48' });
+      assert.equal(auto.number, 1, 'lowest free allocation number');
+    });
+
+    it('refuses a network while no slot has a node, then places it on the assigned slot', async () => {
+      assert.equal(await code(s.createNetwork({ tenant: 'xts-t1', name: 'early', allocation: 931 })), 'SLOT_UNASSIGNED');
+      assert.equal(await code(s.assignSlot(931, 1, 'xts-w1')), 'NODE_NOT_EXIT_CAPABLE');
+      assert.equal(await code(s.assignSlot(931, 1, 'xts-o1')), 'NODE_OTHER_FARM');
+      assert.equal(await code(s.assignSlot(931, 16, 'xts-gw1')), 'SLOT_RANGE');
+      const a = await s.assignSlot(931, 1, 'xts-gw1');
+      assert.deepEqual({ node: a.node, epoch: a.epoch, ipv4: a.ipv4 }, { node: 'xts-gw1', epoch: 1, ipv4: '192.0.2.11/24' });
+      const { network } = await s.createNetwork({ tenant: 'xts-t1', name: 'web', allocation: 931 });
+      assert.equal(network.slot, 1);
+      assert.equal(network.exit, '1000');
+      assert.deepEqual(network.resources, [{ id: '1000', node: 'xts-gw1', prefix: '2001:db8:3a00:1000::/64' }]);
+      assert.equal(await code(s.createNetwork({ tenant: 'xts-t1', name: 'web', allocation: 931 })), 'NAME_TAKEN');
+    });
+
+    it('hands out the lowest free id, quarantines removed ids, replays idempotent requests', async () => {
+      const [net] = await s.listNetworks('xts-t1');
+      const r1 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1', idempotencyKey: 'k-1' });
+      assert.equal(r1.resource.id, '1001');
+      assert.equal(r1.replay, false);
+      const again = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1', idempotencyKey: 'k-1' });
+      assert.deepEqual(again.resource, r1.resource);
+      assert.equal(again.replay, true);
+      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w2', idempotencyKey: 'k-1' })), 'IDEMPOTENCY_MISMATCH');
+      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1' })), 'NR_NODE_TAKEN');
+      assert.equal(await code(s.addResource({ tenant: 'xts-t2', network: net!.id, node: 'xts-w2' })), 'NETWORK_UNKNOWN');
+      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-o1' })), 'NODE_OTHER_FARM');
+      const r2 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w2' });
+      assert.equal(r2.resource.id, '1002');
+      await s.removeResource('xts-t1', net!.id, '1001');
+      assert.equal(await code(s.removeResource('xts-t1', net!.id, '1001')), 'NR_UNKNOWN');
+      assert.equal(await code(s.removeResource('xts-t1', net!.id, '1000')), 'NR_IS_EXIT');
+      assert.equal(await code(s.removeResource('xts-t2', net!.id, '1002')), 'NETWORK_UNKNOWN');
+      assert.equal(await code(s.removeResource('xts-t1', net!.id, '2001')), 'NR_ID_OUTSIDE_SLOT');
+      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1', idempotencyKey: 'k-1' })), 'IDEMPOTENCY_GONE');
+      // 1001 is in quarantine: the next id is 1003.
+      const r3 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1' });
+      assert.equal(r3.resource.id, '1003');
+      await s.removeResource('xts-t1', net!.id, '1003');
+      now += 59_999;
+      const r4 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1' });
+      assert.equal(r4.resource.id, '1004', 'still in quarantine one ms before it ends');
+      await s.removeResource('xts-t1', net!.id, '1004');
+      now += 1;
+      const r5 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1' });
+      assert.equal(r5.resource.id, '1001', 'reused once the quarantine is over, lowest first');
+      await s.assignSlot(931, 1, 'xts-gw1'); // renew: the clock moved a minute
+    });
+
+    it('serves a node exactly its view, with endpoints and versions', async () => {
+      const [net] = await s.listNetworks('xts-t1');
+      const v0 = await s.view('xts-w2');
+      assert.deepEqual(v0.node, { id: 'xts-w2' });
+      assert.deepEqual(v0.slots, []);
+      assert.deepEqual(v0.allocations, [{ number: 931, prefix: '2001:db8:3a00::/48', upstream: { ll: 'fe80::1', ip6: '2001:db8:3a00::1', ipv4Gateway: '192.0.2.1', ipv4PrefixLength: 24 } }]);
+      assert.deepEqual(v0.networks, [{ id: net!.id, allocation: 931, exit: '1000', resources: [
+        { id: '1000', node: 'xts-gw1', endpoint: '198.51.100.1:4096' },
+        { id: '1001', node: 'xts-w1', endpoint: '198.51.100.3:4097' },
+        { id: '1002', node: 'xts-w2' },
+      ] }]);
+      const g = await s.view('xts-gw1');
+      assert.deepEqual(g.slots, [{ allocation: 931, slot: 1, epoch: 1, ipv4: '192.0.2.11/24' }]);
+      assert.equal(await code(s.setKey('xts-w1', net!.id, '1002', KEY_A)), 'NOT_YOUR_NR');
+      assert.equal(await code(s.setKey('xts-w2', net!.id, '1002', 'short')), 'KEY_SYNTAX');
+      await s.setKey('xts-w2', net!.id, '1002', KEY_A);
+      const v1 = await s.view('xts-w2');
+      assert.ok(v1.version > v0.version);
+      assert.equal(v1.networks[0]!.resources[2]!.publicKey, KEY_A);
+      assert.ok((await s.viewVersion('xts-gw1')) > g.version, 'a key change reaches every node of the network');
+      const other = await s.view('xts-o1');
+      assert.deepEqual(other.networks, []);
+    });
+
+    it('keeps a lease while heartbeats come, moves the slot with epoch + 1 when they stop', async () => {
+      const [net] = await s.listNetworks('xts-t1');
+      await s.heartbeat('xts-gw1');
+      await s.heartbeat('xts-gw2');
+      await s.setKey('xts-gw1', net!.id, '1000', KEY_B);
+      const before = { gw1: await s.viewVersion('xts-gw1'), gw2: await s.viewVersion('xts-gw2'), w1: await s.viewVersion('xts-w1') };
+      for (let i = 0; i < 4; i++) {
+        now += 3000;
+        const leases = await s.heartbeat('xts-gw1');
+        await s.heartbeat('xts-gw2');
+        assert.deepEqual(leases, [{ allocation: 931, slot: 1, epoch: 1, leaseExpiresAt: now + 5000 }]);
+        assert.deepEqual(await s.sweep(), []);
+      }
+      now += 3000;
+      await s.heartbeat('xts-gw2'); // gw1 falls silent
+      now += 1999;
+      assert.deepEqual(await s.sweep(), [], 'the lease holds until its last millisecond');
+      now += 1;
+      const moves = await s.sweep();
+      assert.deepEqual(moves, [{ allocation: 931, slot: 1, previous: 'xts-gw1', node: 'xts-gw2', epoch: 2 }]);
+      const v = await s.view('xts-gw2');
+      assert.deepEqual(v.slots, [{ allocation: 931, slot: 1, epoch: 2, ipv4: '192.0.2.11/24' }]);
+      const exit = v.networks[0]!.resources.find((r) => r.id === '1000')!;
+      assert.deepEqual(exit, { id: '1000', node: 'xts-gw2', endpoint: '[2001:db8:ffff::2]:4096' }, 'the ExitPoint moved, its old key cleared');
+      assert.deepEqual((await s.view('xts-gw1')).slots, []);
+      assert.ok((await s.viewVersion('xts-gw1')) > before.gw1);
+      assert.ok(v.version > before.gw2);
+      assert.ok((await s.viewVersion('xts-w1')) > before.w1);
+      // The old holder's late heartbeat gets nothing back.
+      assert.deepEqual(await s.heartbeat('xts-gw1'), []);
+      assert.equal(await code(s.heartbeat('xts-nope')), 'NODE_UNKNOWN');
+    });
+
+    it('places a new network on the healthy slot with the fewest NRs', async () => {
+      await s.assignSlot(931, 2, 'xts-gw1');
+      const { network } = await s.createNetwork({ tenant: 'xts-t2', name: 'db' });
+      assert.equal(network.slot, 2);
+      assert.equal(network.exit, '2000');
+      assert.equal(network.resources[0]!.node, 'xts-gw1');
+      assert.equal((await s.createNetwork({ tenant: 'xts-t2', name: 'db2', allocation: 931 })).network.slot, 2);
+      // Slot 2's lease lapses with no other healthy node free of it: gw2 is healthy, so it moves.
+      now += 6000;
+      await s.heartbeat('xts-gw2');
+      const third = await s.createNetwork({ tenant: 'xts-t2', name: 'db3', allocation: 931 });
+      assert.equal(third.network.resources[0]!.node, 'xts-gw2');
+    });
+
+    it('deletes a network with all its NRs and quarantines every id', async () => {
+      const nets = await s.listNetworks('xts-t2');
+      const db = nets.find((n) => n.name === 'db')!;
+      assert.equal(await code(s.deleteNetwork('xts-t1', db.id)), 'NETWORK_UNKNOWN');
+      await s.deleteNetwork('xts-t2', db.id);
+      assert.equal(await s.getNetwork(db.id), undefined);
+      const again = await s.createNetwork({ tenant: 'xts-t2', name: 'db4', allocation: 931 });
+      assert.notEqual(again.network.exit, db.exit, 'the deleted ExitPoint id is in quarantine');
+      const st = await s.stats();
+      assert.equal(st.resources, (await s.listNetworks()).reduce((n, x) => n + x.resources.length, 0));
+      assert.equal(st.slots.reduce((n, x) => n + x.nrs, 0), st.resources, 'per-slot counters agree with the rows');
+    });
+
+    it('loses nothing across a restart', async (t) => {
+      if (!reopen) return t.skip('in-memory database');
+      const before = { nets: await s.listNetworks(), slots: await s.listSlots(931), version: await s.viewVersion('xts-w1') };
+      await s.close();
+      stores.splice(stores.indexOf(s), 1);
+      s = await reopen();
+      stores.push(s);
+      assert.deepEqual(await s.listNetworks(), before.nets);
+      assert.deepEqual(await s.listSlots(931), before.slots);
+      assert.equal(await s.viewVersion('xts-w1'), before.version);
+      assert.ok(await s.getNode('xts-gw1'));
+    });
+  });
+}
+
+contract('PGlite in memory', async (o) => ({ store: await openStore(o) }));
+
+const dir = mkdtempSync(join(tmpdir(), 'xts-pglite-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+contract('PGlite in a data directory', async (o) => ({ store: await openStore({ ...o, dataDir: dir }), reopen: () => openStore({ ...o, dataDir: dir }) }));
+
+const skip = pgSkipReason();
+let url: string | undefined;
+contract('a PostgreSQL server', async (o) => {
+  url ??= await (await pgCluster()).createDb();
+  return { store: await openStore({ ...o, url }), reopen: () => openStore({ ...o, url }) };
+}, skip);
+
+describe('two store instances on one PostgreSQL server', { skip }, () => {
+  it('never hand out one id twice and wake each other\'s view waiters', async () => {
+    const u = await (await pgCluster()).createDb();
+    const now = 1_700_000_000_000;
+    const [a, b] = await Promise.all([openStore({ url: u, clock: () => now }), openStore({ url: u, clock: () => now })]);
+    try {
+      await a.createFarm('xts-f');
+      await a.createTenant('xts-t');
+      await a.createAllocation({ farm: 'xts-f', prefix: '2001:db8:3e00::/48', number: 933 });
+      await a.createNode({ farm: 'xts-f', id: 'xts-g', exitCapable: true });
+      for (let i = 0; i < 40; i++) await b.createNode({ farm: 'xts-f', id: `xts-n${i}`, exitCapable: false });
+      await a.assignSlot(933, 3, 'xts-g');
+      const nets = [];
+      for (let i = 0; i < 4; i++) nets.push((await (i % 2 ? a : b).createNetwork({ tenant: 'xts-t', name: `n${i}` })).network);
+      const woke: string[][] = [];
+      a.onViewChange((n) => woke.push(n));
+      const jobs = [];
+      for (const net of nets) for (let i = 0; i < 40; i++) jobs.push((i % 2 ? a : b).addResource({ tenant: 'xts-t', network: net.id, node: `xts-n${i}` }));
+      const got = await Promise.all(jobs);
+      const ids = got.map((g) => g.resource.id);
+      assert.equal(new Set(ids).size, 160);
+      assert.ok(ids.every((id) => id.startsWith('3')));
+      assert.deepEqual([...ids].sort(), Array.from({ length: 160 }, (_, i) => (0x3004 + i).toString(16)), 'lowest first, no gap');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(woke.flat().includes('xts-n39'), 'changes made through b woke a listener on a');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
