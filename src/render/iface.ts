@@ -9,13 +9,13 @@ export interface Renderer {
   os: RouterOs;
   /** What the output is, for the header ("an FRR frr.conf fragment"). */
   title: string;
-  /** Throws IFACE_NAME unless `name` is a valid interface name for this OS. */
+  /** Throws UPSTREAM_IFACE_NAME unless `name` is a valid interface name for this OS. */
   checkIface(name: string): void;
   render(m: UpstreamModel): string;
 }
 
 export function ifaceError(os: RouterOs, name: string, rule: string): ExitnodeError {
-  return new ExitnodeError(RenderErrors.IFACE_NAME, `interface name ${q(name)} is not valid for ${os}: ${rule}`);
+  return new ExitnodeError(RenderErrors.UPSTREAM_IFACE_NAME, `interface name ${q(name)} is not valid for ${os}: ${rule}`);
 }
 
 /** The rules every OS shares. `max` is the OS's length limit, or exitnode's own sanity limit. */

@@ -29,7 +29,7 @@ export function isRouterOs(v: unknown): v is RouterOs {
 
 function renderer(router: unknown): Renderer {
   if (!isRouterOs(router)) {
-    throw new ExitnodeError(RenderErrors.ROUTER_UNKNOWN, `router ${q(router)} is unknown: exitnode renders for ${ROUTER_OSES.join(', ')}`);
+    throw new ExitnodeError(RenderErrors.UPSTREAM_ROUTER_UNKNOWN, `router ${q(router)} is unknown: exitnode renders for ${ROUTER_OSES.join(', ')}`);
   }
   return RENDERERS[router];
 }

@@ -59,7 +59,7 @@ export interface UpstreamModel {
 }
 
 function upstreamError(what: string, text: string, rule: string): ExitnodeError {
-  return new ExitnodeError(RenderErrors.UPSTREAM_ADDRESS, `${what} ${q(text)} ${rule}`);
+  return new ExitnodeError(RenderErrors.UPSTREAM_ADDRESS_OVERRIDE, `${what} ${q(text)} ${rule}`);
 }
 
 /** "ADDR" or "ADDR/64": the upstream's addresses sit on the /64 segment, any other length is a mistake. */
@@ -99,7 +99,7 @@ function checkUpstreamIP6(a: Allocation, text: string): string {
 function checkVia(v: unknown): Via {
   if (v === undefined || v === 'll') return 'll';
   if (v === 'global') return 'global';
-  throw new ExitnodeError(RenderErrors.VIA_UNKNOWN, `next hop kind ${q(v)} is unknown: use "ll" (GWPubLL, the default) or "global" (GWPubIP6)`);
+  throw new ExitnodeError(RenderErrors.UPSTREAM_VIA_UNKNOWN, `next hop kind ${q(v)} is unknown: use "ll" (GWPubLL, the default) or "global" (GWPubIP6)`);
 }
 
 /** Validates everything but the interface name (whose rules belong to each OS) and computes the routes. */

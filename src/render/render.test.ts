@@ -145,7 +145,7 @@ describe('parseSlotList', () => {
 describe('renderUpstream: bad input', () => {
   const base = (over: Partial<UpstreamInput>): UpstreamInput => ({ prefix: '2001:db8:5e::/48', slots: [1], router: 'linux', iface: 'swp1', ...over });
   const cases: [string, Partial<UpstreamInput>, string, string][] = [
-    ['an unknown router, listing the known ones', { router: 'edgeos' }, 'ROUTER_UNKNOWN', 'linux, ifupdown2, frr, bird, vyos, mikrotik, cisco, junos, openwrt'],
+    ['an unknown router, listing the known ones', { router: 'edgeos' }, 'UPSTREAM_ROUTER_UNKNOWN', 'linux, ifupdown2, frr, bird, vyos, mikrotik, cisco, junos, openwrt'],
     ['a /47', { prefix: '2001:db8:5e::/47' }, 'PREFIX_NOT_48', '/47'],
     ['a /49', { prefix: '2001:db8:5e::/49' }, 'PREFIX_NOT_48', '/49'],
     ['host bits below the /48', { prefix: '2001:db8:5e::1/48' }, 'PREFIX_HOST_BITS', '2001:db8:5e::1/48'],
@@ -153,14 +153,14 @@ describe('renderUpstream: bad input', () => {
     ['no slots', { slots: [] }, 'SLOT_LIST_SYNTAX', 'no slots'],
     ['slot 0', { slots: [0] }, 'SLOT_PREFIXZERO', 'slot 0'],
     ['slot 16', { slots: [16] }, 'SLOT_RANGE', '16'],
-    ['a next hop kind other than ll/global', { via: 'link' as 'll' }, 'VIA_UNKNOWN', '"link"'],
-    ['an upstream LL outside fe80::/64', { upstreamLL: '2001:db8::1' }, 'UPSTREAM_ADDRESS', '2001:db8::1'],
-    ['an upstream LL that is a gateway\'s', { upstreamLL: 'fe80::3000:0:0:1' }, 'UPSTREAM_ADDRESS', 'slot 3'],
-    ['an upstream LL with a /128', { upstreamLL: 'fe80::1/128' }, 'UPSTREAM_ADDRESS', 'fe80::1/128'],
+    ['a next hop kind other than ll/global', { via: 'link' as 'll' }, 'UPSTREAM_VIA_UNKNOWN', '"link"'],
+    ['an upstream LL outside fe80::/64', { upstreamLL: '2001:db8::1' }, 'UPSTREAM_ADDRESS_OVERRIDE', '2001:db8::1'],
+    ['an upstream LL that is a gateway\'s', { upstreamLL: 'fe80::3000:0:0:1' }, 'UPSTREAM_ADDRESS_OVERRIDE', 'slot 3'],
+    ['an upstream LL with a /128', { upstreamLL: 'fe80::1/128' }, 'UPSTREAM_ADDRESS_OVERRIDE', 'fe80::1/128'],
     ['an upstream LL that is not an address', { upstreamLL: 'fe80::zz' }, 'ADDRESS_SYNTAX', 'fe80::zz'],
-    ['an upstream global address outside P::/64', { upstreamIP6: '2001:db8:5e:1::1' }, 'UPSTREAM_ADDRESS', '2001:db8:5e:1::1'],
-    ['an upstream global address that is a gateway\'s', { upstreamIP6: '2001:db8:5e:0:f000::1' }, 'UPSTREAM_ADDRESS', 'slot 15'],
-    ['the segment\'s anycast address', { upstreamIP6: '2001:db8:5e::' }, 'UPSTREAM_ADDRESS', 'Subnet-Router'],
+    ['an upstream global address outside P::/64', { upstreamIP6: '2001:db8:5e:1::1' }, 'UPSTREAM_ADDRESS_OVERRIDE', '2001:db8:5e:1::1'],
+    ['an upstream global address that is a gateway\'s', { upstreamIP6: '2001:db8:5e:0:f000::1' }, 'UPSTREAM_ADDRESS_OVERRIDE', 'slot 15'],
+    ['the segment\'s anycast address', { upstreamIP6: '2001:db8:5e::' }, 'UPSTREAM_ADDRESS_OVERRIDE', 'Subnet-Router'],
   ];
   for (const [what, over, code, mentions] of cases) {
     it(`refuses ${what}`, () => expectError(() => renderUpstream(base(over)), code, mentions));
@@ -177,7 +177,7 @@ describe('renderUpstream: bad input', () => {
     ['junos', 'ge-0/0/1 unit 0', 'whitespace'], ['junos', 'GE-0/0/1', 'ge-0/0/1'], ['junos', 'ge-0/0', 'ge-0/0/1'],
   ];
   for (const [os, name, mentions] of ifaces) {
-    it(`refuses ${os} interface ${JSON.stringify(name)}`, () => expectError(() => renderUpstream(base({ router: os, iface: name })), 'IFACE_NAME', mentions));
+    it(`refuses ${os} interface ${JSON.stringify(name)}`, () => expectError(() => renderUpstream(base({ router: os, iface: name })), 'UPSTREAM_IFACE_NAME', mentions));
   }
 
   const goodIfaces: [RouterOs, string][] = [
