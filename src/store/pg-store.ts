@@ -120,6 +120,14 @@ export class PgStore implements Store {
     await this.insertUnique('INSERT INTO farms (id, created_at) VALUES ($1, $2)', [id, this.now()], `farm ${q(id)} exists already`);
   }
 
+  async hasFarm(id: string): Promise<boolean> {
+    return (await this.db.query('SELECT 1 FROM farms WHERE id = $1', [id])).length > 0;
+  }
+
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
   async createTenant(id: string): Promise<void> {
     checkName('tenant', id);
     await this.insertUnique('INSERT INTO tenants (id, created_at) VALUES ($1, $2)', [id, this.now()], `tenant ${q(id)} exists already`);

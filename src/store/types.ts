@@ -101,7 +101,10 @@ export interface Store {
   readonly driver: 'pglite' | 'pg';
   readonly options: Required<StoreOptions>;
 
+  /** Cheap round trip to the database (health check). */
+  ping(): Promise<void>;
   createFarm(id: string): Promise<void>;
+  hasFarm(id: string): Promise<boolean>;
   createTenant(id: string): Promise<void>;
   createToken(hash: string, scope: Scope, subject: string | null): Promise<void>;
   findToken(hash: string): Promise<Principal | undefined>;

@@ -1,0 +1,86 @@
+// The TNoDB HTTP API: Fastify with a JSON schema on every route, the OpenAPI document at /docs,
+// errors as {error: {code, message}} with 4xx for the caller's mistakes and never a stack trace.
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { isExitnodeError, catalog } from '../core/errors.js';
+import type { Store } from '../store/index.js';
+import { Auth } from './auth.js';
+import { ApiErrors } from './errors.js';
+import { Metrics } from './metrics.js';
+import { ViewWatch } from './watch.js';
+import type { ApiContext } from './context.js';
+import { farmRoutes } from './routes/farms.js';
+import { allocationRoutes } from './routes/allocations.js';
+import { nodeRoutes } from './routes/nodes.js';
+import { networkRoutes } from './routes/networks.js';
+
+export interface AppOptions {
+  store: Store;
+  /** Fastify's logger (pino) options; off by default. */
+  logger?: boolean | object;
+  bodyLimit?: number;
+}
+
+export type App = FastifyInstance & { tnodb: ApiContext };
+
+export async function buildApp(o: AppOptions): Promise<App> {
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: o.bodyLimit ?? 64 * 1024,
+    // Reject unknown properties instead of silently dropping them (Fastify's default).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    return503OnClosing: true,
+  });
+  const ctx: ApiContext = { store: o.store, auth: new Auth(o.store), watch: new ViewWatch(o.store), metrics: new Metrics() };
+  (app as unknown as App).tnodb = ctx;
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const send = (status: number, code: string, message: string) => reply.code(status).type('application/json').send({ error: { code, message } });
+    if (isExitnodeError(err)) return send(err.status, err.code, err.message);
+    if (err.validation) return send(400, ApiErrors.BAD_REQUEST, err.message);
+    switch (err.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE': return send(413, ApiErrors.PAYLOAD_TOO_LARGE, `the body is larger than ${o.bodyLimit ?? 65536} bytes`);
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return send(415, ApiErrors.UNSUPPORTED_MEDIA_TYPE, `Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')} is not accepted: send application/json`);
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) return send(status, status === 404 ? ApiErrors.NOT_FOUND : ApiErrors.BAD_REQUEST, err.message.split('\n')[0]!);
+    req.log.error({ err }, 'request failed');
+    if (status === 503) return send(503, 'STORE_UNAVAILABLE', 'the server is shutting down or its database is unavailable; retry');
+    return send(500, 'INTERNAL', `internal error while serving ${req.method} ${req.routeOptions?.url ?? 'this route'} (logged on the server)`);
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: ApiErrors.NOT_FOUND, message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the API is described at /docs` } }));
+
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.observe(req.method, req.routeOptions?.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'exitnode TNoDB', version: '1', description: 'Lists and keys of an exitnode farm; NR id allocation, slot leases, node views. Errors: {error: {code, message}}; codes in docs/errors.md.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness and database round trip', security: [], response: { 200: { type: 'object', properties: { status: { type: 'string' }, driver: { type: 'string' } } } } } }, async () => {
+    await ctx.store.ping();
+    return { status: 'ok', driver: ctx.store.driver };
+  });
+  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', security: [], response: { 200: { type: 'string' } } } }, async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4').send(await ctx.metrics.render(ctx.store)));
+  const docs = { schema: { hide: true } };
+  app.get('/docs', docs, async () => app.swagger());
+  app.get('/docs/json', docs, async () => app.swagger());
+  app.get('/docs/errors', { schema: { tags: ['health'], summary: 'The error catalog', security: [] } }, async () =>
+    Object.fromEntries([...catalog()].map(([code, s]) => [code, { status: s.status, summary: s.summary }])));
+
+  farmRoutes(app, ctx);
+  allocationRoutes(app, ctx);
+  nodeRoutes(app, ctx);
+  networkRoutes(app, ctx);
+
+  // Long-polls would hold a graceful shutdown for up to their wait: end them first.
+  app.addHook('preClose', async () => { ctx.watch.close(); });
+  await app.ready();
+  return app as unknown as App;
+}

@@ -1,0 +1,21 @@
+// What every route file gets: the store, token checks, the view watch and the metrics.
+import type { Store } from '../store/index.js';
+import type { Auth } from './auth.js';
+import type { ViewWatch } from './watch.js';
+import type { Metrics } from './metrics.js';
+
+export interface ApiContext {
+  store: Store;
+  auth: Auth;
+  watch: ViewWatch;
+  metrics: Metrics;
+}
+
+/** Past this many NRs on a slot the farmer is told to enable another ExitNode (DESIGN.md section 5). */
+export const SLOT_WARN_NRS = 2048;
+
+export function slotWarning(allocation: number, slot: number, nrs: number): string | undefined {
+  return nrs > SLOT_WARN_NRS
+    ? `slot ${slot} of allocation ${allocation} holds ${nrs} NRs (more than ${SLOT_WARN_NRS} of 4096): enable another ExitNode (assign a node to a free slot) so that new networks go there`
+    : undefined;
+}

@@ -1,0 +1,41 @@
+// Prometheus text exposition, written by hand: request latency per route, NRs per slot, totals.
+import type { Store } from '../store/index.js';
+
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+interface Hist { counts: number[]; sum: number; count: number }
+
+export class Metrics {
+  private hist = new Map<string, Hist>();
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const key = `method="${method}",route="${route.replace(/["\\\n]/g, '_')}",code="${status}"`;
+    let h = this.hist.get(key);
+    if (!h) this.hist.set(key, (h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) h.counts[i]!++;
+    h.sum += seconds;
+    h.count++;
+  }
+
+  async render(store: Store): Promise<string> {
+    const st = await store.stats();
+    const out: string[] = [];
+    out.push('# HELP exitnode_slot_nrs NRs allocated from a slot (ids in use).');
+    out.push('# TYPE exitnode_slot_nrs gauge');
+    for (const s of st.slots) out.push(`exitnode_slot_nrs{allocation="${s.allocation}",slot="${s.slot}"} ${s.nrs}`);
+    out.push('# HELP exitnode_slot_epoch The lease epoch of a slot.');
+    out.push('# TYPE exitnode_slot_epoch gauge');
+    for (const s of st.slots) out.push(`exitnode_slot_epoch{allocation="${s.allocation}",slot="${s.slot}",node="${s.node ?? ''}"} ${s.epoch}`);
+    out.push('# HELP exitnode_nrs Network resources in TNoDB.', '# TYPE exitnode_nrs gauge', `exitnode_nrs ${st.resources}`);
+    out.push('# HELP exitnode_networks Tenant networks in TNoDB.', '# TYPE exitnode_networks gauge', `exitnode_networks ${st.networks}`);
+    out.push('# HELP exitnode_http_request_duration_seconds HTTP request latency.');
+    out.push('# TYPE exitnode_http_request_duration_seconds histogram');
+    for (const [k, h] of this.hist) {
+      BUCKETS.forEach((b, i) => out.push(`exitnode_http_request_duration_seconds_bucket{${k},le="${b}"} ${h.counts[i]}`));
+      out.push(`exitnode_http_request_duration_seconds_bucket{${k},le="+Inf"} ${h.count}`);
+      out.push(`exitnode_http_request_duration_seconds_sum{${k}} ${h.sum}`);
+      out.push(`exitnode_http_request_duration_seconds_count{${k}} ${h.count}`);
+    }
+    return `${out.join('\n')}\n`;
+  }
+}

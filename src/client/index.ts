@@ -1,0 +1,122 @@
+// A small typed client of the TNoDB API for the CLI, the node agent and the simulated farm.
+// Errors: ExitnodeError SERVER_UNREACHABLE (exit 1), SERVER_REFUSED (4xx, exit 2, the server's
+// message, details {status, code}), SERVER_FAILED (5xx).
+import { ExitnodeError } from '../core/errors.js';
+import { ClientErrors } from './errors.js';
+import type { AllocationRecord, Ipv4Pool, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord } from '../store/types.js';
+
+export { ClientErrors } from './errors.js';
+export type { AllocationRecord, Ipv4Pool, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord };
+
+export interface ClientOptions {
+  /** Base URL, e.g. http://127.0.0.1:8440 */
+  server: string;
+  token?: string;
+  /** Per-request timeout in ms (a long-poll adds its wait). Default 10 s. */
+  timeoutMs?: number;
+}
+
+export class TnodbClient {
+  readonly server: string;
+  private token: string | undefined;
+  private timeoutMs: number;
+
+  constructor(o: ClientOptions) {
+    this.server = o.server.replace(/\/+$/, '');
+    this.token = o.token;
+    this.timeoutMs = o.timeoutMs ?? 10_000;
+  }
+
+  /** The same server with another token. */
+  as(token: string): TnodbClient {
+    return new TnodbClient({ server: this.server, token, timeoutMs: this.timeoutMs });
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, o: { headers?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal; text?: boolean } = {}): Promise<T> {
+    const headers: Record<string, string> = { ...o.headers };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const signals = [AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs)];
+    if (o.signal) signals.push(o.signal);
+    let res: Response;
+    try {
+      res = await fetch(`${this.server}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.any(signals) });
+    } catch (e) {
+      if (o.signal?.aborted) throw e;
+      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
+      throw new ExitnodeError(ClientErrors.SERVER_UNREACHABLE, `cannot reach server at ${this.server} (${cause})`, { cause });
+    }
+    const text = await res.text();
+    if (res.ok) {
+      if (res.status === 204 || text === '') return undefined as T;
+      if (o.text) return text as T;
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw new ExitnodeError(ClientErrors.SERVER_FAILED, `server at ${this.server} answered ${method} ${path} with something that is not JSON`);
+      }
+    }
+    let err: { code?: string; message?: string } | undefined;
+    try {
+      err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    } catch { /* not our API */ }
+    const message = err?.message ?? `${method} ${path}: HTTP ${res.status}`;
+    throw new ExitnodeError(res.status < 500 ? ClientErrors.SERVER_REFUSED : ClientErrors.SERVER_FAILED, message, { status: res.status, code: err?.code });
+  }
+
+  // ---- admin ----
+  createFarm(name: string): Promise<{ id: string; token: string }> { return this.request('POST', '/v1/farms', { name }); }
+  createTenant(name: string): Promise<{ id: string; token: string }> { return this.request('POST', '/v1/tenants', { name }); }
+
+  // ---- farm ----
+  addAllocation(a: { farm: string; prefix: string; number?: number; ipv4?: Ipv4Pool; upstream?: { ll?: string; ip6?: string } }): Promise<AllocationRecord> {
+    return this.request('POST', '/v1/allocations', a);
+  }
+  getAllocation(number: number): Promise<AllocationRecord & { slots: SlotRecord[] }> { return this.request('GET', `/v1/allocations/${number}`); }
+  listAllocations(): Promise<AllocationRecord[]> { return this.request('GET', '/v1/allocations'); }
+  addNode(n: { farm: string; id: string; publicIPv4?: string; publicIPv6?: string; exitCapable: boolean }): Promise<{ id: string; token: string }> {
+    return this.request('POST', '/v1/nodes', n);
+  }
+  getNode(id: string): Promise<NodeRecord> { return this.request('GET', `/v1/nodes/${encodeURIComponent(id)}`); }
+  assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
+    return this.request('PUT', `/v1/allocations/${allocation}/slots/${slot}`, { node });
+  }
+  farmStatus(farm: string): Promise<{ id: string; allocations: (AllocationRecord & { slots: (SlotRecord & { warning?: string })[] })[]; nodes: NodeRecord[]; warnings: string[] }> {
+    return this.request('GET', `/v1/farms/${encodeURIComponent(farm)}`);
+  }
+  upstream(allocation: number, router: string, iface: string, via?: 'll' | 'global'): Promise<string> {
+    const qs = new URLSearchParams({ router, iface, ...(via ? { via } : {}) });
+    return this.request('GET', `/v1/allocations/${allocation}/upstream?${qs}`, undefined, { text: true });
+  }
+
+  // ---- tenant ----
+  createNetwork(name: string, allocation?: number): Promise<NetworkRecord & { warning?: string }> {
+    return this.request('POST', '/v1/networks', { name, ...(allocation !== undefined ? { allocation } : {}) });
+  }
+  addResource(network: string, node: string, idempotencyKey?: string): Promise<ResourceRecord & { warning?: string }> {
+    return this.request('POST', `/v1/networks/${encodeURIComponent(network)}/resources`, { node }, idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {});
+  }
+  removeResource(network: string, nr: string): Promise<void> { return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}`); }
+  deleteNetwork(network: string): Promise<void> { return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}`); }
+  getNetwork(network: string): Promise<NetworkRecord> { return this.request('GET', `/v1/networks/${encodeURIComponent(network)}`); }
+  listNetworks(): Promise<NetworkRecord[]> { return this.request('GET', '/v1/networks'); }
+
+  // ---- node (the agent) ----
+  /** Renews the leases of the slots this node holds; the answer lists them with their epochs. */
+  heartbeat(node: string): Promise<{ slots: LeaseRecord[] }> { return this.request('POST', `/v1/nodes/${encodeURIComponent(node)}/heartbeat`); }
+  /** The node's view; with `after`, waits up to `waitS` seconds (default 30) for a version newer than `after`. */
+  view(node: string, o: { after?: number; waitS?: number; signal?: AbortSignal } = {}): Promise<NodeView> {
+    const qs = new URLSearchParams();
+    if (o.after !== undefined) qs.set('after', String(o.after));
+    if (o.waitS !== undefined) qs.set('wait', String(o.waitS));
+    const s = qs.toString();
+    return this.request('GET', `/v1/nodes/${encodeURIComponent(node)}/view${s ? `?${s}` : ''}`, undefined, {
+      timeoutMs: this.timeoutMs + (o.after !== undefined ? (o.waitS ?? 30) * 1000 : 0), ...(o.signal ? { signal: o.signal } : {}),
+    });
+  }
+  /** Publishes the WireGuard public key of an NR this node hosts. */
+  publishKey(network: string, nr: string, publicKey: string): Promise<void> {
+    return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/key`, { publicKey });
+  }
+  health(): Promise<{ status: string; driver: string }> { return this.request('GET', '/healthz'); }
+}

@@ -1,0 +1,115 @@
+// The TNoDB server process: opens the store (PGlite in DATA_DIR, or a PostgreSQL server), makes
+// the admin token on first start, serves the API, sweeps lapsed leases, shuts down gracefully.
+// Tests and the simulated farm start it in-process with startServer().
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ExitnodeError, CoreErrors, q } from '../core/errors.js';
+import { openStore, type Store, type SlotMove } from '../store/index.js';
+import { buildApp, type App } from '../api/app.js';
+import { hashToken, newToken } from '../api/auth.js';
+
+export interface ServerOptions {
+  /** postgres://… — a PostgreSQL server (several instances may share it). */
+  db?: string;
+  /** Data directory: PGlite's database (unless `db`) and admin.token. Default: defaultDataDir(). */
+  data?: string;
+  /** HOST:PORT to listen on; port 0 picks a free one. Default 127.0.0.1:8440. */
+  listen?: string;
+  clock?: () => number;
+  leaseTtlMs?: number;
+  fenceMarginMs?: number;
+  quarantineMs?: number;
+  /** How often lapsed leases are looked for (views and heartbeats also check on read). Default min(1000, TTL/5). */
+  sweepIntervalMs?: number;
+  /** Use this admin token (tests) instead of generating one; it is stored hashed like any other. */
+  adminToken?: string;
+  /** Do not write admin.token (tests that pass adminToken). */
+  noTokenFile?: boolean;
+  logger?: boolean | object;
+}
+
+export interface RunningServer {
+  url: string;
+  /** The admin token when this start created it (or it was given), else undefined: see adminTokenFile. */
+  adminToken: string | undefined;
+  adminTokenFile: string | undefined;
+  dataDir: string;
+  app: App;
+  store: Store;
+  /** Runs one lease sweep now (tests with a hand-moved clock). */
+  sweep(): Promise<SlotMove[]>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:8440';
+
+/** /var/lib/exitnode for root (a system service), ./.exitnode otherwise (a developer's checkout). */
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? '/var/lib/exitnode' : resolve('.exitnode');
+}
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ExitnodeError(CoreErrors.USAGE, `--listen ${q(text)} must be HOST:PORT (e.g. 127.0.0.1:8440 or [::]:8440), port 0-65535`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+export async function startServer(o: ServerOptions = {}): Promise<RunningServer> {
+  const dataDir = resolve(o.data ?? defaultDataDir());
+  const { host, port } = parseListen(o.listen ?? DEFAULT_LISTEN);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore({
+    ...(o.db ? { url: o.db } : { dataDir: join(dataDir, 'pgdata') }),
+    clock: o.clock, leaseTtlMs: o.leaseTtlMs, fenceMarginMs: o.fenceMarginMs, quarantineMs: o.quarantineMs,
+  });
+  let app: App | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    let adminToken: string | undefined;
+    let adminTokenFile: string | undefined;
+    if (o.adminToken) {
+      if (!(await store.findToken(hashToken(o.adminToken)))) await store.createToken(hashToken(o.adminToken), 'admin', null);
+      adminToken = o.adminToken;
+    } else if (!(await store.hasAdminToken())) {
+      adminToken = newToken();
+      await store.createToken(hashToken(adminToken), 'admin', null);
+    }
+    if (adminToken && !o.noTokenFile) {
+      adminTokenFile = join(dataDir, 'admin.token');
+      writeFileSync(adminTokenFile, `${adminToken}\n`, { mode: 0o600 });
+      chmodSync(adminTokenFile, 0o600);
+    } else if (!adminToken) {
+      adminTokenFile = join(dataDir, 'admin.token');
+    }
+    app = await buildApp({ store, logger: o.logger });
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const bound = typeof addr === 'object' && addr ? addr.port : port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+    const sweepMs = o.sweepIntervalMs ?? Math.max(50, Math.min(1000, Math.floor(store.options.leaseTtlMs / 5)));
+    let sweeping = false;
+    timer = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      store.sweep().catch((e: unknown) => app?.log.error({ err: e }, 'lease sweep failed')).finally(() => { sweeping = false; });
+    }, sweepMs);
+    timer.unref();
+    let closing: Promise<void> | undefined;
+    const running: RunningServer = {
+      url, adminToken, adminTokenFile, dataDir, app, store,
+      sweep: () => store.sweep(),
+      close: () => (closing ??= (async () => {
+        clearInterval(timer);
+        await app!.close();
+        await store.close();
+      })()),
+    };
+    return running;
+  } catch (e) {
+    clearInterval(timer);
+    await app?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+}
