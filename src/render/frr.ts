@@ -15,8 +15,8 @@ export const frr: Renderer = {
       ...comment('!', header(m, TITLE)),
       '!',
       ...comment('!', [
-        'Load it with "vtysh -f FILE" or merge it into /etc/frr/frr.conf; zebra and staticd must run',
-        '(staticd=yes in /etc/frr/daemons). IPv6 forwarding must be on (sysctl or "ipv6 forwarding").',
+        'Load it with "vtysh -f FILE" or merge it into /etc/frr/frr.conf (zebra and staticd apply it;',
+        'the frr service always starts both). IPv6 forwarding must be on (sysctl or "ipv6 forwarding").',
       ]),
       '!',
       `interface ${m.iface}`,
