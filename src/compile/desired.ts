@@ -1,0 +1,95 @@
+// The desired kernel state of one node: what `compile` produces and `diff` compares with what the
+// kernel holds. Plain data (no classes) so that it prints as sorted text for the golden tests.
+
+export type NsRole = 'gateway' | 'nr' | 'root' | 'public' | 'segment';
+
+export type LinkCreate =
+  /** `ip link add NAME type veth peer name PEER netns PEERNS` run in this link's namespace. */
+  | { how: 'veth'; peer: string; peerNs: string }
+  | { how: 'bridge' }
+  /** `ip link add NAME link PARENT netns NS type macvlan mode bridge`, run in PARENTNS. */
+  | { how: 'macvlan'; parent: string; parentNs: string }
+  /** `ip link set DEVICE netns NS` in FROMNS, then renamed NAME. */
+  | { how: 'nic'; device: string; fromNs: string }
+  /** Created in FROMNS (kernel link or wireguard-go), then `ip link set NAME netns NS`. */
+  | { how: 'wireguard'; fromNs: string };
+
+export interface LinkSpec {
+  name: string;
+  kind: 'veth' | 'bridge' | 'wireguard' | 'macvlan' | 'nic';
+  /** Absent: the far end of a veth that its peer's namespace creates. */
+  create?: LinkCreate;
+  master?: string;
+}
+
+export interface AddrSpec {
+  dev: string;
+  /** Canonical ADDRESS/LENGTH. */
+  addr: string;
+  /** Skip duplicate address detection: links the agent owns end to end (DESIGN.md section 3). */
+  nodad: boolean;
+}
+
+export interface RouteSpec {
+  /** Canonical prefix; ::/0 and 0.0.0.0/0 for the defaults. */
+  dst: string;
+  dev: string;
+  via?: string;
+  onlink?: boolean;
+  src?: string;
+}
+
+export interface NftElement {
+  ifname: string;
+  /** Canonical prefix. */
+  prefix: string;
+}
+
+export interface NftTableSpec {
+  family: 'ip' | 'inet';
+  name: string;
+  /** The table without set elements; its hash marks every rule so that a changed table is seen. */
+  body: string;
+  hash: string;
+  /** Set name → elements. */
+  sets: Record<string, NftElement[]>;
+}
+
+export interface NsSpec {
+  /** Network namespace name; "" is the host's own. */
+  name: string;
+  /** gateway/nr namespaces are created and deleted by the agent; the others only host owned links. */
+  roles: NsRole[];
+  links: LinkSpec[];
+  addrs: AddrSpec[];
+  routes: RouteSpec[];
+  sysctls: Record<string, string>;
+  nft: NftTableSpec[];
+}
+
+export interface WgPeerSpec {
+  publicKey: string;
+  allowedIps: string[];
+  endpoint?: string;
+  keepalive?: number;
+}
+
+export interface WgSpec {
+  name: string;
+  ns: string;
+  listenPort: number;
+  /** The private key's file under the state directory; the key itself is read at apply time. */
+  keyFile: string;
+  peers: WgPeerSpec[];
+}
+
+export interface DesiredState {
+  node: string;
+  namespacePrefix: string;
+  namespaces: NsSpec[];
+  wireguard: WgSpec[];
+}
+
+export function isOwnedNs(ns: NsSpec): boolean {
+  return ns.roles.includes('gateway') || ns.roles.includes('nr');
+}

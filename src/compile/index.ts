@@ -1,0 +1,204 @@
+// compile: (NodeView, NodeConfig) → DesiredState, pure. Exactly the objects of DESIGN.md section 3
+// for every gateway (slot) the view gives this node, every ExitPoint, every NR and every workload
+// bridge; nothing else. The view is trusted to be validated (parseNodeView) and so is the config.
+
+import { createHash } from 'node:crypto';
+import { Ip4, Ip4Prefix } from '../core/ip.js';
+import {
+  allocation as mkAllocation, epPubLL, GW_TO_EP_IP4, gwPubIP6, gwPubLL, gwToEpLL, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4,
+  nrRouting4, parseNrIdText, planNr, planSlot, slotOfNr, wgAllowedIPs, type Allocation,
+} from '../core/plan.js';
+import { gatewayNamespace, keyFileName, NFT_FILTER, NFT_NAT, NFT_SET_SRC4, NFT_SET_SRC6, nrNamespace, uplinkPeerName } from '../core/ownership.js';
+import type { NodeView } from '../core/view.js';
+import type { NodeConfig } from '../agent/config.js';
+import type { DesiredState, LinkSpec, NftElement, NftTableSpec, NsRole, NsSpec, WgPeerSpec, WgSpec } from './desired.js';
+
+export type { DesiredState } from './desired.js';
+
+/** Keepalive towards peers when this node has no public address, so that they learn its endpoint. */
+export const WG_KEEPALIVE = 25;
+
+function newNs(name: string, roles: NsRole[]): NsSpec {
+  return { name, roles, links: [], addrs: [], routes: [], sysctls: {}, nft: [] };
+}
+
+const FORWARDING = { 'net.ipv4.conf.all.forwarding': '1', 'net.ipv6.conf.all.forwarding': '1' };
+
+export function compile(view: NodeView, config: NodeConfig): DesiredState {
+  const px = config.namespacePrefix;
+  const spaces = new Map<string, NsSpec>();
+  const ns = (name: string, role: NsRole): NsSpec => {
+    let s = spaces.get(name);
+    if (!s) spaces.set(name, (s = newNs(name, [role])));
+    else if (!s.roles.includes(role)) s.roles.push(role);
+    return s;
+  };
+  // The root and public namespaces always take part: they hold owned links to sweep.
+  const root = ns(config.rootNamespace, 'root');
+  const pub = ns(config.publicNamespace, 'public');
+  const wireguard: WgSpec[] = [];
+  const me = view.node.id;
+  const allocs = new Map<number, { a: Allocation; v: NodeView['allocations'][number] }>();
+  for (const v of view.allocations) allocs.set(v.number, { a: mkAllocation(v.prefix, v.number), v });
+  const hasPublic = view.node.publicIPv4 !== undefined || view.node.publicIPv6 !== undefined;
+
+  // Gateways: one per slot this node serves now.
+  const gateways = new Map<string, { spec: NsSpec; src6: NftElement[]; src4: NftElement[]; slot: NodeView['slots'][number] }>();
+  for (const s of view.slots) {
+    const { a, v } = allocs.get(s.allocation)!;
+    const p = planSlot(a, s.slot);
+    const g = ns(gatewayNamespace(px, s.slot, a.number), 'gateway');
+    const up = p.GWPubName;
+    const u = config.uplink;
+    const link: LinkSpec = { name: up, kind: u.kind === 'veth' ? 'veth' : u.kind };
+    if (u.kind === 'veth') {
+      link.create = { how: 'veth', peer: uplinkPeerName(s.slot, a.number), peerNs: u.peerNamespace };
+      ns(u.peerNamespace, 'segment').links.push({ name: uplinkPeerName(s.slot, a.number), kind: 'veth', master: u.bridge });
+    } else if (u.kind === 'macvlan') link.create = { how: 'macvlan', parent: u.parent, parentNs: config.rootNamespace };
+    else link.create = { how: 'nic', device: u.device, fromNs: config.rootNamespace };
+    g.links.push(link);
+    Object.assign(g.sysctls, FORWARDING, { [`net.ipv6.conf.${up}.ndisc_notify`]: '1', [`net.ipv4.conf.${up}.arp_notify`]: '1' });
+    // The uplink keeps DAD: a second guard against two gateways answering for one slot.
+    g.addrs.push({ dev: up, addr: `${gwPubLL(s.slot)}/64`, nodad: false }, { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false });
+    g.routes.push({ dst: '::/0', via: v.upstream.ll, dev: up });
+    if (s.ipv4 !== undefined) {
+      g.addrs.push({ dev: up, addr: `${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`, nodad: false });
+      if (v.upstream.ipv4Gateway !== undefined) g.routes.push({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up });
+    }
+    gateways.set(`${s.allocation}/${s.slot}`, { spec: g, src6: [], src4: [], slot: s });
+  }
+
+  for (const tn of view.networks) {
+    const { a } = allocs.get(tn.allocation)!;
+    const A = a.number;
+    const exitId = parseNrIdText(tn.exit);
+    const slot = slotOfNr(exitId);
+    const exitRes = tn.resources.find((r) => r.id === tn.exit)!;
+    // The gateway wires a TN only when its ExitPoint NR is here too (they share the veth).
+    const gw = exitRes.node === me ? gateways.get(`${tn.allocation}/${slot}`) : undefined;
+    const ep = planNr(a, exitId);
+    if (gw) {
+      const g = gw.spec;
+      g.links.push({ name: ep.GWtoEPName, kind: 'veth', create: { how: 'veth', peer: ep.EPPubName, peerNs: nrNamespace(px, ep.id, A) } });
+      g.addrs.push({ dev: ep.GWtoEPName, addr: ep.GWtoEPLL, nodad: true }, { dev: ep.GWtoEPName, addr: ep.GWtoEPIP4, nodad: true });
+      gw.src6.push({ ifname: ep.GWtoEPName, prefix: 'fe80::/64' });
+      gw.src4.push({ ifname: ep.GWtoEPName, prefix: `${nrRouting4(exitId)}/32` });
+      for (const r of tn.resources) {
+        const id = parseNrIdText(r.id);
+        g.routes.push({ dst: nrPrefix(a, id).toString(), via: epPubLL(exitId).toString(), dev: ep.GWtoEPName });
+        g.routes.push({ dst: nrPrefix4(id).toString(), via: nrRouting4(exitId).toString(), dev: ep.GWtoEPName, onlink: true });
+        gw.src6.push({ ifname: ep.GWtoEPName, prefix: nrPrefix(a, id).toString() });
+        gw.src4.push({ ifname: ep.GWtoEPName, prefix: nrPrefix4(id).toString() });
+      }
+    }
+    for (const r of tn.resources) {
+      if (r.node !== me) continue;
+      const id = parseNrIdText(r.id);
+      const n = planNr(a, id);
+      const isExit = id === exitId;
+      const s = ns(nrNamespace(px, n.id, A), 'nr');
+      Object.assign(s.sysctls, FORWARDING);
+      // The workload side: veth-h-A here, vbr-h-A in br-h-A of the root namespace.
+      root.links.push({ name: n.BridgeName, kind: 'bridge', create: { how: 'bridge' } });
+      root.links.push({ name: `vbr-${n.id}-${A}`, kind: 'veth', create: { how: 'veth', peer: n.NRLocalName, peerNs: s.name }, master: n.BridgeName });
+      s.links.push({ name: n.NRLocalName, kind: 'veth' });
+      s.addrs.push({ dev: n.NRLocalName, addr: n.NRLocalIP6, nodad: true }, { dev: n.NRLocalName, addr: n.NRLocalIP4, nodad: true });
+      const wgOn = config.wireguard !== 'none';
+      if (wgOn) {
+        s.links.push({ name: n.WGName, kind: 'wireguard', create: { how: 'wireguard', fromNs: pub.name } });
+        s.addrs.push({ dev: n.WGName, addr: n.WGLL, nodad: true }, { dev: n.WGName, addr: n.WGIP4RT, nodad: true });
+        const peers: WgPeerSpec[] = [];
+        for (const o of tn.resources) {
+          if (o.id === r.id || o.publicKey === undefined) continue;
+          const oid = parseNrIdText(o.id);
+          const allowed = wgAllowedIPs(a, oid);
+          if (!isExit && oid === exitId) allowed.push('::/0', '0.0.0.0/0');
+          const peer: WgPeerSpec = { publicKey: o.publicKey, allowedIps: allowed };
+          if (o.endpoint !== undefined) peer.endpoint = o.endpoint;
+          if (!hasPublic) peer.keepalive = WG_KEEPALIVE;
+          peers.push(peer);
+        }
+        wireguard.push({ name: n.WGName, ns: s.name, listenPort: n.WGPort, keyFile: keyFileName(n.WGName), peers });
+      }
+      if (isExit) {
+        if (gw) {
+          s.links.push({ name: n.EPPubName, kind: 'veth' });
+          s.addrs.push({ dev: n.EPPubName, addr: n.EPPubLL, nodad: true }, { dev: n.EPPubName, addr: n.EPPubIP4R, nodad: true });
+          s.routes.push({ dst: '::/0', via: gwToEpLL(id).toString(), dev: n.EPPubName });
+          s.routes.push({ dst: '0.0.0.0/0', via: GW_TO_EP_IP4, dev: n.EPPubName, onlink: true });
+        }
+        if (wgOn) {
+          for (const o of tn.resources) {
+            if (o.id === r.id) continue;
+            const oid = parseNrIdText(o.id);
+            s.routes.push({ dst: nrPrefix(a, oid).toString(), dev: n.WGName }, { dst: nrPrefix4(oid).toString(), dev: n.WGName });
+          }
+        }
+      } else if (wgOn) {
+        s.routes.push({ dst: '::/0', dev: n.WGName, src: nrLocalIP6(a, id).toString() });
+        s.routes.push({ dst: '0.0.0.0/0', dev: n.WGName, src: nrLocalIP4(id).toString() });
+      }
+    }
+  }
+
+  for (const gw of gateways.values()) gw.spec.nft.push(...gatewayNft(gw.spec, gw.slot, gw.src6, gw.src4));
+  const namespaces = [...spaces.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  wireguard.sort((x, y) => (x.name < y.name ? -1 : 1));
+  return { node: config.node, namespacePrefix: px, namespaces, wireguard };
+}
+
+function uniqueElements(list: NftElement[]): NftElement[] {
+  const seen = new Map<string, NftElement>();
+  for (const e of list) seen.set(`${e.ifname} ${e.prefix}`, e);
+  return [...seen.values()].sort((x, y) => (`${x.ifname} ${x.prefix}` < `${y.ifname} ${y.prefix}` ? -1 : 1));
+}
+
+function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<string, NftElement[]>): NftTableSpec {
+  const hash = createHash('sha256').update(`${family} ${name}\n${body}`).digest('hex').slice(0, 16);
+  return { family, name, body: body.replaceAll('@HASH@', hash), hash, sets };
+}
+
+/**
+ * The gateway's two tables (DESIGN.md section 3). Every rule carries the comment "exitnode:HASH"
+ * of the table text, which is how `observe` tells that the rules are still the ones we wrote:
+ * nft 1.0.6 does not return table comments in JSON, and its JSON rules are not the text we write.
+ */
+function gatewayNft(g: NsSpec, slot: { slot: number; allocation: number; ipv4?: string }, src6: NftElement[], src4: NftElement[]): NftTableSpec[] {
+  const up = `pub-${slot.slot}-${slot.allocation}`;
+  const out: NftTableSpec[] = [];
+  if (slot.ipv4 !== undefined) {
+    const snat = Ip4.parse(slot.ipv4).toString();
+    const body = [
+      `table ${NFT_NAT.family} ${NFT_NAT.name} {`,
+      '  chain postrouting {',
+      '    type nat hook postrouting priority srcnat; policy accept;',
+      `    oifname "${up}" ip saddr ${Ip4Prefix.parse('10.0.0.0/8')} snat to ${snat} comment "exitnode:@HASH@"`,
+      '  }',
+      '}',
+    ].join('\n');
+    out.push(hashed(NFT_NAT.family, NFT_NAT.name, body, {}));
+  }
+  void g;
+  const body = [
+    `table ${NFT_FILTER.family} ${NFT_FILTER.name} {`,
+    `  set ${NFT_SET_SRC6} {`,
+    '    type ifname . ipv6_addr',
+    '    flags interval',
+    '  }',
+    `  set ${NFT_SET_SRC4} {`,
+    '    type ifname . ipv4_addr',
+    '    flags interval',
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    // Source validation: a to- link may only send its own TN's prefixes (and link-local / routing addresses).
+    `    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr != @${NFT_SET_SRC6} counter drop comment "exitnode:@HASH@"`,
+    `    iifname "to-*" meta nfproto ipv4 iifname . ip saddr != @${NFT_SET_SRC4} counter drop comment "exitnode:@HASH@"`,
+    // Tenant isolation: IPv4 between two to- links is traffic between tenants.
+    '    iifname "to-*" oifname "to-*" meta nfproto ipv4 counter drop comment "exitnode:@HASH@"',
+    '  }',
+    '}',
+  ].join('\n');
+  out.push(hashed(NFT_FILTER.family, NFT_FILTER.name, body, { [NFT_SET_SRC6]: uniqueElements(src6), [NFT_SET_SRC4]: uniqueElements(src4) }));
+  return out;
+}

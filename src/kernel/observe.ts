@@ -1,0 +1,223 @@
+// Readers: the kernel's state of one node, parsed from `ip -json`, `nft -j` and `wg show … dump`.
+// One `ip -json -batch` process per namespace (links, addresses, our routes of both families,
+// forwarding from netconf), `nft -j list ruleset` only in gateways, one `wg show all dump`.
+
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExitnodeError } from '../core/errors.js';
+import { Ip4, Ip6, parsePrefix } from '../core/ip.js';
+import { isOwnedLink, isWgLink, NFT_TABLES, parseOwnedNamespace, ROUTE_PROTO } from '../core/ownership.js';
+import type { DesiredState, NftElement } from '../compile/desired.js';
+import type { ActualLink, ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from '../reconcile/actual.js';
+import { KernelErrors } from './errors.js';
+import { inNs, NETNS_DIR, pool, run, runDump, splitJson } from './exec.js';
+
+export const OBSERVE_CONCURRENCY = 6;
+
+export interface ObserveOptions {
+  namespacePrefix: string;
+  stateDir: string;
+  kernelWireguard: boolean;
+}
+
+const FORWARDING_KEYS: Record<string, string> = { inet: 'net.ipv4.conf.all.forwarding', inet6: 'net.ipv6.conf.all.forwarding' };
+
+/** The namespaces of this host whose names the node's prefix and patterns make ours. */
+export function ownedNamespaces(prefix: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(NETNS_DIR);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => parseOwnedNamespace(prefix, n) !== undefined).sort();
+}
+
+export function namespaceExists(name: string): boolean {
+  return name === '' || existsSync(join(NETNS_DIR, name));
+}
+
+function canonAddr(text: string): string {
+  return text.includes(':') ? Ip6.parse(text).toString() : Ip4.parse(text).toString();
+}
+
+function canonPrefix(text: string, family: 6 | 4): string {
+  if (text === 'default') return family === 6 ? '::/0' : '0.0.0.0/0';
+  return parsePrefix(text.includes('/') ? text : `${text}/${family === 6 ? 128 : 32}`).toString();
+}
+
+interface IpLinkJson { ifname: string; flags?: string[]; master?: string; linkinfo?: { info_kind?: string }; inet6_addr_gen_mode?: string }
+interface IpAddrJson { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }
+interface IpRouteJson { dst: string; dev?: string; gateway?: string; flags?: string[]; prefsrc?: string; table?: string }
+interface NetconfJson { family: string; interface: string; forwarding?: boolean }
+
+/** Parses the output of `ip -json -d -batch -` with LINES_OF_OBSERVE. */
+export function parseIpBatch(name: string, text: string): ActualNs {
+  const parts = splitJson(text) as unknown[][];
+  if (parts.length !== 5) throw new ExitnodeError(KernelErrors.KERNEL_OUTPUT, `ip -json -batch in ${name || 'the host namespace'} returned ${parts.length} lists, expected 5`);
+  const [links, addrs, r6, r4, netconf] = parts as [IpLinkJson[], IpAddrJson[], IpRouteJson[], IpRouteJson[], NetconfJson[]];
+  const ns: ActualNs = { name, links: [], addrs: [], routes: [], sysctls: {}, nft: [] };
+  for (const l of links) {
+    const link: ActualLink = { name: l.ifname, kind: l.linkinfo?.info_kind ?? '', up: (l.flags ?? []).includes('UP'), addrgenNone: l.inet6_addr_gen_mode === 'none' };
+    if (l.master) link.master = l.master;
+    ns.links.push(link);
+  }
+  for (const a of addrs) {
+    for (const i of a.addr_info ?? []) {
+      if (i.local !== undefined && i.prefixlen !== undefined) ns.addrs.push({ dev: a.ifname, addr: `${canonAddr(i.local)}/${i.prefixlen}` });
+    }
+  }
+  for (const [list, fam] of [[r6, 6], [r4, 4]] as const) {
+    for (const r of list) {
+      if ((r.table !== undefined && r.table !== 'main') || r.dev === undefined) continue;
+      const route: ActualRoute = { dst: canonPrefix(r.dst, fam), dev: r.dev, onlink: (r.flags ?? []).includes('onlink') };
+      if (r.gateway) route.via = canonAddr(r.gateway);
+      if (r.prefsrc) route.src = canonAddr(r.prefsrc);
+      ns.routes.push(route);
+    }
+  }
+  for (const c of netconf) {
+    const key = FORWARDING_KEYS[c.family];
+    if (c.interface === 'all' && key) ns.sysctls[key] = c.forwarding ? '1' : '0';
+  }
+  return ns;
+}
+
+export const LINES_OF_OBSERVE = ['link show', 'addr show', `route show table all proto ${ROUTE_PROTO} root ::/0`, `route show table all proto ${ROUTE_PROTO} root 0.0.0.0/0`, 'netconf show'];
+
+async function observeIp(name: string): Promise<ActualNs> {
+  const r = await runDump(inNs(name, ['ip', '-json', '-d', '-batch', '-']), LINES_OF_OBSERVE.join('\n') + '\n');
+  if (r.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `cannot read namespace ${name || '(host)'}: ${r.stderr.trim().split('\n')[0]}`);
+  return parseIpBatch(name, r.stdout);
+}
+
+interface NftJson { nftables: ({ table?: { family: string; name: string }; set?: { family: string; table: string; name: string; elem?: unknown[] }; rule?: { family: string; table: string; comment?: string } })[] }
+
+function elemOf(e: unknown): NftElement | undefined {
+  const c = (e as { concat?: unknown[]; elem?: { val?: unknown } })?.concat ?? ((e as { elem?: { val?: { concat?: unknown[] } } })?.elem?.val?.concat);
+  if (!Array.isArray(c) || c.length !== 2 || typeof c[0] !== 'string') return undefined;
+  const v = c[1] as string | { prefix?: { addr: string; len: number } };
+  if (typeof v === 'string') return { ifname: c[0], prefix: canonPrefix(v, v.includes(':') ? 6 : 4) };
+  if (v?.prefix) return { ifname: c[0], prefix: parsePrefix(`${v.prefix.addr}/${v.prefix.len}`).toString() };
+  return undefined;
+}
+
+/** Parses `nft -j list ruleset`, keeping our tables only. */
+export function parseNft(json: string): ActualNftTable[] {
+  const d = JSON.parse(json) as NftJson;
+  const tables = new Map<string, ActualNftTable>();
+  const ours = (f: string, n: string): boolean => NFT_TABLES.some((t) => t.family === f && t.name === n);
+  for (const x of d.nftables) {
+    if (x.table && ours(x.table.family, x.table.name)) tables.set(`${x.table.family} ${x.table.name}`, { family: x.table.family, name: x.table.name, ruleHashes: [], sets: {} });
+  }
+  for (const x of d.nftables) {
+    if (x.set) {
+      const t = tables.get(`${x.set.family} ${x.set.table}`);
+      if (t) t.sets[x.set.name] = (x.set.elem ?? []).map(elemOf).filter((e): e is NftElement => e !== undefined);
+    } else if (x.rule) {
+      const t = tables.get(`${x.rule.family} ${x.rule.table}`);
+      if (t) t.ruleHashes.push(/^exitnode:([0-9a-f]+)$/.exec(x.rule.comment ?? '')?.[1] ?? '');
+    }
+  }
+  return [...tables.values()];
+}
+
+/** Parses `wg show all dump`. */
+export function parseWgDump(text: string): Map<string, ActualWg> {
+  const out = new Map<string, ActualWg>();
+  for (const line of text.split('\n')) {
+    const f = line.split('\t');
+    if (f.length === 5) {
+      out.set(f[0]!, { name: f[0]!, privateKey: f[1]!, listenPort: Number(f[3]), peers: [] });
+    } else if (f.length === 9) {
+      const w = out.get(f[0]!);
+      if (!w) continue;
+      const peer: ActualWg['peers'][number] = { publicKey: f[1]!, allowedIps: f[4] === '(none)' ? [] : f[4]!.split(',').map((p) => parsePrefix(p).toString()) };
+      if (f[3] !== '(none)') peer.endpoint = f[3]!;
+      if (f[8] !== 'off') peer.keepalive = Number(f[8]);
+      w.peers.push(peer);
+    }
+  }
+  return out;
+}
+
+function readDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** A live wireguard-go process for NAME, checked by its command line (a PID can be reused). */
+export function isWgProcess(pid: number, name: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.some((a) => a.endsWith('wireguard-go')) && argv.includes(name);
+  } catch {
+    return false;
+  }
+}
+
+export function keysDir(stateDir: string): string {
+  return join(stateDir, 'keys');
+}
+export function runDir(stateDir: string): string {
+  return join(stateDir, 'run');
+}
+
+/** Observes every namespace the desired state names or the node's prefix makes ours. */
+export async function observe(desired: DesiredState, opts: ObserveOptions): Promise<ActualState> {
+  const owned = new Set(ownedNamespaces(opts.namespacePrefix));
+  const names = new Set<string>(owned);
+  for (const n of desired.namespaces) if (namespaceExists(n.name)) names.add(n.name);
+  const list = [...names].sort();
+  const spaces = await pool(list, OBSERVE_CONCURRENCY, async (name) => {
+    const ns = await observeIp(name);
+    const d = desired.namespaces.find((x) => x.name === name);
+    const isGw = owned.has(name) && parseOwnedNamespace(opts.namespacePrefix, name)?.kind === 'gateway';
+    if (isGw) {
+      const r = await run(inNs(name, ['nft', '-j', 'list', 'ruleset']));
+      if (r.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `cannot list nftables in ${name}: ${r.stderr.trim()}`);
+      ns.nft = parseNft(r.stdout || '{"nftables":[]}');
+    }
+    const extra = Object.keys(d?.sysctls ?? {}).filter((k) => !Object.values(FORWARDING_KEYS).includes(k));
+    if (extra.length) {
+      const r = await run(inNs(name, ['sysctl', '-e', ...extra]));
+      for (const line of r.stdout.split('\n')) {
+        const m = /^(\S+) = (.*)$/.exec(line);
+        if (m) ns.sysctls[m[1]!] = m[2]!;
+      }
+    }
+    return ns;
+  });
+  const namespaces = new Map(spaces.map((s) => [s.name, s]));
+
+  // WireGuard: wireguard-go's sockets are host-wide, so one `wg show all dump` sees them all;
+  // the kernel's interfaces are per namespace.
+  const wgNames = new Set<string>(desired.wireguard.map((w) => w.name));
+  for (const s of spaces) for (const l of s.links) if (isWgLink(l.name)) wgNames.add(l.name);
+  const wireguard = new Map<string, ActualWg>();
+  if (wgNames.size) {
+    const dumps = opts.kernelWireguard
+      ? await pool(spaces.filter((s) => s.links.some((l) => isWgLink(l.name))).map((s) => s.name), OBSERVE_CONCURRENCY, (n) => run(inNs(n, ['wg', 'show', 'all', 'dump'])))
+      : [await run(['wg', 'show', 'all', 'dump'])];
+    for (const r of dumps) for (const [k, v] of parseWgDump(r.stdout)) if (wgNames.has(k)) wireguard.set(k, v);
+  }
+
+  const wgProcesses = new Map<string, number>();
+  const pidFiles = new Set<string>();
+  for (const f of readDir(runDir(opts.stateDir))) {
+    const m = /^(wg-[0-9a-f]{4}-\d+)\.pid$/.exec(f);
+    if (!m) continue;
+    pidFiles.add(m[1]!);
+    const pid = Number(readFileSync(join(runDir(opts.stateDir), f), 'utf8').trim());
+    if (pid > 1 && isWgProcess(pid, m[1]!)) wgProcesses.set(m[1]!, pid);
+  }
+  const keyFiles = new Set<string>();
+  for (const f of readDir(keysDir(opts.stateDir))) {
+    const m = /^(wg-[0-9a-f]{4}-\d+)\.key$/.exec(f);
+    if (m && isOwnedLink(m[1]!)) keyFiles.add(m[1]!);
+  }
+  return { namespaces, owned, wireguard, wgProcesses, keyFiles, pidFiles };
+}

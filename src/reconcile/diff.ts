@@ -1,0 +1,308 @@
+// diff(desired, actual) → ordered plan, pure. Touches only what the ownership rules make ours:
+// namespaces of this node's prefix, links with owned names, routes with our protocol number, our
+// nft tables, our key and PID files. Creations in dependency order (namespaces, links, moves,
+// sysctls, addresses/up/routes, nft, WireGuard), removals after them in reverse. The same desired
+// state against the kernel it produced gives an empty plan.
+
+import { isOwnedNs, type DesiredState, type LinkSpec, type NftElement, type NftTableSpec, type NsSpec, type RouteSpec, type WgSpec } from '../compile/desired.js';
+import { isOwnedLink, isRootLink, isWgLink, keyFileName, NFT_TABLES, parseOwnedNamespace, pidFileName, ROUTE_PROTO } from '../core/ownership.js';
+import type { ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from './actual.js';
+import { Phase, type Plan, type PhaseNo, type Step } from './plan.js';
+
+export interface DiffOptions {
+  /** Use the kernel's wireguard link type instead of wireguard-go. */
+  kernelWireguard: boolean;
+  /** Private keys on disk: interface name → base64 key (to compare with what the interface holds). */
+  privateKeys: Map<string, string>;
+}
+
+const EMPTY_NS = (name: string): ActualNs => ({ name, links: [], addrs: [], routes: [], sysctls: {}, nft: [] });
+
+function kindMatches(want: LinkSpec['kind'], have: string): boolean {
+  if (want === 'nic') return true;
+  if (want === 'wireguard') return have === 'tun' || have === 'wireguard';
+  return have === want;
+}
+
+/** `netns` argument of ip: a namespace name, or PID 1's namespace for the host's own. */
+function nsRef(name: string): string {
+  return name === '' ? '1' : name;
+}
+
+function routeKey(r: { dst: string }): string {
+  return r.dst;
+}
+
+function sameRoute(d: RouteSpec, a: ActualRoute): boolean {
+  return d.dev === a.dev && (d.via ?? '') === (a.via ?? '') && (d.onlink ?? false) === a.onlink && (d.src ?? '') === (a.src ?? '');
+}
+
+export function routeLine(verb: 'replace', r: RouteSpec): string {
+  let l = `route ${verb} ${r.dst}`;
+  if (r.via) l += ` via ${r.via}`;
+  l += ` dev ${r.dev}`;
+  if (r.onlink) l += ' onlink';
+  if (r.src) l += ` src ${r.src}`;
+  return `${l} proto ${ROUTE_PROTO}`;
+}
+
+function elementText(e: NftElement): string {
+  return `"${e.ifname}" . ${e.prefix}`;
+}
+
+function ruleCount(t: NftTableSpec): number {
+  return t.body.split(`exitnode:${t.hash}`).length - 1;
+}
+
+export function wgConfText(w: WgSpec): string {
+  const out = ['[Interface]', `ListenPort = ${w.listenPort}`];
+  for (const p of w.peers) {
+    out.push('', '[Peer]', `PublicKey = ${p.publicKey}`, `AllowedIPs = ${p.allowedIps.join(', ')}`);
+    if (p.endpoint) out.push(`Endpoint = ${p.endpoint}`);
+    if (p.keepalive) out.push(`PersistentKeepalive = ${p.keepalive}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function sameWg(d: WgSpec, a: ActualWg, key: string | undefined): boolean {
+  if (key === undefined || a.privateKey !== key || a.listenPort !== d.listenPort || a.peers.length !== d.peers.length) return false;
+  const byKey = new Map(a.peers.map((p) => [p.publicKey, p]));
+  for (const p of d.peers) {
+    const q = byKey.get(p.publicKey);
+    if (!q) return false;
+    if ([...p.allowedIps].sort().join(',') !== [...q.allowedIps].sort().join(',')) return false;
+    // A peer without a configured endpoint roams: whatever it learned is right.
+    if (p.endpoint && p.endpoint !== q.endpoint) return false;
+    if ((p.keepalive ?? 0) !== (q.keepalive ?? 0)) return false;
+  }
+  return true;
+}
+
+class Builder {
+  private readonly batches = new Map<string, Step>();
+  readonly steps: Step[] = [];
+
+  ip(phase: PhaseNo, ns: string, line: string, object: string): void {
+    this.batch('ip', phase, ns, line, object);
+  }
+  nft(ns: string, line: string, object: string): void {
+    this.batch('nft', Phase.NFT, ns, line, object);
+  }
+  sysctl(ns: string, line: string, object: string): void {
+    this.batch('sysctl', Phase.SYSCTL, ns, line, object);
+  }
+  private batch(tool: 'ip' | 'nft' | 'sysctl', phase: PhaseNo, ns: string, line: string, object: string): void {
+    const k = `${tool} ${phase} ${ns}`;
+    let s = this.batches.get(k);
+    if (!s) {
+      const n: Step = { tool, phase, ns, lines: [], objects: [] };
+      this.batches.set(k, n);
+      this.steps.push(n);
+      s = n;
+    }
+    (s as { lines: string[] }).lines.push(line);
+    s.objects.push(object);
+  }
+  add(s: Step): void {
+    this.steps.push(s);
+  }
+}
+
+export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptions): Plan {
+  const b = new Builder();
+  const px = desired.namespacePrefix;
+  const wantOwned = new Set(desired.namespaces.filter(isOwnedNs).map((n) => n.name));
+  const stale = [...actual.owned].filter((n) => !wantOwned.has(n)).sort();
+  const staleSet = new Set(stale);
+  const where = (name: string, ns: string): string => `${name} in ${ns === '' ? 'the host namespace' : ns}`;
+
+  // 1. namespaces
+  for (const ns of desired.namespaces) {
+    if (isOwnedNs(ns) && !actual.owned.has(ns.name)) b.ip(Phase.NETNS_ADD, '', `netns add ${ns.name}`, `namespace ${ns.name}`);
+  }
+  const actualOf = (name: string): ActualNs => actual.namespaces.get(name) ?? EMPTY_NS(name);
+
+  // 2. links: created, moved; `fresh` holds links this plan creates (nothing to compare yet).
+  const fresh = new Set<string>();
+  const desiredLinks = new Map<string, Set<string>>();
+  const wgStarted = new Set<string>();
+  for (const ns of desired.namespaces) {
+    const a = actualOf(ns.name);
+    const names = new Set<string>();
+    desiredLinks.set(ns.name, names);
+    for (const l of ns.links) {
+      names.add(l.name);
+      const have = a.links.find((x) => x.name === l.name);
+      if (have && !kindMatches(l.kind, have.kind)) {
+        b.ip(Phase.LINK_ADD, ns.name, `link del ${l.name}`, `link ${where(l.name, ns.name)} (kind ${have.kind || 'device'}, not ${l.kind})`);
+      } else if (have) continue;
+      const c = l.create;
+      if (!c) {
+        fresh.add(`${ns.name}/${l.name}`);
+        continue;
+      }
+      fresh.add(`${ns.name}/${l.name}`);
+      const obj = `link ${where(l.name, ns.name)}`;
+      switch (c.how) {
+        case 'veth': {
+          const peerRef = c.peerNs === ns.name ? '' : ` netns ${nsRef(c.peerNs)}`;
+          b.ip(Phase.LINK_ADD, ns.name, `link add ${l.name} type veth peer name ${c.peer}${peerRef}`, obj);
+          fresh.add(`${c.peerNs}/${c.peer}`);
+          break;
+        }
+        case 'bridge':
+          b.ip(Phase.LINK_ADD, ns.name, `link add ${l.name} type bridge`, obj);
+          break;
+        case 'macvlan':
+          b.ip(Phase.LINK_ADD, c.parentNs, `link add link ${c.parent} name ${l.name} netns ${nsRef(ns.name)} type macvlan mode bridge`, obj);
+          break;
+        case 'nic':
+          b.ip(Phase.LINK_ADD, c.fromNs, `link set ${c.device} netns ${nsRef(ns.name)}`, `NIC ${c.device} into ${ns.name}`);
+          b.ip(Phase.LINK_MOVE, ns.name, `link set ${c.device} name ${l.name}`, obj);
+          break;
+        case 'wireguard': {
+          const inPublic = actualOf(c.fromNs).links.some((x) => x.name === l.name);
+          if (!inPublic) {
+            const old = actual.wgProcesses.get(l.name);
+            if (old !== undefined) b.add({ tool: 'kill', phase: Phase.WG_START, ns: c.fromNs, name: l.name, pid: old, objects: [`wireguard-go ${l.name} (pid ${old}) without its interface`] });
+            b.add({ tool: 'wg-start', phase: Phase.WG_START, ns: c.fromNs, name: l.name, kernel: opts.kernelWireguard, objects: [`WireGuard ${where(l.name, c.fromNs)}`] });
+            wgStarted.add(l.name);
+          }
+          b.ip(Phase.LINK_MOVE, c.fromNs, `link set ${l.name} netns ${nsRef(ns.name)}`, `move ${l.name} into ${ns.name}`);
+          break;
+        }
+      }
+    }
+  }
+
+  // 3. sysctls, then per namespace one batch: link attributes, addresses, routes (adds before deletes).
+  for (const ns of desired.namespaces) {
+    const a = actualOf(ns.name);
+    for (const [k, v] of Object.entries(ns.sysctls).sort()) {
+      if (a.sysctls[k] !== v) b.sysctl(ns.name, `${k}=${v}`, `sysctl ${k} in ${ns.name}`);
+    }
+    configure(b, ns, a, fresh, isOwnedNs(ns));
+  }
+
+  // 4. nft: one transaction per gateway namespace; stale owned tables in surviving namespaces go.
+  for (const ns of desired.namespaces) {
+    const a = actualOf(ns.name);
+    for (const t of ns.nft) nftTable(b, ns.name, t, a.nft.find((x) => x.family === t.family && x.name === t.name));
+    if (isOwnedNs(ns)) {
+      for (const t of a.nft) {
+        if (NFT_TABLES.some((o) => o.family === t.family && o.name === t.name) && !ns.nft.some((d) => d.family === t.family && d.name === t.name)) {
+          b.nft(ns.name, `delete table ${t.family} ${t.name}`, `nft table ${t.family} ${t.name} in ${ns.name}`);
+        }
+      }
+    }
+  }
+
+  // 5. WireGuard: keys, then the whole configuration of every interface that differs.
+  const wantWg = new Set(desired.wireguard.map((w) => w.name));
+  for (const w of desired.wireguard) {
+    const key = opts.privateKeys.get(w.name);
+    if (key === undefined) b.add({ tool: 'keygen', phase: Phase.KEYGEN, ns: '', name: w.name, keyFile: w.keyFile, objects: [`private key of ${w.name}`] });
+    const a = actual.wireguard.get(w.name);
+    const movedOrNew = wgStarted.has(w.name) || fresh.has(`${w.ns}/${w.name}`);
+    if (movedOrNew || !a || !sameWg(w, a, key)) {
+      b.add({ tool: 'wg', phase: Phase.WG_CONF, ns: w.ns, name: w.name, keyFile: w.keyFile, conf: wgConfText(w), objects: [`WireGuard configuration of ${w.name}`] });
+    }
+  }
+
+  // 6. removals: stale owned links in surviving namespaces (not those that die with a namespace).
+  const diesWith = (name: string): boolean => {
+    const m = /^(?:vbr|to)-([0-9a-f]{4})-(\d+)$/.exec(name);
+    return m !== null && staleSet.has(`${px}net-${m[1]}-${m[2]}`);
+  };
+  for (const [name, a] of [...actual.namespaces].sort()) {
+    if (staleSet.has(name)) continue;
+    const want = desiredLinks.get(name) ?? new Set<string>();
+    const roles = desired.namespaces.find((n) => n.name === name)?.roles ?? (actual.owned.has(name) ? ['nr'] : []);
+    const owned = roles.includes('gateway') || roles.includes('nr');
+    for (const l of a.links) {
+      if (want.has(l.name) || !isOwnedLink(l.name)) continue;
+      const sweep = owned || (roles.includes('root') && isRootLink(l.name)) || (roles.includes('public') && isWgLink(l.name) && !desired.wireguard.some((w) => w.name === l.name));
+      if (!sweep || diesWith(l.name)) continue;
+      b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, `link ${where(l.name, name)}`);
+    }
+  }
+  for (const n of stale) b.ip(Phase.NETNS_DEL, '', `netns del ${n}`, `namespace ${n}`);
+
+  // 7. processes and files that no desired interface needs.
+  for (const [name, pid] of [...actual.wgProcesses].sort()) {
+    if (!wantWg.has(name)) b.add({ tool: 'kill', phase: Phase.KILL, ns: '', name, pid, objects: [`wireguard-go ${name} (pid ${pid})`] });
+  }
+  for (const name of [...actual.keyFiles].sort()) {
+    if (!wantWg.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: keyFileName(name), objects: [`key file ${keyFileName(name)}`] });
+  }
+  for (const name of [...actual.pidFiles].sort()) {
+    if (!wantWg.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: pidFileName(name), objects: [`PID file ${pidFileName(name)}`] });
+  }
+  void parseOwnedNamespace;
+  const steps = b.steps.map((s, i) => ({ s, i })).sort((x, y) => x.s.phase - y.s.phase || x.i - y.i).map((x) => x.s);
+  return { steps };
+}
+
+function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owned: boolean): void {
+  const adds: [string, string][] = [];
+  const dels: [string, string][] = [];
+  const at = ns.name === '' ? 'the host namespace' : ns.name;
+  if (owned) {
+    const lo = a.links.find((l) => l.name === 'lo');
+    if (!lo || !lo.up) adds.push(['link set lo up', `loopback in ${at}`]);
+  }
+  const linkNames = new Set(ns.links.map((l) => l.name));
+  for (const l of ns.links) {
+    const isNew = fresh.has(`${ns.name}/${l.name}`);
+    const have = isNew ? undefined : a.links.find((x) => x.name === l.name);
+    const obj = `link ${l.name} in ${at}`;
+    // No kernel-made link-local: ours are set explicitly, and a second one would be a second source.
+    if (!have || !have.addrgenNone) adds.push([`link set ${l.name} addrgenmode none`, obj]);
+    if (l.master && have?.master !== l.master) adds.push([`link set ${l.name} master ${l.master}`, obj]);
+    if (!have || !have.up) adds.push([`link set ${l.name} up`, obj]);
+  }
+  const wantAddr = new Set(ns.addrs.map((x) => `${x.dev} ${x.addr}`));
+  for (const x of ns.addrs) {
+    const have = !fresh.has(`${ns.name}/${x.dev}`) && a.addrs.some((y) => y.dev === x.dev && y.addr === x.addr);
+    if (!have) adds.push([`addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`, `address ${x.addr} on ${x.dev} in ${at}`]);
+  }
+  const wantRoute = new Map(ns.routes.map((r) => [routeKey(r), r]));
+  for (const r of ns.routes) {
+    const have = a.routes.find((y) => routeKey(y) === routeKey(r));
+    if (!have || !sameRoute(r, have)) adds.push([routeLine('replace', r), `route ${r.dst} in ${at}`]);
+  }
+  if (owned) {
+    for (const r of a.routes) {
+      if (!wantRoute.has(routeKey(r))) dels.push([`route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`, `route ${r.dst} in ${at}`]);
+    }
+  }
+  for (const x of a.addrs) {
+    // Addresses on our links only; on links this plan deletes, the address goes with the link.
+    if (!linkNames.has(x.dev) || !isOwnedLink(x.dev) && !owned) continue;
+    if (!wantAddr.has(`${x.dev} ${x.addr}`)) dels.push([`addr del ${x.addr} dev ${x.dev}`, `address ${x.addr} on ${x.dev} in ${at}`]);
+  }
+  for (const [l, o] of [...adds, ...dels]) b.ip(Phase.CONFIGURE, ns.name, l, o);
+}
+
+function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable | undefined): void {
+  const obj = `nft table ${t.family} ${t.name} in ${ns}`;
+  const intact = have && have.ruleHashes.length === ruleCount(t) && have.ruleHashes.every((h) => h === t.hash);
+  if (!intact) {
+    // Rebuild the whole table in one transaction: declare (so that delete cannot fail), delete, write.
+    b.nft(ns, `table ${t.family} ${t.name}`, obj);
+    b.nft(ns, `delete table ${t.family} ${t.name}`, obj);
+    for (const line of t.body.split('\n')) b.nft(ns, line, obj);
+    for (const [set, elems] of Object.entries(t.sets)) {
+      if (elems.length) b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${elems.map(elementText).join(', ')} }`, `${elems.length} elements of set ${set} in ${ns}`);
+    }
+    return;
+  }
+  for (const [set, elems] of Object.entries(t.sets)) {
+    const cur = new Set((have.sets[set] ?? []).map(elementText));
+    const want = new Set(elems.map(elementText));
+    const add = elems.map(elementText).filter((e) => !cur.has(e));
+    const del = [...cur].filter((e) => !want.has(e)).sort();
+    if (add.length) b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`, `${add.length} elements of set ${set} in ${ns}`);
+    if (del.length) b.nft(ns, `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`, `${del.length} stale elements of set ${set} in ${ns}`);
+  }
+}

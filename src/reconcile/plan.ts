@@ -1,0 +1,48 @@
+// A plan: ordered steps, each one process on the kernel side (one `ip -batch` per namespace,
+// one `nft -f` transaction per namespace, one `wg setconf` per interface). Printed as exact
+// commands by --dry-run; executed by src/kernel/apply.ts.
+
+export const Phase = {
+  NETNS_ADD: 10,
+  LINK_ADD: 20,
+  WG_START: 30,
+  LINK_MOVE: 40,
+  SYSCTL: 50,
+  CONFIGURE: 60,
+  NFT: 70,
+  KEYGEN: 80,
+  WG_CONF: 90,
+  LINK_DEL: 100,
+  NETNS_DEL: 110,
+  KILL: 120,
+  RM: 130,
+} as const;
+export type PhaseNo = (typeof Phase)[keyof typeof Phase];
+
+export type Step =
+  /** `ip -force -batch -` in NS ("" = the host's namespace); one object per line. */
+  | { tool: 'ip'; phase: PhaseNo; ns: string; lines: string[]; objects: string[] }
+  /** `nft -f -` in NS: one transaction. */
+  | { tool: 'nft'; phase: PhaseNo; ns: string; lines: string[]; objects: string[] }
+  /** `sysctl -q -w K=V …` in NS. */
+  | { tool: 'sysctl'; phase: PhaseNo; ns: string; lines: string[]; objects: string[] }
+  /** Start wireguard-go (or add a kernel wireguard link) named NAME in NS. */
+  | { tool: 'wg-start'; phase: PhaseNo; ns: string; name: string; kernel: boolean; objects: string[] }
+  /** Generate a private key into the state directory (0600). */
+  | { tool: 'keygen'; phase: PhaseNo; ns: string; name: string; keyFile: string; objects: string[] }
+  /** `wg setconf NAME /dev/stdin` in NS; the private key is read from KEYFILE at apply time. */
+  | { tool: 'wg'; phase: PhaseNo; ns: string; name: string; keyFile: string; conf: string; objects: string[] }
+  /** End a wireguard-go process left without an interface (by PID, checked against its name). */
+  | { tool: 'kill'; phase: PhaseNo; ns: string; name: string; pid: number; objects: string[] }
+  /** Remove a file of the state directory (key, PID file, log). */
+  | { tool: 'rm'; phase: PhaseNo; ns: string; file: string; objects: string[] };
+
+export interface Plan {
+  steps: Step[];
+}
+
+export function planSize(p: Plan): number {
+  let n = 0;
+  for (const s of p.steps) n += 'lines' in s ? s.lines.length : 1;
+  return n;
+}
