@@ -186,6 +186,27 @@ describe('renderUpstream: bad input', () => {
   ];
   for (const [os, name] of goodIfaces) it(`takes ${os} interface ${name}`, () => assert.ok(renderUpstream(base({ router: os, iface: name }))));
 
+  it('never accepts a name that could leave its token in any output (random names)', () => {
+    let accepted = 0;
+    fc.assert(fc.property(fc.constantFrom(...ROUTER_OSES), fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 24 }),
+      fc.stringMatching(/^[A-Za-z0-9 ./:;'"$#!%{}_-]{1,20}$/),
+      fc.stringMatching(/^(eth|ge-|Gi|ether|swp)[0-9./:]{1,8}$/),
+    ), (os, name) => {
+      let text: string;
+      try {
+        text = renderUpstream(base({ router: os, iface: name }));
+      } catch (e) {
+        assert.ok(isExitnodeError(e) && e.code === 'UPSTREAM_IFACE_NAME', String(e));
+        return;
+      }
+      assert.match(name, /^[A-Za-z0-9][A-Za-z0-9_./:-]*$/, `${os} accepted ${JSON.stringify(name)}`);
+      assert.ok(text.includes(name));
+      accepted++;
+    }), { numRuns: 3000 });
+    assert.ok(accepted > 50, `only ${accepted} names were accepted: the property tested little`);
+  });
+
   it('renders a VyOS VLAN and a Junos unit on the right configuration path', () => {
     assert.match(renderUpstream(base({ router: 'vyos', iface: 'eth1.100' })), /^set interfaces ethernet eth1 vif 100 address '2001:db8:5e::1\/64'$/m);
     assert.match(renderUpstream(base({ router: 'vyos', iface: 'bond0' })), /^set interfaces bonding bond0 address/m);
