@@ -7,7 +7,7 @@ import { cisco } from './cisco.js';
 import { RenderErrors } from './errors.js';
 import { frr } from './frr.js';
 import { ifupdown2 } from './ifupdown2.js';
-import type { Renderer } from './iface.js';
+import { ifaceError, type Renderer } from './iface.js';
 import { junos } from './junos.js';
 import { linux } from './linux.js';
 import { mikrotik } from './mikrotik.js';
@@ -18,6 +18,7 @@ import { vyos } from './vyos.js';
 export type { RouterOs, UpstreamInput, UpstreamModel, Via, SlotRoute } from './model.js';
 export { parseSlotList, formatSlotList } from './slots.js';
 export { RenderErrors } from './errors.js';
+export { renderedRoutes, type RenderedRoute } from './routes.js';
 
 const RENDERERS: Record<RouterOs, Renderer> = { linux, ifupdown2, frr, bird, vyos, mikrotik, cisco, junos, openwrt };
 
@@ -37,7 +38,7 @@ function renderer(router: unknown): Renderer {
 /** Validates the input and returns what the renderers draw from (for callers that want JSON). */
 export function upstreamModel(input: UpstreamInput): UpstreamModel {
   const r = renderer(input.router);
-  if (typeof input.iface !== 'string') r.checkIface('');
+  if (typeof input.iface !== 'string') throw ifaceError(r.os, String(input.iface), 'it is not a string');
   r.checkIface(input.iface);
   return buildModel(input, r.os, input.iface);
 }
