@@ -50,6 +50,14 @@ export async function buildApp(o: AppOptions): Promise<App> {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: ApiErrors.NOT_FOUND, message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the API is described at /docs` } }));
 
+  // Bodies are JSON only; Fastify's default text/plain parser would turn a 415 into a schema error.
+  app.removeContentTypeParser('text/plain');
+  // Authenticate before the body is parsed or validated: a caller without a valid token learns
+  // nothing about the API's schemas and always gets 401.
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions?.url?.startsWith('/v1/')) await ctx.auth.principal(req);
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.observe(req.method, req.routeOptions?.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000);
   });
