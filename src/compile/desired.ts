@@ -20,6 +20,12 @@ export interface LinkSpec {
   /** Absent: the far end of a veth that its peer's namespace creates. */
   create?: LinkCreate;
   master?: string;
+  /**
+   * Keep the kernel's own EUI-64 link-local address. Links towards hosts the agent does not
+   * configure (workloads) need one: without a link-local address the kernel sends no neighbour
+   * solicitation for a forwarded packet, so nothing behind the link is ever resolved.
+   */
+  kernelLinkLocal?: boolean;
 }
 
 export interface AddrSpec {

@@ -101,7 +101,7 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       // The workload side: veth-h-A here, vbr-h-A in br-h-A of the root namespace.
       root.links.push({ name: n.BridgeName, kind: 'bridge', create: { how: 'bridge' } });
       root.links.push({ name: `vbr-${n.id}-${A}`, kind: 'veth', create: { how: 'veth', peer: n.NRLocalName, peerNs: s.name }, master: n.BridgeName });
-      s.links.push({ name: n.NRLocalName, kind: 'veth' });
+      s.links.push({ name: n.NRLocalName, kind: 'veth', kernelLinkLocal: true });
       s.addrs.push({ dev: n.NRLocalName, addr: n.NRLocalIP6, nodad: true }, { dev: n.NRLocalName, addr: n.NRLocalIP4, nodad: true });
       const wgOn = config.wireguard !== 'none';
       if (wgOn) {

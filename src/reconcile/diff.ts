@@ -110,7 +110,6 @@ class Builder {
 
 export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptions): Plan {
   const b = new Builder();
-  const px = desired.namespacePrefix;
   const wantOwned = new Set(desired.namespaces.filter(isOwnedNs).map((n) => n.name));
   const stale = [...actual.owned].filter((n) => !wantOwned.has(n)).sort();
   const staleSet = new Set(stale);
@@ -210,10 +209,8 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
   }
 
   // 6. removals: stale owned links in surviving namespaces (not those that die with a namespace).
-  const diesWith = (name: string): boolean => {
-    const m = /^(?:vbr|to)-([0-9a-f]{4})-(\d+)$/.exec(name);
-    return m !== null && staleSet.has(`${px}net-${m[1]}-${m[2]}`);
-  };
+  // A veth whose other end is in a namespace being deleted would go with it, but the kernel
+  // tears namespaces down asynchronously: the next pass could still see it. Delete it here.
   for (const [name, a] of [...actual.namespaces].sort()) {
     if (staleSet.has(name)) continue;
     const want = desiredLinks.get(name) ?? new Set<string>();
@@ -222,7 +219,7 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
     for (const l of a.links) {
       if (want.has(l.name) || !isOwnedLink(l.name)) continue;
       const sweep = owned || (roles.includes('root') && isRootLink(l.name)) || (roles.includes('public') && isWgLink(l.name) && !desired.wireguard.some((w) => w.name === l.name));
-      if (!sweep || diesWith(l.name)) continue;
+      if (!sweep) continue;
       b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, `link ${where(l.name, name)}`);
     }
   }
@@ -252,12 +249,13 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     if (!lo || !lo.up) adds.push(['link set lo up', `loopback in ${at}`]);
   }
   const linkNames = new Set(ns.links.map((l) => l.name));
+  const keepLL = new Set(ns.links.filter((l) => l.kernelLinkLocal).map((l) => l.name));
   for (const l of ns.links) {
     const isNew = fresh.has(`${ns.name}/${l.name}`);
     const have = isNew ? undefined : a.links.find((x) => x.name === l.name);
     const obj = `link ${l.name} in ${at}`;
     // No kernel-made link-local: ours are set explicitly, and a second one would be a second source.
-    if (!have || !have.addrgenNone) adds.push([`link set ${l.name} addrgenmode none`, obj]);
+    if (!l.kernelLinkLocal && (!have || !have.addrgenNone)) adds.push([`link set ${l.name} addrgenmode none`, obj]);
     if (l.master && have?.master !== l.master) adds.push([`link set ${l.name} master ${l.master}`, obj]);
     if (!have || !have.up) adds.push([`link set ${l.name} up`, obj]);
   }
@@ -279,6 +277,7 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
   for (const x of a.addrs) {
     // Addresses on our links only; on links this plan deletes, the address goes with the link.
     if (!linkNames.has(x.dev) || !isOwnedLink(x.dev) && !owned) continue;
+    if (keepLL.has(x.dev) && x.addr.startsWith('fe80:')) continue;
     if (!wantAddr.has(`${x.dev} ${x.addr}`)) dels.push([`addr del ${x.addr} dev ${x.dev}`, `address ${x.addr} on ${x.dev} in ${at}`]);
   }
   for (const [l, o] of [...adds, ...dels]) b.ip(Phase.CONFIGURE, ns.name, l, o);

@@ -54,7 +54,7 @@ export async function inventory(t: Topology, allocationSuffix: string): Promise<
     for (const l of links) if (isOwnedLink(l.ifname)) inv.links.push(`${ns} ${l.ifname}`);
     for (const fam of ['-4', '-6']) {
       const routes = JSON.parse((await run(inNs(ns, ['ip', fam, '-json', 'route', 'show', 'proto', String(ROUTE_PROTO)]))).stdout) as { dst: string; dev: string }[];
-      for (const r of routes) inv.routes.push(`${ns} ${r.dst} ${r.dev}`);
+      for (const r of routes) inv.routes.push(`${ns} ${r.dst === "default" ? (fam === "-6" ? "::/0" : "0.0.0.0/0") : r.dst} ${r.dev}`);
     }
     const nft = await run(inNs(ns, ['nft', '-j', 'list', 'ruleset']));
     for (const tb of parseNft(nft.stdout || '{"nftables":[]}')) {
