@@ -271,6 +271,8 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
   }
   if (owned) {
     for (const r of a.routes) {
+      // Routes through a link that this plan deletes go with the link.
+      if (!linkNames.has(r.dev) && isOwnedLink(r.dev)) continue;
       if (!wantRoute.has(routeKey(r))) dels.push([`route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`, `route ${r.dst} in ${at}`]);
     }
   }

@@ -1,0 +1,65 @@
+// Golden tests: every test/fixtures/views/NAME.json ({config, view}) compiles to the sorted text
+// in NAME.desired.txt beside it (UPDATE_GOLDEN=1 rewrites them; review the diff), plus cases
+// checked against DESIGN.md section 3 line by line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compile } from './index.js';
+import { desiredText } from './text.js';
+import { parseNodeView } from '../core/view.js';
+import { parseNodeConfig } from '../agent/config.js';
+
+const dir = new URL('../../test/fixtures/views/', import.meta.url).pathname;
+
+for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+  test(`golden: ${f}`, () => {
+    const { config, view } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { config: unknown; view: unknown };
+    const text = desiredText(compile(parseNodeView(view), parseNodeConfig(config)));
+    const golden = join(dir, f.replace(/\.json$/, '.desired.txt'));
+    if (process.env.UPDATE_GOLDEN) writeFileSync(golden, text);
+    assert.equal(text, readFileSync(golden, 'utf8'));
+  });
+}
+
+function load(name: string): ReturnType<typeof compile> {
+  const { config, view } = JSON.parse(readFileSync(join(dir, name), 'utf8')) as { config: unknown; view: unknown };
+  return compile(parseNodeView(view), parseNodeConfig(config));
+}
+
+test('gateway of DESIGN.md section 3: one route pair per NR of the TN, via the ExitPoint', () => {
+  const text = desiredText(load('two-tns.json'));
+  for (const line of [
+    'gw-1-1 route 2a02:1802:5e:1abc::/64 via fe80::1abc:1 dev to-1abc-1',
+    'gw-1-1 route 2a02:1802:5e:1abd::/64 via fe80::1abc:1 dev to-1abc-1',
+    'gw-1-1 route 10.26.189.0/24 via 10.255.26.188 dev to-1abc-1 onlink',
+    'gw-1-1 route ::/0 via fe80::1 dev pub-1-1',
+    'gw-1-1 route 0.0.0.0/0 via 185.69.166.1 dev pub-1-1',
+    'gw-1-1 addr fe80::1000:0:0:1/64 dev pub-1-1',
+    'gw-1-1 addr 2a02:1802:5e:0:1000::1/64 dev pub-1-1',
+    'gw-1-1 addr 185.69.166.123/24 dev pub-1-1',
+    'gw-1-1 addr fe80::1:1abc/64 dev to-1abc-1 nodad',
+    'gw-1-1 sysctl net.ipv6.conf.pub-1-1.ndisc_notify=1',
+    'gw-1-1 nft element inet exitnode-filter src4 "to-1abc-1" . 10.26.189.0/24',
+    'gw-1-1 nft element inet exitnode-filter src6 "to-1abe-1" . 2a02:1802:5e:1abe::/64',
+    'net-1abc-1 route ::/0 via fe80::1:1abc dev pub-1abc-1',
+    'net-1abc-1 route 0.0.0.0/0 via 10.1.0.1 dev pub-1abc-1 onlink',
+    'net-1abc-1 route 2a02:1802:5e:1abd::/64 dev wg-1abc-1',
+    'net-1abc-1 addr 10.255.26.188/16 dev wg-1abc-1',
+    'net-1abc-1 addr 2a02:1802:5e:1abc::1/64 dev veth-1abc-1 nodad',
+    '(host) link vbr-1abc-1 veth (veth peer veth-1abc-1 in net-1abc-1) master br-1abc-1',
+    'gw-1-1 link pub-1-1 macvlan (macvlan on eth1 in (host))',
+  ]) assert.ok(text.includes(`${line}\n`), `missing: ${line}`);
+  // The uplink keeps DAD; a NR in another slot's id range never appears in this gateway.
+  assert.ok(!/addr fe80::1000:0:0:1\/64 dev pub-1-1 nodad/.test(text));
+  assert.ok(text.includes('gw-1-1 route 2a02:1802:5e:1235::/64 via fe80::1abc:1 dev to-1abc-1\n'), 'an NR on a node without a public address is routed too');
+});
+
+test('non-exit NR: defaults into WireGuard with its own source, exit peer carries ::/0 and 0.0.0.0/0, keepalive without public address', () => {
+  const text = desiredText(load('nr-only-sim.json'));
+  assert.ok(text.includes('n2-net-1abd-401 route ::/0 dev wg-1abd-401 src 2001:db8:5e:1abd::1\n'));
+  assert.ok(text.includes('n2-net-1abd-401 route 0.0.0.0/0 dev wg-1abd-401 src 10.26.189.1\n'));
+  assert.ok(text.includes('wg wg-1abd-401 peer zeneXLwfm/zNJ/4VDuaCJHYMH4YoG5UbPd7J1fpnsTs= allowed 2001:db8:5e:1abc::/64,10.26.188.0/24,10.255.26.188/32,fe80::1abc/128,::/0,0.0.0.0/0 endpoint 192.0.2.1:6844 keepalive 25\n'));
+  assert.ok(!text.includes('gw-'), 'no gateway on a node without a slot');
+  assert.ok(!text.includes('nft'), 'no nft outside gateways');
+});

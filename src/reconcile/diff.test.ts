@@ -1,0 +1,162 @@
+// diff against a fake kernel: `holding(desired)` is the ActualState a kernel would report after
+// applying `desired` exactly; cases then change one thing on either side.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { compile } from '../compile/index.js';
+import type { DesiredState } from '../compile/desired.js';
+import { parseNodeView, type NodeView } from '../core/view.js';
+import { parseNodeConfig } from '../agent/config.js';
+import type { ActualNs, ActualState } from './actual.js';
+import { diff } from './diff.js';
+import { Phase, type Plan } from './plan.js';
+
+const fixture = JSON.parse(readFileSync(new URL('../../test/fixtures/views/two-tns.json', import.meta.url), 'utf8')) as { config: unknown; view: NodeView };
+const config = parseNodeConfig(fixture.config);
+const view = (): NodeView => structuredClone(parseNodeView(fixture.view));
+const KEYS = new Map([['wg-1abc-1', 'KEYC'], ['wg-1abe-1', 'KEYE']]);
+const opts = { kernelWireguard: false, privateKeys: KEYS };
+
+function holding(d: DesiredState): ActualState {
+  const namespaces = new Map<string, ActualNs>();
+  for (const ns of d.namespaces) {
+    namespaces.set(ns.name, {
+      name: ns.name,
+      links: [{ name: 'lo', kind: '', up: true, addrgenNone: false }, ...ns.links.map((l) => ({ name: l.name, kind: l.kind === 'wireguard' ? 'tun' : l.kind === 'nic' ? '' : l.kind, up: true, addrgenNone: !l.kernelLinkLocal, ...(l.master ? { master: l.master } : {}) }))],
+      addrs: ns.addrs.map((a) => ({ dev: a.dev, addr: a.addr })),
+      routes: ns.routes.map((r) => ({ dst: r.dst, dev: r.dev, onlink: r.onlink ?? false, ...(r.via ? { via: r.via } : {}), ...(r.src ? { src: r.src } : {}) })),
+      sysctls: { ...ns.sysctls },
+      nft: ns.nft.map((t) => ({ family: t.family, name: t.name, ruleHashes: Array(t.body.split(`exitnode:${t.hash}`).length - 1).fill(t.hash), sets: structuredClone(t.sets) })),
+    });
+  }
+  const wireguard = new Map(d.wireguard.map((w) => [w.name, { name: w.name, privateKey: KEYS.get(w.name)!, listenPort: w.listenPort, peers: w.peers.map((p) => ({ ...p, allowedIps: [...p.allowedIps] })) }]));
+  return {
+    namespaces, wireguard,
+    owned: new Set(d.namespaces.filter((n) => n.roles.includes('gateway') || n.roles.includes('nr')).map((n) => n.name)),
+    wgProcesses: new Map(d.wireguard.map((w, i) => [w.name, 1000 + i])),
+    keyFiles: new Set(d.wireguard.map((w) => w.name)),
+    pidFiles: new Set(d.wireguard.map((w) => w.name)),
+  };
+}
+
+const lines = (p: Plan): string[] => p.steps.flatMap((s) => ('lines' in s ? s.lines.map((l) => `${s.tool} ${s.ns || '(host)'}: ${l}`) : [`${s.tool} ${s.ns || '(host)'}: ${s.objects.join(', ')}`]));
+
+test('from nothing: namespaces first, then links, moves, sysctls, addresses and routes, nft, keys, WireGuard; nothing removed', () => {
+  const d = compile(view(), config);
+  const empty: ActualState = { namespaces: new Map([['', { name: '', links: [], addrs: [], routes: [], sysctls: {}, nft: [] }]]), owned: new Set(), wireguard: new Map(), wgProcesses: new Map(), keyFiles: new Set(), pidFiles: new Set() };
+  const p = diff(d, empty, { kernelWireguard: false, privateKeys: new Map() });
+  const phases = p.steps.map((s) => s.phase);
+  assert.deepEqual(phases, [...phases].sort((a, b) => a - b), 'ordered by phase');
+  assert.equal(p.steps[0]!.tool, 'ip');
+  assert.deepEqual((p.steps[0] as { lines: string[] }).lines, ['netns add gw-1-1', 'netns add net-1abc-1', 'netns add net-1abe-1']);
+  assert.ok(!p.steps.some((s) => s.phase >= Phase.LINK_DEL), 'no removals');
+  const l = lines(p);
+  assert.ok(l.includes('ip (host): link add link eth1 name pub-1-1 netns gw-1-1 type macvlan mode bridge'));
+  assert.ok(l.includes('ip gw-1-1: link add to-1abc-1 type veth peer name pub-1abc-1 netns net-1abc-1'));
+  assert.ok(l.includes('ip (host): link set wg-1abc-1 netns net-1abc-1'));
+  assert.ok(l.includes('ip gw-1-1: addr replace fe80::1:1abc/64 dev to-1abc-1 nodad'));
+  assert.ok(l.includes('ip gw-1-1: addr replace fe80::1000:0:0:1/64 dev pub-1-1'), 'the uplink keeps DAD');
+  assert.ok(l.includes('ip gw-1-1: route replace 10.26.189.0/24 via 10.255.26.188 dev to-1abc-1 onlink proto 77'));
+  assert.ok(l.includes('ip net-1abc-1: route replace ::/0 via fe80::1:1abc dev pub-1abc-1 proto 77'));
+  assert.ok(l.includes('sysctl gw-1-1: net.ipv6.conf.pub-1-1.ndisc_notify=1'));
+  assert.ok(l.some((x) => x.startsWith('nft gw-1-1: add element inet exitnode-filter src6 { "to-1abc-1" . 2a02:1802:5e:1235::/64, ')));
+  assert.equal(p.steps.filter((s) => s.tool === 'keygen').length, 2);
+  assert.equal(p.steps.filter((s) => s.tool === 'wg-start').length, 2);
+  // Every line of a namespace goes in one batch: one process per namespace per phase.
+  const batches = p.steps.filter((s) => s.tool === 'ip').map((s) => `${s.phase} ${s.ns}`);
+  assert.equal(new Set(batches).size, batches.length);
+});
+
+test('the kernel holding exactly the desired state: empty plan', () => {
+  const d = compile(view(), config);
+  assert.deepEqual(diff(d, holding(d), opts).steps, []);
+});
+
+test('foreign objects are never touched: links, addresses on them, tables of others', () => {
+  const d = compile(view(), config);
+  const a = holding(d);
+  const host = a.namespaces.get('')!;
+  host.links.push({ name: 'eth0', kind: '', up: true, addrgenNone: false }, { name: 'br-0123456789ab', kind: 'bridge', up: true, addrgenNone: false }, { name: 'docker0', kind: 'bridge', up: true, addrgenNone: false }, { name: 'wg0', kind: 'wireguard', up: true, addrgenNone: false });
+  host.addrs.push({ dev: 'eth0', addr: '192.0.2.1/24' });
+  const gw = a.namespaces.get('gw-1-1')!;
+  gw.links.push({ name: 'mgmt0', kind: 'veth', up: true, addrgenNone: false });
+  gw.nft.push({ family: 'inet', name: 'operator', ruleHashes: [''], sets: {} });
+  assert.deepEqual(diff(d, a, opts).steps, []);
+});
+
+test('one NR of a TN removed: two routes, two elements, the ExitPoint routes and one WireGuard peer — nothing else', () => {
+  const before = compile(view(), config);
+  const v = view();
+  v.networks[0]!.resources = v.networks[0]!.resources.filter((r) => r.id !== '1abd');
+  const p = diff(compile(v, config), holding(before), opts);
+  assert.deepEqual(lines(p).sort(), [
+    'ip gw-1-1: route del 10.26.189.0/24 dev to-1abc-1 proto 77',
+    'ip gw-1-1: route del 2a02:1802:5e:1abd::/64 dev to-1abc-1 proto 77',
+    'ip net-1abc-1: route del 10.26.189.0/24 dev wg-1abc-1 proto 77',
+    'ip net-1abc-1: route del 2a02:1802:5e:1abd::/64 dev wg-1abc-1 proto 77',
+    'nft gw-1-1: delete element inet exitnode-filter src4 { "to-1abc-1" . 10.26.189.0/24 }',
+    'nft gw-1-1: delete element inet exitnode-filter src6 { "to-1abc-1" . 2a02:1802:5e:1abd::/64 }',
+    'wg net-1abc-1: WireGuard configuration of wg-1abc-1',
+  ]);
+});
+
+test('a whole TN removed: its namespace, its links in the gateway and the root namespace, process, key and PID file', () => {
+  const before = compile(view(), config);
+  const v = view();
+  v.networks = v.networks.filter((n) => n.id !== 'tn-b');
+  const l = lines(diff(compile(v, config), holding(before), opts));
+  assert.deepEqual(l.filter((x) => !x.startsWith('nft')).sort(), [
+    'ip (host): link del br-1abe-1',
+    'ip (host): link del vbr-1abe-1',
+    'ip (host): netns del net-1abe-1',
+    'ip gw-1-1: link del to-1abe-1',
+    'kill (host): wireguard-go wg-1abe-1 (pid 1001)',
+    'rm (host): PID file wg-1abe-1.pid',
+    'rm (host): key file wg-1abe-1.key',
+  ]);
+  assert.equal(l.filter((x) => x.startsWith('nft')).length, 2, 'the two src elements groups of to-1abe-1');
+});
+
+test('a rule changed by hand: the table is rebuilt in one transaction; an element missing: one add', () => {
+  const d = compile(view(), config);
+  const a = holding(d);
+  const gw = a.namespaces.get('gw-1-1')!;
+  gw.nft[1]!.ruleHashes[0] = '';
+  gw.nft[0]!.sets = {};
+  const nft = diff(d, a, opts).steps.filter((s) => s.tool === 'nft');
+  assert.equal(nft.length, 1, 'one nft -f for the namespace');
+  const text = (nft[0] as { lines: string[] }).lines;
+  assert.deepEqual(text.slice(0, 3), ['table inet exitnode-filter', 'delete table inet exitnode-filter', 'table inet exitnode-filter {']);
+  assert.ok(!text.some((x) => x.includes('exitnode-nat')), 'the intact table is left alone');
+});
+
+test('drift: a deleted route, an address gone, a link down, a wrong WireGuard peer', () => {
+  const d = compile(view(), config);
+  const a = holding(d);
+  const gw = a.namespaces.get('gw-1-1')!;
+  gw.routes = gw.routes.filter((r) => r.dst !== '10.26.189.0/24');
+  const ep = a.namespaces.get('net-1abc-1')!;
+  ep.addrs = ep.addrs.filter((x) => x.addr !== '10.255.26.188/16');
+  ep.links.find((l) => l.name === 'veth-1abc-1')!.up = false;
+  a.wireguard.get('wg-1abc-1')!.peers[0]!.allowedIps.pop();
+  assert.deepEqual(diff(d, a, opts).steps.flatMap((s) => s.objects), [
+    'route 10.26.189.0/24 in gw-1-1',
+    'link veth-1abc-1 in net-1abc-1',
+    'address 10.255.26.188/16 on wg-1abc-1 in net-1abc-1',
+    'WireGuard configuration of wg-1abc-1',
+  ]);
+});
+
+test('a WireGuard interface left in the public namespace by an interrupted pass is moved, not restarted', () => {
+  const d = compile(view(), config);
+  const a = holding(d);
+  const ep = a.namespaces.get('net-1abc-1')!;
+  ep.links = ep.links.filter((l) => l.name !== 'wg-1abc-1');
+  ep.addrs = ep.addrs.filter((x) => x.dev !== 'wg-1abc-1');
+  ep.routes = ep.routes.filter((x) => x.dev !== 'wg-1abc-1');
+  a.namespaces.get('')!.links.push({ name: 'wg-1abc-1', kind: 'tun', up: false, addrgenNone: false });
+  const p = diff(d, a, opts);
+  assert.ok(!p.steps.some((s) => s.tool === 'wg-start'));
+  assert.ok(lines(p).includes('ip (host): link set wg-1abc-1 netns net-1abc-1'));
+  assert.ok(!lines(p).some((x) => x.includes('link del wg-1abc-1')), 'a wg link about to move is not swept');
+});
