@@ -69,11 +69,11 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
     let adminToken: string | undefined;
     let adminTokenFile: string | undefined;
     if (o.adminToken) {
-      if (!(await store.findToken(hashToken(o.adminToken)))) await store.createToken(hashToken(o.adminToken), 'admin', null);
+      await store.createToken(hashToken(o.adminToken), 'admin', null);
       adminToken = o.adminToken;
-    } else if (!(await store.hasAdminToken())) {
-      adminToken = newToken();
-      await store.createToken(hashToken(adminToken), 'admin', null);
+    } else {
+      const t = newToken();
+      if (await store.bootstrapAdmin(hashToken(t))) adminToken = t;
     }
     if (adminToken && !o.noTokenFile) {
       adminTokenFile = join(dataDir, 'admin.token');

@@ -92,6 +92,15 @@ export class PgStore implements Store {
     return s;
   }
 
+  private plans = new Map<string, ReturnType<typeof planAllocation>>();
+  /** Allocations never change once registered, so their parsed plan is kept. */
+  private plan(number: number, prefix: string): ReturnType<typeof planAllocation> {
+    const k = `${number} ${prefix}`;
+    let p = this.plans.get(k);
+    if (!p) this.plans.set(k, (p = planAllocation(prefix, number)));
+    return p;
+  }
+
   private now(): number {
     return this.options.clock();
   }
@@ -143,7 +152,18 @@ export class PgStore implements Store {
   }
 
   async createToken(hash: string, scope: Scope, subject: string | null): Promise<void> {
-    await this.db.query('INSERT INTO tokens (hash, scope, subject, created_at) VALUES ($1, $2, $3, $4)', [hash, scope, subject, this.now()]);
+    // ON CONFLICT: only the same token (a given admin token, two instances starting) can collide.
+    await this.db.query('INSERT INTO tokens (hash, scope, subject, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING', [hash, scope, subject, this.now()]);
+  }
+
+  async bootstrapAdmin(hash: string): Promise<boolean> {
+    // Several instances may start at once on one database: only one of them makes the admin token.
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK + 2]);
+      if ((await tx.query("SELECT 1 FROM tokens WHERE scope = 'admin' LIMIT 1")).length) return false;
+      await tx.query("INSERT INTO tokens (hash, scope, subject, created_at) VALUES ($1, 'admin', NULL, $2)", [hash, this.now()]);
+      return true;
+    });
   }
 
   async findToken(hash: string): Promise<Principal | undefined> {
@@ -308,7 +328,7 @@ export class PgStore implements Store {
     return { network, slotNrs: Number(r.nr_count) };
   }
 
-  async addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number }> {
+  async addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }> {
     const key = r.idempotencyKey;
     const [row] = await this.retry(() => this.db.query<{ status: string; nr_id: number | null; nr_count: number | null; detail: string | null }>(
       'SELECT * FROM xn_add_resource($1, $2, $3, $4, $5, $6)', [r.tenant, r.network, r.node, key ?? null, this.now(), this.options.quarantineMs]));
@@ -316,9 +336,11 @@ export class PgStore implements Store {
     switch (row?.status) {
       case 'ok':
       case 'replay': {
-        const net = (await this.getNetwork(r.network))!;
-        const res = net.resources.find((x) => x.id === id)!;
-        return { resource: res, replay: row.status === 'replay', slotNrs: Number(row.nr_count) };
+        // detail carries the allocation's /48: no second round trip to shape the answer.
+        const [number, prefix] = String(row.detail).split(' ');
+        const nr = Number(row.nr_id);
+        const resource = { id: id!, node: r.node, prefix: nrPrefix(this.plan(Number(number), prefix!), nr).toString() };
+        return { resource, replay: row.status === 'replay', slotNrs: Number(row.nr_count), allocation: Number(number), slot: nr >> 12 };
       }
       case 'no_network': throw new ExitnodeError(StoreErrors.NETWORK_UNKNOWN, `network ${q(r.network)} does not exist or is not yours`);
       case 'no_node': throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(r.node)} does not exist`);

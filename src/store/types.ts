@@ -109,6 +109,8 @@ export interface Store {
   createToken(hash: string, scope: Scope, subject: string | null): Promise<void>;
   findToken(hash: string): Promise<Principal | undefined>;
   hasAdminToken(): Promise<boolean>;
+  /** Stores `hash` as the admin token if there is none yet (under a lock); true when it did. */
+  bootstrapAdmin(hash: string): Promise<boolean>;
 
   createAllocation(a: { farm: string; prefix: string; number?: number; ipv4?: Ipv4Pool; upstream?: { ll?: string; ip6?: string } }): Promise<AllocationRecord>;
   getAllocation(number: number): Promise<AllocationRecord | undefined>;
@@ -127,7 +129,7 @@ export interface Store {
   sweep(): Promise<SlotMove[]>;
 
   createNetwork(n: { tenant: string; name: string; allocation?: number }): Promise<{ network: NetworkRecord; slotNrs: number }>;
-  addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number }>;
+  addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }>;
   removeResource(tenant: string, network: string, nr: string): Promise<void>;
   deleteNetwork(tenant: string, network: string): Promise<void>;
   /** A network, or undefined; with `tenant`, only that tenant's. */

@@ -67,8 +67,7 @@ export function networkRoutes(app: FastifyInstance, ctx: ApiContext): void {
       throw new ExitnodeError(ApiErrors.BAD_REQUEST, `Idempotency-Key ${q(key)} must be 1 to 200 printable ASCII characters without spaces`);
     }
     const r = await ctx.store.addResource({ tenant: p.subject!, network: (req.params as { id: string }).id, node: (req.body as { node: string }).node, ...(key ? { idempotencyKey: key } : {}) });
-    const n = await ctx.store.getNetwork((req.params as { id: string }).id);
-    const warning = n ? slotWarning(n.allocation, n.slot, r.slotNrs) : undefined;
+    const warning = slotWarning(r.allocation, r.slot, r.slotNrs);
     if (r.replay) void reply.header('idempotent-replayed', 'true');
     return reply.code(201).send({ ...r.resource, ...(warning ? { warning } : {}) });
   });

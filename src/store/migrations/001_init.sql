@@ -154,20 +154,26 @@ END $$;
 
 -- Adds an NR to a network in one round trip: slot lock, idempotency, lowest free id, insert.
 -- status: ok | replay | no_network | no_node | node_farm | node_taken | full | idem_mismatch | idem_gone
+-- detail: "<allocation> <prefix>" on ok/replay, so that the caller can shape the answer without a second query.
 CREATE FUNCTION xn_add_resource(p_tenant text, p_network text, p_node text, p_key text, p_now bigint, p_quarantine bigint)
 RETURNS TABLE (status text, nr_id int, nr_count int, detail text) LANGUAGE plpgsql AS $$
 DECLARE
   n networks%ROWTYPE;
   v_farm text;
+  v_prefix text;
   v_node_farm text;
   v_id int;
+  v_hw int;
   v_count int;
+  v_last int;
   i idempotency%ROWTYPE;
 BEGIN
   SELECT * INTO n FROM networks WHERE id = p_network AND tenant_id = p_tenant;
   IF NOT FOUND THEN RETURN QUERY SELECT 'no_network', NULL::int, NULL::int, NULL::text; RETURN; END IF;
   -- Every allocation from this slot, on every instance, queues here.
-  PERFORM 1 FROM slots WHERE allocation = n.allocation AND slot = n.slot FOR UPDATE;
+  SELECT s.high_water, s.nr_count INTO v_hw, v_count FROM slots s WHERE s.allocation = n.allocation AND s.slot = n.slot FOR UPDATE;
+  SELECT a.farm_id, a.prefix, nd.farm_id INTO v_farm, v_prefix, v_node_farm
+    FROM allocations a LEFT JOIN nodes nd ON nd.id = p_node WHERE a.number = n.allocation;
   IF p_key IS NOT NULL THEN
     SELECT * INTO i FROM idempotency WHERE tenant_id = p_tenant AND key = p_key;
     IF FOUND THEN
@@ -175,31 +181,37 @@ BEGIN
         RETURN QUERY SELECT 'idem_mismatch', i.nr_id, NULL::int, i.network_id || ' ' || i.node_id; RETURN;
       END IF;
       IF EXISTS (SELECT 1 FROM resources r WHERE r.allocation = i.allocation AND r.nr_id = i.nr_id AND r.network_id = i.network_id) THEN
-        RETURN QUERY SELECT 'replay', i.nr_id, (SELECT s.nr_count FROM slots s WHERE s.allocation = n.allocation AND s.slot = n.slot), NULL::text; RETURN;
+        RETURN QUERY SELECT 'replay', i.nr_id, v_count, n.allocation || ' ' || v_prefix; RETURN;
       END IF;
       RETURN QUERY SELECT 'idem_gone', i.nr_id, NULL::int, NULL::text; RETURN;
     END IF;
   END IF;
-  SELECT farm_id INTO v_node_farm FROM nodes WHERE id = p_node;
-  IF NOT FOUND THEN RETURN QUERY SELECT 'no_node', NULL::int, NULL::int, NULL::text; RETURN; END IF;
-  SELECT farm_id INTO v_farm FROM allocations WHERE number = n.allocation;
+  IF v_node_farm IS NULL THEN RETURN QUERY SELECT 'no_node', NULL::int, NULL::int, NULL::text; RETURN; END IF;
   IF v_farm <> v_node_farm THEN RETURN QUERY SELECT 'node_farm', NULL::int, NULL::int, v_farm; RETURN; END IF;
   SELECT r.nr_id INTO v_id FROM resources r WHERE r.network_id = p_network AND r.node_id = p_node LIMIT 1;
   IF FOUND THEN RETURN QUERY SELECT 'node_taken', v_id, NULL::int, NULL::text; RETURN; END IF;
-  v_id := xn_take_id(n.allocation, n.slot, p_now, p_quarantine);
-  IF v_id IS NULL THEN
+  -- The lowest free id: an id whose quarantine is over (always below high_water), else high_water.
+  v_last := CASE WHEN n.slot = 15 THEN 65279 ELSE (n.slot << 12) | 4095 END;
+  SELECT q.nr_id INTO v_id FROM quarantine q
+   WHERE q.allocation = n.allocation AND q.nr_id BETWEEN (n.slot << 12) AND v_last AND q.released_at + p_quarantine <= p_now
+   ORDER BY q.nr_id LIMIT 1;
+  IF v_id IS NOT NULL THEN
+    DELETE FROM quarantine q WHERE q.allocation = n.allocation AND q.nr_id = v_id;
+  ELSIF v_hw <= v_last THEN
+    v_id := v_hw;
+    v_hw := v_hw + 1;
+  ELSE
     RETURN QUERY SELECT 'full', NULL::int, NULL::int,
       (SELECT count(*)::text FROM quarantine q WHERE q.allocation = n.allocation AND q.nr_id >> 12 = n.slot); RETURN;
   END IF;
   INSERT INTO resources (allocation, nr_id, slot, network_id, node_id, created_at)
     VALUES (n.allocation, v_id, n.slot, p_network, p_node, p_now);
-  UPDATE slots s SET nr_count = s.nr_count + 1 WHERE s.allocation = n.allocation AND s.slot = n.slot
-    RETURNING s.nr_count INTO v_count;
+  UPDATE slots s SET nr_count = v_count + 1, high_water = v_hw WHERE s.allocation = n.allocation AND s.slot = n.slot;
   IF p_key IS NOT NULL THEN
     INSERT INTO idempotency VALUES (p_tenant, p_key, p_network, p_node, n.allocation, v_id, p_now);
   END IF;
   PERFORM xn_touch(xn_network_nodes(p_network));
-  RETURN QUERY SELECT 'ok', v_id, v_count, NULL::text;
+  RETURN QUERY SELECT 'ok', v_id, v_count + 1, n.allocation || ' ' || v_prefix;
 END $$;
 
 -- Creates a TN on the healthy slot (with a node and a live lease) with the fewest NRs, and its
