@@ -12,7 +12,8 @@ import type { DesiredState } from '../compile/desired.js';
 import { ExitnodeError, q } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
 import { applyPlan, planText, type StepFailure } from '../kernel/apply.js';
-import { keysDir, observe } from '../kernel/observe.js';
+import { keysDir, observe, observeFiles } from '../kernel/observe.js';
+import { assumeApplied } from '../reconcile/assume.js';
 import { diff } from '../reconcile/diff.js';
 import { planSize, type Plan, type Step } from '../reconcile/plan.js';
 import type { NodeConfig } from './config.js';
@@ -28,6 +29,10 @@ export interface PassResult {
   size: number;
   dryRun: boolean;
   failures: StepFailure[];
+  /** What this pass made true; pass it as `previous` to the next pass when `failures` is empty. */
+  desired: DesiredState;
+  /** Whether the kernel was read (a full pass) or assumed from `previous`. */
+  observed: boolean;
   /** Public keys of this node's WireGuard interfaces (for TNoDB): interface name → key. */
   publicKeys: Record<string, string>;
   timings: { compileMs: number; observeMs: number; diffMs: number; applyMs: number };
@@ -35,6 +40,13 @@ export interface PassResult {
 
 export interface PassOptions {
   dryRun?: boolean;
+  /**
+   * Incremental pass: the desired state of the previous pass, which succeeded with no failures.
+   * The kernel is then assumed to hold it (only the state directory is read), so a changed view
+   * costs its delta. Leave it out for a full pass that re-reads the kernel and repairs drift;
+   * a daemon does a full pass at start, after any failure and on its resync timer.
+   */
+  previous?: DesiredState;
   /** Steps of one phase run at most this many at a time (default 4). */
   concurrency?: number;
   onStep?: (s: Step) => void;
@@ -72,9 +84,13 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
   const desired = compile(view, config);
   const t1 = performance.now();
   const kernelWireguard = useKernelWireguard(config);
-  const actual = await observe(desired, { namespacePrefix: config.namespacePrefix, stateDir: config.stateDir, kernelWireguard });
+  const privateKeys = loadKeys(desired, config.stateDir);
+  const observeOpts = { namespacePrefix: config.namespacePrefix, stateDir: config.stateDir, kernelWireguard };
+  const actual = opts.previous
+    ? assumeApplied(opts.previous, loadKeys(opts.previous, config.stateDir), observeFiles(observeOpts))
+    : await observe(desired, observeOpts);
   const t2 = performance.now();
-  const plan = diff(desired, actual, { kernelWireguard, privateKeys: loadKeys(desired, config.stateDir) });
+  const plan = diff(desired, actual, { kernelWireguard, privateKeys });
   const t3 = performance.now();
   const dryRun = opts.dryRun ?? false;
   let failures: StepFailure[] = [];
@@ -91,7 +107,7 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
   const publicKeys: Record<string, string> = {};
   for (const [name, key] of loadKeys(desired, config.stateDir)) publicKeys[name] = publicKeyOf(key);
   return {
-    version: view.version, plan, size: planSize(plan), dryRun, failures, publicKeys,
+    version: view.version, plan, size: planSize(plan), dryRun, failures, publicKeys, desired, observed: !opts.previous,
     timings: { compileMs: t1 - t0, observeMs: t2 - t1, diffMs: t3 - t2, applyMs: t4 - t3 },
   };
 }
@@ -127,7 +143,7 @@ export function viewFile(stateDir: string): string {
 export function saveView(stateDir: string, view: NodeView): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const tmp = join(stateDir, `view.json.${process.pid}`);
-  writeFileSync(tmp, JSON.stringify(view, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(tmp, JSON.stringify(view) + '\n', { mode: 0o600 });
   renameSync(tmp, viewFile(stateDir));
 }
 

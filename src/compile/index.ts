@@ -83,12 +83,15 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       g.addrs.push({ dev: ep.GWtoEPName, addr: ep.GWtoEPLL, nodad: true }, { dev: ep.GWtoEPName, addr: ep.GWtoEPIP4, nodad: true });
       gw.src6.push({ ifname: ep.GWtoEPName, prefix: 'fe80::/64' });
       gw.src4.push({ ifname: ep.GWtoEPName, prefix: `${nrRouting4(exitId)}/32` });
+      const via6 = epPubLL(exitId).toString();
+      const via4 = nrRouting4(exitId).toString();
       for (const r of tn.resources) {
         const id = parseNrIdText(r.id);
-        g.routes.push({ dst: nrPrefix(a, id).toString(), via: epPubLL(exitId).toString(), dev: ep.GWtoEPName });
-        g.routes.push({ dst: nrPrefix4(id).toString(), via: nrRouting4(exitId).toString(), dev: ep.GWtoEPName, onlink: true });
-        gw.src6.push({ ifname: ep.GWtoEPName, prefix: nrPrefix(a, id).toString() });
-        gw.src4.push({ ifname: ep.GWtoEPName, prefix: nrPrefix4(id).toString() });
+        const p6 = nrPrefix(a, id).toString();
+        const p4 = nrPrefix4(id).toString();
+        g.routes.push({ dst: p6, via: via6, dev: ep.GWtoEPName }, { dst: p4, via: via4, dev: ep.GWtoEPName, onlink: true });
+        gw.src6.push({ ifname: ep.GWtoEPName, prefix: p6 });
+        gw.src4.push({ ifname: ep.GWtoEPName, prefix: p4 });
       }
     }
     for (const r of tn.resources) {

@@ -210,6 +210,12 @@ export async function applyPlan(p: Plan, opts: ApplyOptions): Promise<StepFailur
     const res = await pool(steps, opts.concurrency ?? 4, async (s) => {
       opts.onStep?.(s);
       try {
+        if (process.env.EXITNODE_TRACE) {
+          const t0 = performance.now();
+          const r = await execStep(s, opts.stateDir);
+          process.stderr.write(`trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ?? ''}\n`);
+          return r;
+        }
         return await execStep(s, opts.stateDir);
       } catch (e) {
         return [{ object: s.objects.join(', '), reason: (e as Error).message }];

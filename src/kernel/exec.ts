@@ -59,6 +59,10 @@ export async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>
 
 /** Splits concatenated JSON values (ip -json -batch prints one per command). */
 export function splitJson(text: string): unknown[] {
+  // Fast path: ip -json prints each command's list on one line.
+  try {
+    return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+  } catch { /* a value spans lines: scan */ }
   const out: unknown[] = [];
   let depth = 0;
   let start = -1;

@@ -37,13 +37,25 @@ export function namespaceExists(name: string): boolean {
   return name === '' || existsSync(join(NETNS_DIR, name));
 }
 
+// iproute2 and nft print addresses with inet_ntop, which is RFC 5952 text already, the form the
+// compiler writes; parsing 8000 of them through bigint took 150 ms of a resync. Text that is not
+// plainly canonical (upper case, leading zeros, a dotted tail) still goes through the parser.
+const PLAIN6 = /^(?:[1-9a-f][0-9a-f]{0,3}|0)?(?::(?:[1-9a-f][0-9a-f]{0,3}|0)?)*$/;
+const PLAIN4 = /^(?:0|[1-9]\d{0,2})(?:\.(?:0|[1-9]\d{0,2})){3}$/;
+
 function canonAddr(text: string): string {
-  return text.includes(':') ? Ip6.parse(text).toString() : Ip4.parse(text).toString();
+  if (text.includes(':')) return PLAIN6.test(text) && !/:0:0(?::|$)|^0:0:/.test(text) ? text : Ip6.parse(text).toString();
+  return PLAIN4.test(text) ? text : Ip4.parse(text).toString();
 }
 
 function canonPrefix(text: string, family: 6 | 4): string {
   if (text === 'default') return family === 6 ? '::/0' : '0.0.0.0/0';
-  return parsePrefix(text.includes('/') ? text : `${text}/${family === 6 ? 128 : 32}`).toString();
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const len = slash < 0 ? (family === 6 ? 128 : 32) : Number(text.slice(slash + 1));
+  const c = canonAddr(addr);
+  // A prefix must have no host bits: only a parse can tell, but only a non-canonical text can hide them.
+  return c === addr ? `${c}/${len}` : parsePrefix(`${addr}/${len}`).toString();
 }
 
 interface IpLinkJson { ifname: string; flags?: string[]; master?: string; linkinfo?: { info_kind?: string }; inet6_addr_gen_mode?: string }
@@ -98,7 +110,7 @@ function elemOf(e: unknown): NftElement | undefined {
   if (!Array.isArray(c) || c.length !== 2 || typeof c[0] !== 'string') return undefined;
   const v = c[1] as string | { prefix?: { addr: string; len: number } };
   if (typeof v === 'string') return { ifname: c[0], prefix: canonPrefix(v, v.includes(':') ? 6 : 4) };
-  if (v?.prefix) return { ifname: c[0], prefix: parsePrefix(`${v.prefix.addr}/${v.prefix.len}`).toString() };
+  if (v?.prefix) return { ifname: c[0], prefix: canonPrefix(`${v.prefix.addr}/${v.prefix.len}`, v.prefix.addr.includes(':') ? 6 : 4) };
   return undefined;
 }
 
@@ -132,7 +144,7 @@ export function parseWgDump(text: string): Map<string, ActualWg> {
     } else if (f.length === 9) {
       const w = out.get(f[0]!);
       if (!w) continue;
-      const peer: ActualWg['peers'][number] = { publicKey: f[1]!, allowedIps: f[4] === '(none)' ? [] : f[4]!.split(',').map((p) => parsePrefix(p).toString()) };
+      const peer: ActualWg['peers'][number] = { publicKey: f[1]!, allowedIps: f[4] === '(none)' ? [] : f[4]!.split(',').map((p) => canonPrefix(p, p.includes(':') ? 6 : 4)) };
       if (f[3] !== '(none)') peer.endpoint = f[3]!;
       if (f[8] !== 'off') peer.keepalive = Number(f[8]);
       w.peers.push(peer);
@@ -205,6 +217,11 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
     for (const r of dumps) for (const [k, v] of parseWgDump(r.stdout)) if (wgNames.has(k)) wireguard.set(k, v);
   }
 
+  return { namespaces, owned, wireguard, ...observeFiles(opts) };
+}
+
+/** The state directory's part of the state: live wireguard-go processes, PID and key files. */
+export function observeFiles(opts: ObserveOptions): Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'> {
   const wgProcesses = new Map<string, number>();
   const pidFiles = new Set<string>();
   for (const f of readDir(runDir(opts.stateDir))) {
@@ -219,5 +236,5 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
     const m = /^(wg-[0-9a-f]{4}-\d+)\.key$/.exec(f);
     if (m && isOwnedLink(m[1]!)) keyFiles.add(m[1]!);
   }
-  return { namespaces, owned, wireguard, wgProcesses, keyFiles, pidFiles };
+  return { wgProcesses, keyFiles, pidFiles };
 }

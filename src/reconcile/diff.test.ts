@@ -7,7 +7,8 @@ import { compile } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { parseNodeConfig } from '../agent/config.js';
-import type { ActualNs, ActualState } from './actual.js';
+import type { ActualState } from './actual.js';
+import { assumeApplied } from './assume.js';
 import { diff } from './diff.js';
 import { Phase, type Plan } from './plan.js';
 
@@ -18,25 +19,11 @@ const KEYS = new Map([['wg-1abc-1', 'KEYC'], ['wg-1abe-1', 'KEYE']]);
 const opts = { kernelWireguard: false, privateKeys: KEYS };
 
 function holding(d: DesiredState): ActualState {
-  const namespaces = new Map<string, ActualNs>();
-  for (const ns of d.namespaces) {
-    namespaces.set(ns.name, {
-      name: ns.name,
-      links: [{ name: 'lo', kind: '', up: true, addrgenNone: false }, ...ns.links.map((l) => ({ name: l.name, kind: l.kind === 'wireguard' ? 'tun' : l.kind === 'nic' ? '' : l.kind, up: true, addrgenNone: !l.kernelLinkLocal, ...(l.master ? { master: l.master } : {}) }))],
-      addrs: ns.addrs.map((a) => ({ dev: a.dev, addr: a.addr })),
-      routes: ns.routes.map((r) => ({ dst: r.dst, dev: r.dev, onlink: r.onlink ?? false, ...(r.via ? { via: r.via } : {}), ...(r.src ? { src: r.src } : {}) })),
-      sysctls: { ...ns.sysctls },
-      nft: ns.nft.map((t) => ({ family: t.family, name: t.name, ruleHashes: Array(t.body.split(`exitnode:${t.hash}`).length - 1).fill(t.hash), sets: structuredClone(t.sets) })),
-    });
-  }
-  const wireguard = new Map(d.wireguard.map((w) => [w.name, { name: w.name, privateKey: KEYS.get(w.name)!, listenPort: w.listenPort, peers: w.peers.map((p) => ({ ...p, allowedIps: [...p.allowedIps] })) }]));
-  return {
-    namespaces, wireguard,
-    owned: new Set(d.namespaces.filter((n) => n.roles.includes('gateway') || n.roles.includes('nr')).map((n) => n.name)),
+  return assumeApplied(d, KEYS, {
     wgProcesses: new Map(d.wireguard.map((w, i) => [w.name, 1000 + i])),
     keyFiles: new Set(d.wireguard.map((w) => w.name)),
     pidFiles: new Set(d.wireguard.map((w) => w.name)),
-  };
+  });
 }
 
 const lines = (p: Plan): string[] => p.steps.flatMap((s) => ('lines' in s ? s.lines.map((l) => `${s.tool} ${s.ns || '(host)'}: ${l}`) : [`${s.tool} ${s.ns || '(host)'}: ${s.objects.join(', ')}`]));

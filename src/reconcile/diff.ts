@@ -260,13 +260,15 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     if (!have || !have.up) adds.push([`link set ${l.name} up`, obj]);
   }
   const wantAddr = new Set(ns.addrs.map((x) => `${x.dev} ${x.addr}`));
+  const haveAddr = new Set(a.addrs.map((y) => `${y.dev} ${y.addr}`));
   for (const x of ns.addrs) {
-    const have = !fresh.has(`${ns.name}/${x.dev}`) && a.addrs.some((y) => y.dev === x.dev && y.addr === x.addr);
+    const have = !fresh.has(`${ns.name}/${x.dev}`) && haveAddr.has(`${x.dev} ${x.addr}`);
     if (!have) adds.push([`addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`, `address ${x.addr} on ${x.dev} in ${at}`]);
   }
   const wantRoute = new Map(ns.routes.map((r) => [routeKey(r), r]));
+  const haveRoute = new Map(a.routes.map((r) => [routeKey(r), r]));
   for (const r of ns.routes) {
-    const have = a.routes.find((y) => routeKey(y) === routeKey(r));
+    const have = haveRoute.get(routeKey(r));
     if (!have || !sameRoute(r, have)) adds.push([routeLine('replace', r), `route ${r.dst} in ${at}`]);
   }
   if (owned) {
