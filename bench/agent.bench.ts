@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     const rA = Math.max(1, Math.min(ROUNDS, 3));
     const aAgent: number[] = [];
     const aScript: number[] = [];
-    for (let i = 0; i < rA; i++) {
+    for (let i = 0; i < (args.includes('--skip-a') ? 0 : rA); i++) {
       console.error(`(a) round ${i + 1}/${rA}: ${EPS} ExitPoints`);
       await base();
       aScript.push(await timeScript(scriptFromEmpty(epTns)));
@@ -177,7 +177,7 @@ async function main(): Promise<void> {
       aAgent.push(await timeAgent(view(epTns, 1)));
       if (i === rA - 1) await timeAgent(view(epTns, 1), false); // converged: the next pass is empty
     }
-    row(`(a) ${EPS} ExitPoints from empty`, aAgent, aScript, '≤ 1.5×', `observe+diff+apply: ${EPS + 1} namespaces, ${2 * EPS + 1} veth pairs, ${EPS} bridges, addresses, routes, sysctls, nft tables + ${4 * EPS} elements`);
+    if (aAgent.length) row(`(a) ${EPS} ExitPoints from empty`, aAgent, aScript, '≤ 1.5×', `observe+diff+apply: ${EPS + 1} namespaces, ${2 * EPS + 1} veth pairs, ${EPS} bridges, addresses, routes, sysctls, nft tables + ${4 * EPS} elements`);
 
     // (b)(c)(d): 16 ExitPoints × 256 NRs; the last TN has 255 so that one more fills the slot.
     await base();

@@ -153,7 +153,7 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
 function uniqueElements(list: NftElement[]): NftElement[] {
   const seen = new Map<string, NftElement>();
   for (const e of list) seen.set(`${e.ifname} ${e.prefix}`, e);
-  return [...seen.values()].sort((x, y) => (`${x.ifname} ${x.prefix}` < `${y.ifname} ${y.prefix}` ? -1 : 1));
+  return [...seen.keys()].sort().map((k) => seen.get(k)!);
 }
 
 function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<string, NftElement[]>): NftTableSpec {

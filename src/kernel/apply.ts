@@ -57,7 +57,7 @@ export function planText(p: Plan, stateDir: string): string {
     const { argv, input } = commandOf(s, stateDir);
     const cmd = argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
     if (s.tool === 'wg-start' && !s.kernel) out.push(`WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), `${s.name}.log`)} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`);
-    else if (s.tool === 'keygen') out.push(`umask 077; wg genkey >${argv[1]}`);
+    else if (s.tool === 'keygen') out.push(`umask 077; wg genkey >${argv[1]}  # the agent generates it in-process (X25519), never on a command line`);
     else if (s.tool === 'wg') out.push(`cat >${argv[argv.length - 1]} <<'EOF'  # mode 0600, removed after use\n${input}EOF\n${cmd}`);
     else if (input !== undefined) out.push(`${cmd} <<'EOF'\n${input}EOF`);
     else out.push(cmd);

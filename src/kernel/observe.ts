@@ -184,22 +184,24 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
   const names = new Set<string>(owned);
   for (const n of desired.namespaces) if (namespaceExists(n.name)) names.add(n.name);
   const list = [...names].sort();
+  const byName = new Map(desired.namespaces.map((n) => [n.name, n]));
   const spaces = await pool(list, OBSERVE_CONCURRENCY, async (name) => {
-    const ns = await observeIp(name);
-    const d = desired.namespaces.find((x) => x.name === name);
+    const d = byName.get(name);
     const isGw = owned.has(name) && parseOwnedNamespace(opts.namespacePrefix, name)?.kind === 'gateway';
-    if (isGw) {
-      const r = await run(inNs(name, ['nft', '-j', 'list', 'ruleset']));
-      if (r.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `cannot list nftables in ${name}: ${r.stderr.trim()}`);
-      ns.nft = parseNft(r.stdout || '{"nftables":[]}');
-    }
     const extra = Object.keys(d?.sysctls ?? {}).filter((k) => !Object.values(FORWARDING_KEYS).includes(k));
-    if (extra.length) {
-      const r = await run(inNs(name, ['sysctl', '-e', ...extra]));
-      for (const line of r.stdout.split('\n')) {
-        const m = /^(\S+) = (.*)$/.exec(line);
-        if (m) ns.sysctls[m[1]!] = m[2]!;
-      }
+    // A gateway's three reads run side by side: its nft listing alone is ~90 ms at 8000 elements.
+    const [ns, nft, sys] = await Promise.all([
+      observeIp(name),
+      isGw ? run(inNs(name, ['nft', '-j', 'list', 'ruleset'])) : undefined,
+      extra.length ? run(inNs(name, ['sysctl', '-e', ...extra])) : undefined,
+    ]);
+    if (nft) {
+      if (nft.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `cannot list nftables in ${name}: ${nft.stderr.trim()}`);
+      ns.nft = parseNft(nft.stdout || '{"nftables":[]}');
+    }
+    for (const line of sys?.stdout.split('\n') ?? []) {
+      const m = /^(\S+) = (.*)$/.exec(line);
+      if (m) ns.sysctls[m[1]!] = m[2]!;
     }
     return ns;
   });

@@ -5,6 +5,7 @@
 import type { DesiredState } from '../compile/desired.js';
 import type { ActualNs, ActualState } from './actual.js';
 
+/** The result shares arrays with `d`: read-only, as `diff` treats it. */
 export function assumeApplied(d: DesiredState, privateKeys: Map<string, string>, files: Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'>): ActualState {
   const namespaces = new Map<string, ActualNs>();
   for (const ns of d.namespaces) {

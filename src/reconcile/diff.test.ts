@@ -125,7 +125,8 @@ test('drift: a deleted route, an address gone, a link down, a wrong WireGuard pe
   const ep = a.namespaces.get('net-1abc-1')!;
   ep.addrs = ep.addrs.filter((x) => x.addr !== '10.255.26.188/16');
   ep.links.find((l) => l.name === 'veth-1abc-1')!.up = false;
-  a.wireguard.get('wg-1abc-1')!.peers[0]!.allowedIps.pop();
+  const w = a.wireguard.get('wg-1abc-1')!;
+  w.peers = [{ ...w.peers[0]!, allowedIps: w.peers[0]!.allowedIps.slice(0, -1) }, ...w.peers.slice(1)];
   assert.deepEqual(diff(d, a, opts).steps.flatMap((s) => s.objects), [
     'route 10.26.189.0/24 in gw-1-1',
     'link veth-1abc-1 in net-1abc-1',

@@ -13,6 +13,7 @@ import { requireRoot } from '../support/root.js';
 import { Topology, INTERNET4 } from '../../src/sim/topology.js';
 import { applyView, check, down } from '../../src/agent/index.js';
 import { compile } from '../../src/compile/index.js';
+import type { DesiredState } from '../../src/compile/desired.js';
 import { parseNodeView, type NodeView } from '../../src/core/view.js';
 import { parseNft } from '../../src/kernel/observe.js';
 import { run, inNs } from '../../src/kernel/exec.js';
@@ -35,11 +36,17 @@ const views = (): Record<string, NodeView> => {
   return { n1: parseNodeView(viewFor(t, 'n1', version, o)), n2: parseNodeView(viewFor(t, 'n2', version, o)) };
 };
 
-async function applyBoth(): Promise<Record<string, NodeView>> {
+const previous: Record<string, DesiredState> = {};
+
+/** Applies the next views on both nodes: a full pass, or an incremental one against the last pass. */
+async function applyBoth(incremental = false): Promise<Record<string, NodeView>> {
   const v = views();
   for (const n of t.nodes) {
-    const r = await applyView(v[n.id]!, n.config);
+    const prev = previous[n.id];
+    const r = await applyView(v[n.id]!, n.config, incremental && prev ? { previous: prev } : {});
     assert.deepEqual(r.failures, [], `apply on ${n.id}`);
+    assert.equal(r.observed, !(incremental && prev));
+    previous[n.id] = r.desired;
     Object.assign(keys, r.publicKeys);
   }
   return v;
@@ -132,6 +139,7 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
 
   await tt.test('apply twice: the second plan is empty on both nodes', async () => {
     const v = await applyBoth();
+    await applyBoth(true); // the daemon's incremental path: same view, nothing to do
     for (const n of t.nodes) {
       const r = await applyView(v[n.id]!, n.config);
       assert.equal(r.size, 0, `second apply on ${n.id}: ${JSON.stringify(r.plan.steps.flatMap((s) => s.objects))}`);
@@ -205,7 +213,9 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
 
   await tt.test('remove an NR: the host holds exactly what the remaining view needs', async () => {
     tns = [tns[0]!, { id: 't2', exit: '1abe', nrs: [{ id: '1abe', node: 'n1' }] }];
-    const v = await applyBoth();
+    // An incremental pass (the daemon's path for a new view), then a full one must find nothing to do.
+    const v = await applyBoth(true);
+    for (const n of t.nodes) assert.equal((await applyView(v[n.id]!, n.config)).size, 0, `full pass after the incremental one on ${n.id}`);
     const inv = await inventory(t, `-${A}`);
     assert.deepEqual(inv, expected(v));
     assert.ok(!inv.namespaces.includes(`xa-n2-net-1abf-${A}`));
