@@ -92,6 +92,8 @@ export interface WgSpec {
 export interface DesiredState {
   node: string;
   namespacePrefix: string;
+  /** A NIC uplink (config uplink "nic"): where it goes home, renamed back, before its gateway is deleted. */
+  nicUplink?: { device: string; homeNs: string };
   namespaces: NsSpec[];
   wireguard: WgSpec[];
 }

@@ -147,7 +147,9 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
   for (const gw of gateways.values()) gw.spec.nft.push(...gatewayNft(gw.spec, gw.slot, gw.src6, gw.src4));
   const namespaces = [...spaces.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   wireguard.sort((x, y) => (x.name < y.name ? -1 : 1));
-  return { node: config.node, namespacePrefix: px, namespaces, wireguard };
+  const out: DesiredState = { node: config.node, namespacePrefix: px, namespaces, wireguard };
+  if (config.uplink.kind === 'nic') out.nicUplink = { device: config.uplink.device, homeNs: config.rootNamespace };
+  return out;
 }
 
 function uniqueElements(list: NftElement[]): NftElement[] {

@@ -223,7 +223,19 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
       b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, `link ${where(l.name, name)}`);
     }
   }
-  for (const n of stale) b.ip(Phase.NETNS_DEL, '', `netns del ${n}`, `namespace ${n}`);
+  for (const n of stale) {
+    // A physical NIC would fall back into the host's namespace still named pub-E-A when its
+    // gateway namespace goes: send it home under its own name first.
+    const gw = parseOwnedNamespace(desired.namespacePrefix, n);
+    const nic = desired.nicUplink;
+    if (nic && gw?.kind === 'gateway') {
+      const up = `pub-${gw.slot}-${gw.allocation}`;
+      if (actualOf(n).links.some((l) => l.name === up)) {
+        for (const line of [`link set ${up} down`, `link set ${up} name ${nic.device}`, `link set ${nic.device} netns ${nsRef(nic.homeNs)}`]) b.ip(Phase.LINK_DEL, n, line, `NIC ${nic.device} back from ${n}`);
+      }
+    }
+    b.ip(Phase.NETNS_DEL, '', `netns del ${n}`, `namespace ${n}`);
+  }
 
   // 7. processes and files that no desired interface needs.
   for (const [name, pid] of [...actual.wgProcesses].sort()) {
@@ -235,7 +247,6 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
   for (const name of [...actual.pidFiles].sort()) {
     if (!wantWg.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: pidFileName(name), objects: [`PID file ${pidFileName(name)}`] });
   }
-  void parseOwnedNamespace;
   const steps = b.steps.map((s, i) => ({ s, i })).sort((x, y) => x.s.phase - y.s.phase || x.i - y.i).map((x) => x.s);
   return { steps };
 }
