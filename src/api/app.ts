@@ -19,6 +19,8 @@ export interface AppOptions {
   /** Fastify's logger (pino) options; off by default. */
   logger?: boolean | object;
   bodyLimit?: number;
+  /** Upper bound of a view long-poll's wait, in seconds (default 300; the fuzz test lowers it). */
+  maxWaitS?: number;
 }
 
 export type App = FastifyInstance & { tnodb: ApiContext };
@@ -30,8 +32,14 @@ export async function buildApp(o: AppOptions): Promise<App> {
     // Reject unknown properties instead of silently dropping them (Fastify's default).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    // Long path parameters reach the route schemas (a 400 in our error shape) instead of the
+    // router's own answer.
+    maxParamLength: 2048,
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as unknown as { code(n: number): { send(b: unknown): unknown } }).code(400).send({ error: { code: ApiErrors.BAD_REQUEST, message: String(err.message).split('\n')[0]!.slice(0, 300) } });
+    },
   });
-  const ctx: ApiContext = { store: o.store, auth: new Auth(o.store), watch: new ViewWatch(o.store), metrics: new Metrics() };
+  const ctx: ApiContext = { store: o.store, auth: new Auth(o.store), watch: new ViewWatch(o.store), metrics: new Metrics(), maxWaitS: o.maxWaitS ?? 300 };
   (app as unknown as App).tnodb = ctx;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {

@@ -9,6 +9,7 @@ export interface ApiContext {
   auth: Auth;
   watch: ViewWatch;
   metrics: Metrics;
+  maxWaitS: number;
 }
 
 /** Past this many NRs on a slot the farmer is told to enable another ExitNode (DESIGN.md section 5). */

@@ -13,19 +13,19 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(o: OpenOptions = {}): Promise<Harness> {
+export async function harness(o: OpenOptions = {}, appOptions: { maxWaitS?: number } = {}): Promise<Harness> {
   const now = { t: 1_700_000_000_000 };
   const store = await openStore({ clock: () => now.t, leaseTtlMs: 5000, quarantineMs: 600_000, ...o });
   await store.createToken(hashToken(ADMIN), 'admin', null);
-  const app = await buildApp({ store });
+  const built = await buildApp({ store, ...appOptions });
   return {
-    app, now,
-    call: (method, url, token, body, headers = {}) => app.inject({
+    app: built, now,
+    call: (method, url, token, body, headers = {}) => built.inject({
       method: method as 'GET', url,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
       ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
     }),
-    close: async () => { await app.close(); await store.close(); },
+    close: async () => { await built.close(); await store.close(); },
   };
 }
 

@@ -93,7 +93,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     await nodeAccess(await ctx.auth.need(req, ['farm', 'node']), id, false);
     const view = await ctx.store.view(id);
     if (after === undefined || view.version > after) return view;
-    const deadline = Date.now() + (wait ?? 30) * 1000;
+    const deadline = Date.now() + Math.min(wait ?? 30, ctx.maxWaitS) * 1000;
     let closed = false;
     req.raw.once('close', () => { closed = true; });
     while (!closed && !ctx.watch.closed) {
