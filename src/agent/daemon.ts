@@ -269,7 +269,17 @@ export class AgentDaemon {
         const raw = await this.client.view(this.config.node, { ...(known !== undefined ? { after: known } : {}), waitS: this.opts.waitS ?? 25, signal: this.abort.signal });
         this.reachable(true);
         backoff = 200;
-        const v = parseNodeView(raw);
+        let v: NodeView;
+        try {
+          v = parseNodeView(raw);
+        } catch (e) {
+          // The server answered, but with a view this agent refuses: keep serving the last good
+          // one and ask again later rather than hammering the server.
+          this.metrics.inc('exitnode_agent_views_refused_total', 'Views from TNoDB that failed validation');
+          this.log('view.refused', { version: (raw as { version?: unknown }).version, error: (e as Error).message }, 'error');
+          await this.sleep(5000);
+          continue;
+        }
         if (v.node.id !== this.config.node) throw new ExitnodeError(AgentErrors.CONFIG_INVALID, `the server sent the view of node ${q(v.node.id)} to node ${q(this.config.node)}`);
         this.metrics.gauge('exitnode_agent_view_version', 'Newest view version received from TNoDB', v.version);
         if (v.version !== known) {

@@ -35,6 +35,8 @@ export interface TopologyOptions {
   slots: number[];
   nodes: number;
   wireguard?: NodeConfig['wireguard'];
+  /** Node state directories go to STATEROOT/<node id> (the simulated farm's state dir) instead of a temporary directory. */
+  stateRoot?: string;
 }
 
 export const INTERNET6 = '2001:db8:ffff::2';
@@ -61,7 +63,7 @@ export class Topology {
         id: `n${i}`, ns, publicIPv4: `192.0.2.${i}`,
         config: {
           node: `n${i}`, namespacePrefix: `${ns}-`, rootNamespace: ns, publicNamespace: ns,
-          stateDir: mkdtempSync(join(tmpdir(), `exitnode-${ns}-`)),
+          stateDir: opts.stateRoot ? join(opts.stateRoot, `n${i}`) : mkdtempSync(join(tmpdir(), `exitnode-${ns}-`)),
           uplink: { kind: 'veth', peerNamespace: this.seg, bridge: 'pz0' },
           wireguard: opts.wireguard ?? 'userspace',
         },

@@ -458,7 +458,8 @@ export class PgStore implements Store {
           number: a.number, prefix: a.prefix,
           upstream: { ll: a.upstream.ll, ip6: a.upstream.ip6, ...(a.ipv4 ? { ipv4Gateway: a.ipv4.gateway, ipv4PrefixLength: a.ipv4.prefixLength } : {}) },
         })),
-        slots: slots.map(slotRecord).map((s) => ({ allocation: s.allocation, slot: s.slot, epoch: s.epoch, ...(s.ipv4 ? { ipv4: s.ipv4 } : {}) })),
+        // The view carries GWPubIP4 as an address (DESIGN.md section 4; its length is upstream.ipv4PrefixLength).
+        slots: slots.map(slotRecord).map((s) => ({ allocation: s.allocation, slot: s.slot, epoch: s.epoch, ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}) })),
         networks: nets.map((x) => ({ id: x.id, allocation: Number(x.allocation), exit: nrIdText(Number(x.exit_id)), resources: byNet.get(x.id) ?? [] })),
       };
     }, { readOnly: true, repeatableRead: true });

@@ -9,7 +9,7 @@ import { flag, need, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
 
 export const summary = 'node agent: apply a node view to this node\'s kernel, check it for drift, or take it all down';
-export const usage = 'exitnode agent apply --view FILE --config FILE [--dry-run] [--json] | agent check --config FILE [--view FILE] [--json] | agent down --config FILE [--dry-run] [--json]';
+export const usage = 'exitnode agent run --config FILE --server URL --token TOKEN [--metrics HOST:PORT] [--resync S] [--heartbeat S] | agent status --config FILE [--json] | agent apply --view FILE --config FILE [--dry-run] [--json] | agent check --config FILE [--view FILE] [--json] | agent down --config FILE [--dry-run] [--json]';
 
 function readFile(path: string, what: string): string {
   try {
@@ -34,6 +34,8 @@ function report(r: PassResult, io: Io, json: boolean, stateDir: string): number 
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const [verb, ...rest] = argv;
+  // The daemon and the status report live in their own modules (src/agent/daemon.ts, status.ts).
+  if (verb === 'run' || verb === 'status') return (await import('../../agent/daemon-cli.js')).runVerb(verb, rest, io);
   const p = parse(rest, { view: { type: 'string' }, config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage);
   const config = parseNodeConfig(readFile(need(p, 'config', usage), 'node configuration'));
   const json = flag(p, 'json');

@@ -1,0 +1,127 @@
+// exitnode sim up|check|status|exec|down|stop|start: the simulated farm (src/sim).
+import { spawn } from 'node:child_process';
+import { ExitnodeError, q } from '../../core/errors.js';
+import { flag, opt, parse, usageError } from '../args.js';
+import type { Io } from '../io.js';
+
+export const summary = 'simulated farm on this host: real server, real agents, namespaces; up, check, status, exec, down';
+export const usage = [
+  'exitnode sim up [--nodes 3] [--exit-nodes 2] [--tenants 2] [--prefix 2001:db8:5e::/48] [--allocation 1] [--ns-prefix sim-] [--state DIR]',
+  '       exitnode sim check [--json] [--state DIR]',
+  '       exitnode sim status [--json] [--state DIR]',
+  '       exitnode sim exec HOST [--state DIR] -- COMMAND…   (HOST: inet, up, seg, n1…, a workload such as t1n2, or a namespace name)',
+  '       exitnode sim stop server|NODE [--kill] [--state DIR]   |   exitnode sim start server|NODE [--state DIR]',
+  '       exitnode sim down [--state DIR] [--ns-prefix sim-]',
+  '  state directory: --state, else $EXITNODE_SIM_STATE, else /run/exitnode-sim',
+].join('\n');
+
+const OPTIONS = {
+  nodes: { type: 'string' }, 'exit-nodes': { type: 'string' }, tenants: { type: 'string' }, prefix: { type: 'string' }, allocation: { type: 'string' },
+  'ns-prefix': { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' }, kill: { type: 'boolean' }, 'no-check': { type: 'boolean' },
+} as const;
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw usageError(`--${name} ${q(v)} must be a whole number`, usage);
+  return Number(v);
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const [verb, ...rest0] = argv;
+  const dd = rest0.indexOf('--');
+  const rest = dd === -1 ? rest0 : rest0.slice(0, dd);
+  const command = dd === -1 ? [] : rest0.slice(dd + 1);
+  const p = parse(rest, OPTIONS, usage);
+  const { DEFAULT_STATE_DIR, loadState } = await import('../../sim/state.js');
+  const stateDir = opt(p, 'state') ?? process.env.EXITNODE_SIM_STATE ?? DEFAULT_STATE_DIR;
+  const farm = await import('../../sim/farm.js');
+  const { check, checkText } = await import('../../sim/check.js');
+  const json = flag(p, 'json');
+  switch (verb) {
+    case 'up': {
+      const t0 = Date.now();
+      const s = await farm.up({
+        stateDir, ...(opt(p, 'ns-prefix') ? { nsPrefix: opt(p, 'ns-prefix')! } : {}), ...(opt(p, 'prefix') ? { prefix: opt(p, 'prefix')! } : {}),
+        nodes: int(opt(p, 'nodes'), 'nodes'), exitNodes: int(opt(p, 'exit-nodes'), 'exit-nodes'), tenants: int(opt(p, 'tenants'), 'tenants'), allocation: int(opt(p, 'allocation'), 'allocation'),
+        progress: (l) => io.out(l),
+      });
+      let ok = true;
+      if (!flag(p, 'no-check')) {
+        io.out('sim check:');
+        const r = await check(s);
+        io.out(checkText(r));
+        ok = r.ok;
+      }
+      const st = stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`;
+      io.out([
+        `the simulated farm is up in ${((Date.now() - t0) / 1000).toFixed(1)} s${ok ? '' : ' (but sim check FAILED: see above)'}.`,
+        `  API:          ${s.server.url}   (OpenAPI at ${s.server.url}/docs; loopback only)`,
+        `  admin token:  ${s.server.adminTokenFile}   farm token: ${s.server.farmTokenFile}   tenant tokens: ${stateDir}/tenant-N.token`,
+        `  e.g.          curl -H "authorization: Bearer $(cat ${s.server.farmTokenFile})" ${s.server.url}/v1/farms/${s.farm}`,
+        `  next:         exitnode sim status${st}; exitnode sim check${st}; exitnode sim exec t1n2${st} -- ping -6 ${'2001:db8:ffff::2'}; exitnode sim down${st}`,
+      ].join('\n'));
+      return ok ? 0 : 1;
+    }
+    case 'check': {
+      const r = await check(loadState(stateDir));
+      io.out(json ? JSON.stringify(r, null, 2) : checkText(r));
+      return r.ok ? 0 : 1;
+    }
+    case 'status': {
+      const r = await farm.status(stateDir);
+      io.out(json ? JSON.stringify({ server: r.server, nodes: r.nodes, tenants: r.state.tenants, workloads: r.state.workloads, url: r.state.server.url }, null, 2) : farm.statusText(r));
+      return r.server.healthy && r.nodes.every((n) => n.running) ? 0 : 1;
+    }
+    case 'exec': {
+      const s = loadState(stateDir);
+      const host = p.positionals[0];
+      if (!host || !command.length) throw usageError('sim exec needs HOST -- COMMAND…', usage);
+      const fixed: Record<string, string> = { inet: `${s.nsPrefix}inet`, internet: `${s.nsPrefix}inet`, up: `${s.nsPrefix}up`, upstream: `${s.nsPrefix}up`, seg: `${s.nsPrefix}seg` };
+      for (const n of s.nodes) fixed[n.id] = n.ns;
+      for (const w of s.workloads) fixed[w.name] = w.ns;
+      const { namespacesWith } = await import('../../sim/procs.js');
+      const ns = fixed[host] ?? (namespacesWith(s.nsPrefix).includes(host) ? host : undefined);
+      if (!ns) throw new ExitnodeError((await import('../../sim/errors.js')).SimErrors.SIM_UNKNOWN_HOST, `no host ${q(host)} in the simulated farm; hosts: ${Object.keys(fixed).join(', ')} or any namespace ${s.nsPrefix}*`);
+      return new Promise<number>((res) => {
+        const c = spawn('nsenter', [`--net=/run/netns/${ns}`, ...command], { stdio: 'inherit' });
+        c.on('error', (e) => { io.err(`exitnode: ${e.message}`); res(127); });
+        c.on('close', (code) => res(code ?? 1));
+      });
+    }
+    case 'stop':
+    case 'start': {
+      const s = loadState(stateDir);
+      const what = p.positionals[0];
+      if (!what) throw usageError(`sim ${verb} needs "server" or a node id`, usage);
+      if (verb === 'stop') {
+        const was = what === 'server' ? await farm.stopServer(s, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM') : await farm.stopAgent(s, what, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM');
+        io.out(`${what}: ${was ? 'stopped' : 'was not running'}`);
+      } else {
+        if (what === 'server') await farm.startServer(s);
+        else farm.startAgent(s, what);
+        io.out(`${what}: started`);
+      }
+      return 0;
+    }
+    case 'down': {
+      const r = await farm.down({ stateDir, ...(opt(p, 'ns-prefix') ? { nsPrefix: opt(p, 'ns-prefix')! } : {}) });
+      io.out(r.processes || r.namespaces || r.files ? `removed: ${r.processes} processes, ${r.namespaces} namespaces, state ${r.files ? stateDir : '(none)'}` : 'nothing to remove');
+      return 0;
+    }
+    case 'serve': {
+      // Internal: the sim's TNoDB server process (sim up starts it detached).
+      const s = loadState(stateDir);
+      const { startServer } = await import('../../server/index.js');
+      const srv = await startServer({ data: s.server.dataDir, listen: s.server.listen, logger: false });
+      io.out(`exitnode sim server listening on ${srv.url}`);
+      await new Promise<void>((res) => {
+        process.once('SIGTERM', res);
+        process.once('SIGINT', res);
+      });
+      await srv.close();
+      return 0;
+    }
+    default:
+      throw usageError(verb === undefined ? 'missing verb (up, check, status, exec, down)' : `unknown verb ${q(verb)}`, usage);
+  }
+}

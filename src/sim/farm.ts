@@ -1,0 +1,327 @@
+// `exitnode sim up|down|status` and the start/stop of the farm's processes (DESIGN.md section 9).
+//
+// sim up: the topology (src/sim/topology.ts: internet host, upstream router configured by the
+// project's own Linux renderer, PrefixZero and underlay bridges, one namespace per node) → a TNoDB
+// server process on PGlite in STATE/server, listening on 127.0.0.1 only → farm, allocation, nodes
+// and slots through the API → one `exitnode agent run` process per node → tenants, networks and
+// one NR per tenant per node through the API → wait until every agent has applied its current
+// view and every key is published → one workload namespace per NR → sim check.
+
+import { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExitnodeError, q } from '../core/errors.js';
+import { allocation as planAllocation, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4, nrIdText } from '../core/plan.js';
+import { WG_SOCKET_DIR } from '../core/ownership.js';
+import { run } from '../kernel/exec.js';
+import { TnodbClient } from '../client/index.js';
+import { Topology } from './topology.js';
+import { SimErrors } from './errors.js';
+import { DEFAULT_NS_PREFIX, DEFAULT_STATE_DIR, loadState, readToken, saveState, stateFile, type SimState, type SimWorkload } from './state.js';
+import { freePort, isOurs, namespacesWith, processesIn, startDetached, stopPid, tail, waitFor, alive } from './procs.js';
+
+export interface UpOptions {
+  stateDir?: string;
+  nsPrefix?: string;
+  nodes?: number;
+  exitNodes?: number;
+  tenants?: number;
+  prefix?: string;
+  allocation?: number;
+  /** Agents' full resync period in seconds (default 60). */
+  resyncS?: number;
+  progress?: (line: string) => void;
+}
+
+const POOL = Array.from({ length: 15 }, (_, i) => `198.51.100.${11 + i}`);
+
+function topologyOf(s: Pick<SimState, 'nsPrefix' | 'prefix' | 'slots' | 'nodes' | 'stateDir'>): Topology {
+  return new Topology({ prefix: s.nsPrefix, allocation: s.prefix, slots: s.slots.map((x) => x.slot), nodes: s.nodes.length, stateRoot: join(s.stateDir, 'nodes') });
+}
+
+export function adminClient(s: SimState): TnodbClient {
+  return new TnodbClient({ server: s.server.url, token: readToken(s.server.adminTokenFile) });
+}
+
+function range(name: string, v: number, lo: number, hi: number): number {
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new ExitnodeError(SimErrors.SIM_OPTION, `--${name} ${q(v)} must be an integer from ${lo} to ${hi}`);
+  return v;
+}
+
+export async function startServer(s: SimState): Promise<void> {
+  if (s.server.pid && isOurs(s.server.pid, s.stateDir) && alive(s.server.pid)) return;
+  s.server.pid = startDetached(['sim', 'serve', '--state', s.stateDir], s.server.logFile);
+  saveState(s);
+  const c = new TnodbClient({ server: s.server.url, timeoutMs: 1000 });
+  await waitFor('the TNoDB server to answer', 30_000, async () => {
+    if (!alive(s.server.pid!)) throw new ExitnodeError(SimErrors.SIM_PROCESS, `the server exited; its log ${s.server.logFile}:\n${tail(s.server.logFile)}`);
+    return c.health().then(() => true, () => undefined);
+  });
+}
+
+export async function stopServer(s: SimState, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<boolean> {
+  const was = await stopPid(s.server.pid, s.stateDir, signal);
+  delete s.server.pid;
+  saveState(s);
+  return was;
+}
+
+export function startAgent(s: SimState, id: string): void {
+  const n = s.nodes.find((x) => x.id === id);
+  if (!n) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`);
+  if (n.pid && isOurs(n.pid, n.configFile) && alive(n.pid)) return;
+  rmSync(join(n.stateDir, 'agent.json'), { force: true });
+  n.pid = startDetached(['agent', 'run', '--config', n.configFile, '--server', s.server.url, '--token-file', n.tokenFile, '--metrics', '127.0.0.1:0',
+    ...(process.env.EXITNODE_SIM_RESYNC ? ['--resync', process.env.EXITNODE_SIM_RESYNC] : [])], n.logFile);
+  saveState(s);
+}
+
+export async function stopAgent(s: SimState, id: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<boolean> {
+  const n = s.nodes.find((x) => x.id === id);
+  if (!n) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`);
+  const was = await stopPid(n.pid, n.configFile, signal);
+  delete n.pid;
+  saveState(s);
+  return was;
+}
+
+/** The running agent's /healthz (from the metrics address it wrote into its state directory). */
+export async function agentHealth(stateDir: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const { metrics } = JSON.parse(readFileSync(join(stateDir, 'agent.json'), 'utf8')) as { metrics: string };
+    const r = await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(1500) });
+    return (await r.json()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until every agent has applied the view version the server holds for its node now, and
+ * every NR has its public key in TNoDB (so every peer is configured). Returns the ms it took.
+ */
+export async function waitConverged(s: SimState, ms = 60_000, progress?: (l: string) => void): Promise<number> {
+  const t0 = Date.now();
+  const admin = adminClient(s);
+  let last = '';
+  await waitFor('every agent to apply its current view', ms, async () => {
+    const lag: string[] = [];
+    const nets = await admin.listNetworks().catch(() => undefined);
+    if (!nets) return undefined;
+    const noKey = nets.flatMap((n) => n.resources.filter((r) => !r.publicKey).map((r) => r.id));
+    for (const n of s.nodes) {
+      const [v, h] = await Promise.all([admin.view(n.id).catch(() => undefined), agentHealth(n.stateDir)]);
+      if (!v || !h || h.appliedVersion !== v.version || h.status !== 'ok') lag.push(`${n.id} ${h ? `applied ${String(h.appliedVersion)}` : 'not answering'}/${v?.version ?? '?'}`);
+    }
+    const text = [...lag, ...(noKey.length ? [`keys missing: ${noKey.join(',')}`] : [])].join('; ');
+    if (progress && text && text !== last) progress(`  waiting: ${text}`);
+    last = text;
+    return lag.length || noKey.length ? undefined : true;
+  }, 50).catch((e: unknown) => {
+    throw e instanceof ExitnodeError ? new ExitnodeError(e.code as never, `${e.message} (${last})`) : e;
+  });
+  return Date.now() - t0;
+}
+
+export function workloadOf(s: SimState, network: string, nr: string, node: string, tenantName: string): SimWorkload {
+  const a = planAllocation(s.prefix, s.allocation);
+  const id = parseInt(nr, 16);
+  const name = `${tenantName}${node}`;
+  const p6 = nrPrefix(a, id).network.toString();
+  const addr6 = `${p6.replace(/::$/, '')}::100`;
+  const addr4 = nrPrefix4(id).network.toString().replace(/\.0$/, '.100');
+  void nrLocalIP6(a, id);
+  void nrLocalIP4(id);
+  return { name, ns: `${s.nsPrefix}${name}`, tenant: tenantName, network, nr, node, bridge: `br-${nr}-${s.allocation}`, addr6, addr4 };
+}
+
+/** Attaches (or re-attaches, after the agent recreated the bridge) every workload of the state. */
+export async function attachWorkloads(s: SimState, list = s.workloads): Promise<void> {
+  const t = topologyOf(s);
+  for (const w of list) {
+    const node = t.nodes.find((n) => n.id === w.node)!;
+    await t.workload(w.name, node, w.bridge, w.addr6, w.addr4);
+  }
+}
+
+export async function up(o: UpOptions): Promise<SimState> {
+  const say = o.progress ?? (() => undefined);
+  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  const nsPrefix = o.nsPrefix ?? DEFAULT_NS_PREFIX;
+  if (process.getuid?.() !== 0) throw new ExitnodeError(SimErrors.SIM_NOT_ROOT, 'exitnode sim up needs root: it creates network namespaces (run it with sudo)');
+  if (!/^[a-z][a-z0-9]{0,5}-$/.test(nsPrefix)) throw new ExitnodeError(SimErrors.SIM_OPTION, `--ns-prefix ${q(nsPrefix)} must be 1-6 lowercase letters or digits and a "-" (e.g. "sim-")`);
+  const nodes = range('nodes', o.nodes ?? 3, 1, 9);
+  const exitNodes = range('exit-nodes', o.exitNodes ?? 2, 1, Math.min(nodes, 15));
+  const tenants = range('tenants', o.tenants ?? 2, 1, 9);
+  const number = range('allocation', o.allocation ?? 1, 1, 65535);
+  const prefix = o.prefix ?? '2001:db8:5e::/48';
+  planAllocation(prefix, number);
+  if (existsSync(stateFile(stateDir))) throw new ExitnodeError(SimErrors.SIM_RUNNING, `a simulated farm already runs from ${q(stateDir)}: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} first`);
+  const left = namespacesWith(nsPrefix);
+  if (left.length) throw new ExitnodeError(SimErrors.SIM_RUNNING, `namespaces with the prefix ${q(nsPrefix)} exist already (${left.slice(0, 4).join(', ')}${left.length > 4 ? ', …' : ''}): exitnode sim down --ns-prefix ${nsPrefix} removes them`);
+  mkdirSync(join(stateDir, 'nodes'), { recursive: true, mode: 0o700 });
+  const port = await freePort();
+  const s: SimState = {
+    stateDir, nsPrefix, prefix, allocation: number,
+    slots: Array.from({ length: exitNodes }, (_, i) => ({ slot: i + 1, node: `n${i + 1}`, ipv4: POOL[i]! })),
+    server: { url: `http://127.0.0.1:${port}`, listen: `127.0.0.1:${port}`, dataDir: join(stateDir, 'server'), logFile: join(stateDir, 'server.log'), adminTokenFile: join(stateDir, 'server', 'admin.token'), farmTokenFile: join(stateDir, 'farm.token') },
+    farm: 'sim', nodes: [], tenants: [], workloads: [], createdAt: new Date().toISOString(),
+  };
+  const t = topologyOf({ ...s, nodes: Array.from({ length: nodes }, () => ({}) as never) });
+  for (const n of t.nodes) {
+    s.nodes.push({
+      id: n.id, ns: n.ns, publicIPv4: n.publicIPv4, exitCapable: Number(n.id.slice(1)) <= exitNodes,
+      configFile: join(stateDir, 'nodes', `${n.id}.json`), tokenFile: join(stateDir, 'nodes', `${n.id}.token`), stateDir: n.config.stateDir, logFile: join(stateDir, 'nodes', `${n.id}.log`),
+    });
+  }
+  saveState(s);
+  let step = Date.now();
+  const done = (what: string): void => {
+    say(`${what} (${((Date.now() - step) / 1000).toFixed(1)} s)`);
+    step = Date.now();
+  };
+  say(`building the topology: internet host, upstream router, PrefixZero and underlay, ${nodes} nodes (namespaces ${nsPrefix}*) …`);
+  await t.up();
+  done('topology up; upstream router configured by `exitnode upstream --router linux`');
+  say(`starting the TNoDB server on ${s.server.url} (PGlite in ${s.server.dataDir}) …`);
+  await startServer(s);
+  done('server up');
+  const admin = adminClient(s);
+  const farm = await admin.createFarm(s.farm);
+  writeFileSync(s.server.farmTokenFile, farm.token + '\n', { mode: 0o600 });
+  const f = admin.as(farm.token);
+  await f.addAllocation({ farm: s.farm, prefix, number, ipv4: { addresses: POOL, prefixLength: 24, gateway: '198.51.100.1' } });
+  for (const [i, n] of s.nodes.entries()) {
+    const r = await f.addNode({ farm: s.farm, id: n.id, publicIPv4: n.publicIPv4, exitCapable: n.exitCapable });
+    writeFileSync(n.tokenFile, r.token + '\n', { mode: 0o600 });
+    writeFileSync(n.configFile, JSON.stringify(t.nodes[i]!.config, null, 2) + '\n', { mode: 0o600 });
+  }
+  for (const sl of s.slots) await f.assignSlot(number, sl.slot, sl.node);
+  done(`farm ${q(s.farm)}, allocation ${number} (${prefix}), ${nodes} nodes, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`);
+  say(`starting ${nodes} agents …`);
+  for (const n of s.nodes) startAgent(s, n.id);
+  await waitFor('every node to heartbeat', 30_000, async () => {
+    const st = await f.farmStatus(s.farm).catch(() => undefined);
+    return st && st.nodes.every((n) => n.healthy) ? true : undefined;
+  });
+  done('agents up and heartbeating');
+  say(`creating ${tenants} tenants, each with one network and one NR per node …`);
+  for (let ti = 1; ti <= tenants; ti++) {
+    const name = `t${ti}`;
+    const tn = await admin.createTenant(`tenant-${ti}`);
+    const tokenFile = join(stateDir, `tenant-${ti}.token`);
+    writeFileSync(tokenFile, tn.token + '\n', { mode: 0o600 });
+    const tc = admin.as(tn.token);
+    const net = await tc.createNetwork(`net-${ti}`, number);
+    s.tenants.push({ name, id: tn.id, tokenFile, network: net.id, slot: net.slot, exit: net.exit });
+    for (const n of s.nodes) {
+      let nr = net.resources.find((r) => r.node === n.id);
+      if (!nr) nr = await tc.addResource(net.id, n.id, `sim-${ti}-${n.id}`);
+      s.workloads.push(workloadOf(s, net.id, nr.id, n.id, name));
+    }
+    saveState(s);
+  }
+  done(`${tenants} networks: ${s.tenants.map((x) => `${x.name} on slot ${x.slot} (ExitPoint ${x.exit})`).join(', ')}`);
+  say('waiting until every agent has applied its current view and published its keys …');
+  await waitConverged(s, 90_000, say);
+  done('every agent has applied its current view');
+  await attachWorkloads(s);
+  saveState(s);
+  done(`${s.workloads.length} workloads attached (${s.workloads.map((w) => w.name).join(', ')})`);
+  return s;
+}
+
+export interface DownReport {
+  processes: number;
+  namespaces: number;
+  files: boolean;
+}
+
+/** Stops every process the sim started, removes its namespaces, sockets and state. Idempotent. */
+export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Promise<DownReport> {
+  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  let s: SimState | undefined;
+  try {
+    s = loadState(stateDir);
+  } catch { /* nothing recorded: clean up by prefix */ }
+  const nsPrefix = s?.nsPrefix ?? o.nsPrefix ?? DEFAULT_NS_PREFIX;
+  let processes = 0;
+  if (s) {
+    // Agents first (so none re-creates what is being removed), then the server.
+    const stops = await Promise.all(s.nodes.map((n) => stopPid(n.pid, n.configFile)));
+    processes += stops.filter(Boolean).length;
+    if (await stopPid(s.server.pid, s.stateDir)) processes++;
+  }
+  const names = namespacesWith(nsPrefix);
+  // wireguard-go, pings, listeners: whatever still runs inside the sim's namespaces.
+  const wgNames = new Set<string>();
+  for (const p of processesIn(names)) {
+    if (p.comm.startsWith('wireguard-go')) {
+      try {
+        for (const a of readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0')) if (/^wg-[0-9a-f]{4}-\d+$/.test(a)) wgNames.add(a);
+      } catch { /* gone */ }
+    }
+    try {
+      process.kill(p.pid, 'SIGKILL');
+      processes++;
+    } catch { /* gone */ }
+  }
+  names.sort((a, b) => b.length - a.length);
+  if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
+  for (const n of s?.nodes ?? []) {
+    try {
+      for (const f of readdirSync(join(n.stateDir, 'run'))) if (f.endsWith('.pid')) wgNames.add(f.replace(/\.pid$/, ''));
+    } catch { /* never ran */ }
+  }
+  for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, `${w}.sock`), { force: true });
+  const files = existsSync(stateDir);
+  rmSync(stateDir, { recursive: true, force: true });
+  return { processes, namespaces: names.length, files };
+}
+
+export interface StatusReport {
+  state: SimState;
+  server: { pid?: number; running: boolean; healthy: boolean };
+  nodes: { id: string; pid?: number; running: boolean; health?: Record<string, unknown>; serverView?: number }[];
+}
+
+export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport> {
+  const s = loadState(stateDir);
+  const running = !!s.server.pid && isOurs(s.server.pid, s.stateDir) && alive(s.server.pid);
+  const healthy = running && (await new TnodbClient({ server: s.server.url, timeoutMs: 1500 }).health().then(() => true, () => false));
+  const admin = healthy ? adminClient(s) : undefined;
+  const nodes = await Promise.all(s.nodes.map(async (n) => {
+    const r = !!n.pid && isOurs(n.pid, n.configFile) && alive(n.pid);
+    const health = r ? await agentHealth(n.stateDir) : undefined;
+    const v = admin ? await admin.view(n.id).then((x) => x.version, () => undefined) : undefined;
+    return { id: n.id, ...(n.pid ? { pid: n.pid } : {}), running: r, ...(health ? { health } : {}), ...(v !== undefined ? { serverView: v } : {}) };
+  }));
+  return { state: s, server: { ...(s.server.pid ? { pid: s.server.pid } : {}), running, healthy }, nodes };
+}
+
+export function statusText(r: StatusReport): string {
+  const s = r.state;
+  const out = [
+    `simulated farm in ${s.stateDir} (namespaces ${s.nsPrefix}*), allocation ${s.allocation} ${s.prefix}, up since ${s.createdAt}`,
+    `server  ${s.server.url}  ${r.server.running ? `running (pid ${r.server.pid})` : 'STOPPED'}${r.server.running && !r.server.healthy ? ' but not answering' : ''}`,
+    'NODE  EXIT  SLOTS  AGENT                 APPLIED/SERVER  SERVER-REACHABLE  LAST PASS',
+  ];
+  for (const n of r.nodes) {
+    const st = s.nodes.find((x) => x.id === n.id)!;
+    const h = n.health;
+    const lp = h?.lastPass as { ms?: number; size?: number; failures?: string[] } | null | undefined;
+    out.push([
+      n.id.padEnd(5), (st.exitCapable ? 'yes' : 'no').padEnd(5), (s.slots.filter((x) => x.node === n.id).map((x) => x.slot).join(',') || '-').padEnd(6),
+      (n.running ? `running pid ${n.pid}` : 'STOPPED').padEnd(21), `${h ? String(h.appliedVersion) : '?'}/${n.serverView ?? '?'}`.padEnd(15),
+      (h ? (h.serverReachable ? 'yes' : 'NO') : '?').padEnd(17), lp ? `${lp.size} cmds, ${Math.round(lp.ms ?? 0)} ms${lp.failures?.length ? `, ${lp.failures.length} FAILED` : ''}` : '-',
+    ].join(' '));
+  }
+  out.push('TENANT  NETWORK                                SLOT  EXITPOINT  WORKLOADS (host: IPv6, IPv4)');
+  for (const tn of s.tenants) {
+    out.push(`${tn.name.padEnd(7)} ${tn.network.padEnd(38)} ${String(tn.slot).padEnd(5)} ${tn.exit.padEnd(10)} ${s.workloads.filter((w) => w.tenant === tn.name).map((w) => `${w.name}: ${w.addr6}, ${w.addr4}`).join('; ')}`);
+  }
+  return out.join('\n');
+}
+
+export function nrIdOf(n: number): string {
+  return nrIdText(n);
+}
