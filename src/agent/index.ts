@@ -100,7 +100,12 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     } catch (e) {
       throw new ExitnodeError(AgentErrors.AGENT_STATE_DIR, `cannot create the state directory ${q(config.stateDir)}: ${(e as Error).message}`);
     }
-    failures = await applyPlan(plan, { stateDir: config.stateDir, concurrency: opts.concurrency, onStep: opts.onStep });
+    const unlock = lock(config.stateDir);
+    try {
+      failures = await applyPlan(plan, { stateDir: config.stateDir, concurrency: opts.concurrency, onStep: opts.onStep });
+    } finally {
+      unlock();
+    }
   }
   const t4 = performance.now();
   if (!dryRun && save) saveView(config.stateDir, view);
@@ -110,6 +115,35 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     version: view.version, plan, size: planSize(plan), dryRun, failures, publicKeys, desired, observed: !opts.previous,
     timings: { compileMs: t1 - t0, observeMs: t2 - t1, diffMs: t3 - t2, applyMs: t4 - t3 },
   };
+}
+
+const held = new Set<string>();
+
+/**
+ * One pass at a time per node: a lock file with the holder's PID in the state directory. A lock
+ * left by a killed agent (its PID gone) is taken over; a live holder is refused with AGENT_BUSY.
+ */
+function lock(stateDir: string): () => void {
+  const file = join(stateDir, 'lock');
+  if (held.has(file)) throw new ExitnodeError(AgentErrors.AGENT_BUSY, `another pass of this process is applying to ${q(stateDir)}; passes of one node run one at a time`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      held.add(file);
+      return () => {
+        held.delete(file);
+        rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new ExitnodeError(AgentErrors.AGENT_STATE_DIR, `cannot write ${q(file)}: ${(e as Error).message}`);
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid > 0 && pid !== process.pid && existsSync(`/proc/${pid}`)) {
+        throw new ExitnodeError(AgentErrors.AGENT_BUSY, `another agent (pid ${pid}) is applying to this node (lock ${q(file)}); try again when it is done`);
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new ExitnodeError(AgentErrors.AGENT_BUSY, `cannot take the lock ${q(file)}`);
 }
 
 /** Makes the node's kernel state what the view says. Safe to call again with the same view. */

@@ -4,7 +4,7 @@
 // alone. Namespaces "xa-u", allocations 402 and 403.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from '../support/root.js';
@@ -39,8 +39,15 @@ test('uplink modes nic and macvlan', { timeout: 60_000 }, async (t) => {
 
   await t.test('nic: moved in as pub-1-402, configured, and home again as nic0 on down', async () => {
     const config: NodeConfig = { node: 'u1', namespacePrefix: 'xa-un-', rootNamespace: ROOT, publicNamespace: ROOT, stateDir: join(state, 'nic'), uplink: { kind: 'nic', device: 'nic0' }, wireguard: 'none' };
+    // A live agent holding the node's lock: this pass refuses instead of racing it.
+    mkdirSync(config.stateDir, { recursive: true });
+    writeFileSync(join(config.stateDir, 'lock'), `${process.ppid}\n`);
+    await assert.rejects(applyView(view(402), config), (e: Error & { code?: string }) => e.code === 'AGENT_BUSY' && e.message.includes(`pid ${process.ppid}`));
+    // A lock whose holder is gone (a SIGKILLed agent) is taken over.
+    writeFileSync(join(config.stateDir, 'lock'), '2147483646\n');
     const r = await applyView(view(402), config);
     assert.deepEqual(r.failures, []);
+    assert.equal(existsSync(join(config.stateDir, 'lock')), false, 'released');
     assert.doesNotMatch(await links(ROOT), /nic0/);
     const gw = 'xa-un-gw-1-402';
     const addrs = (await run(inNs(gw, ['ip', '-o', 'addr', 'show', 'dev', 'pub-1-402']))).stdout;
