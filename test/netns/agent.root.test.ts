@@ -64,12 +64,12 @@ const ping = async (ns: string, dst: string): Promise<boolean> => (await run(inN
 
 /** Starts a UDP listener on the internet host; resolves with the source address seen (or ""). */
 function listen(port: number, ms: number): Promise<string> {
-  const py = `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(("${INTERNET4}",${port}))\ns.settimeout(${ms / 1000})\ntry:\n  d,a=s.recvfrom(100); print(a[0])\nexcept socket.timeout:\n  print("")\n`;
-  return run(inNs(t.inet, ['python3', '-c', py])).then((r) => r.stdout.trim());
+  const js = `const s=require("dgram").createSocket("udp4");s.on("message",(m,r)=>{console.log(r.address);process.exit(0)});s.bind(${port},"${INTERNET4}");setTimeout(()=>{console.log("");process.exit(0)},${ms})`;
+  return run(inNs(t.inet, [process.execPath, '-e', js])).then((r) => r.stdout.trim());
 }
 async function sendUdp(ns: string, port: number, from?: string): Promise<void> {
-  const bind = from ? `s.bind(("${from}",0))\n` : '';
-  await run(inNs(ns, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n${bind}s.sendto(b"x",("${INTERNET4}",${port}))\n`]));
+  const js = `const s=require("dgram").createSocket("udp4");s.bind({port:0${from ? `,address:"${from}"` : ''}},()=>s.send("x",${port},"${INTERNET4}",()=>s.close()))`;
+  await run(inNs(ns, [process.execPath, '-e', js]));
 }
 
 /** Packets dropped by each rule of the gateway's filter table, by rule position. */
@@ -108,7 +108,7 @@ after(async () => {
 });
 
 test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 240_000 }, async (tt) => {
-  if (!requireRoot(tt, ['nft', 'wg', 'wireguard-go', 'python3', 'nsenter'])) return;
+  if (!requireRoot(tt, ['nft', 'wg', 'wireguard-go', 'nsenter', 'ping'])) return;
   await t.up();
 
   await tt.test('SIGKILL in the middle of an apply, then apply again: converges, and a second apply is empty', async () => {
