@@ -34,7 +34,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
     return503OnClosing: true,
     // Long path parameters reach the route schemas (a 400 in our error shape) instead of the
     // router's own answer.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     frameworkErrors: (err, _req, reply) => {
       void (reply as unknown as { code(n: number): { send(b: unknown): unknown } }).code(400).send({ error: { code: ApiErrors.BAD_REQUEST, message: String(err.message).split('\n')[0]!.slice(0, 300) } });
     },
