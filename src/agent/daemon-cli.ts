@@ -21,7 +21,7 @@ function readFile(path: string, what: string): string {
 
 function seconds(p: ReturnType<typeof parse>, name: string, def: number): number {
   const v = opt(p, name);
-  if (v === undefined) return def;
+  if (v === undefined) return def * 1000;
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0 || n > 86400) throw usageError(`--${name} ${q(v)} must be a number of seconds > 0 (e.g. 60 or 0.5)`, usage);
   return Math.round(n * 1000);

@@ -325,3 +325,28 @@ export function statusText(r: StatusReport): string {
 export function nrIdOf(n: number): string {
   return nrIdText(n);
 }
+
+/**
+ * Replaces the NR of TENANT on NODE through the API (remove, then add: a network has one NR per
+ * node, and the new NR gets a fresh id while the old one is in quarantine), then rebuilds the
+ * workload on the new NR. Returns the old and the new workload.
+ */
+export async function renewNr(s: SimState, tenant: string, node: string, o: { wait?: boolean } = {}): Promise<{ old: SimWorkload; now: SimWorkload }> {
+  const tn = s.tenants.find((x) => x.name === tenant);
+  const i = s.workloads.findIndex((w) => w.tenant === tenant && w.node === node);
+  if (!tn || i < 0) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no NR of tenant ${q(tenant)} on node ${q(node)}`);
+  const old = s.workloads[i]!;
+  if (old.nr === tn.exit) throw new ExitnodeError(SimErrors.SIM_OPTION, `NR ${q(old.nr)} is the ExitPoint of ${q(tenant)}: delete the network to remove it`);
+  const tc = adminClient(s).as(readToken(tn.tokenFile));
+  await tc.removeResource(tn.network, old.nr);
+  const nr = (await tc.addResource(tn.network, node, `renew-${old.nr}-${Date.now()}`)).id;
+  const now = workloadOf(s, tn.network, nr, node, tenant);
+  s.workloads[i] = now;
+  saveState(s);
+  await run(['ip', 'netns', 'del', old.ns]);
+  if (o.wait !== false) {
+    await waitConverged(s, 30_000);
+    await attachWorkloads(s, [now]);
+  }
+  return { old, now };
+}

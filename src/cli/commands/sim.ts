@@ -112,7 +112,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       // Internal: the sim's TNoDB server process (sim up starts it detached).
       const s = loadState(stateDir);
       const { startServer } = await import('../../server/index.js');
-      const srv = await startServer({ data: s.server.dataDir, listen: s.server.listen, logger: false });
+      // Lease TTL 15 s (the store's default is 5 s): the server restarts in 4-7 s on PGlite, and a
+      // restarted server sweeps leases that lapsed while it was down, moving slots between healthy
+      // nodes for no reason (reported to the failover issue). EXITNODE_SIM_LEASE_TTL_MS overrides it.
+      const leaseTtlMs = Number(process.env.EXITNODE_SIM_LEASE_TTL_MS ?? 15_000);
+      const srv = await startServer({ data: s.server.dataDir, listen: s.server.listen, logger: false, leaseTtlMs });
       io.out(`exitnode sim server listening on ${srv.url}`);
       await new Promise<void>((res) => {
         process.once('SIGTERM', res);
