@@ -107,6 +107,7 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
       unlock();
     }
   }
+  for (const [ns, why] of actual.unreadable ?? []) failures.push({ object: `namespace ${ns}`, reason: `cannot be read, left alone this pass: ${why}` });
   const t4 = performance.now();
   if (!dryRun && save) saveView(config.stateDir, view);
   const publicKeys: Record<string, string> = {};
@@ -154,7 +155,7 @@ export function applyView(view: NodeView, config: NodeConfig, opts: PassOptions 
 /** CNI-style CHECK: observes and compares; `drift` lists every object that differs. */
 export async function check(view: NodeView, config: NodeConfig): Promise<{ drift: string[]; plan: Plan }> {
   const r = await pass(view, config, { dryRun: true }, false);
-  return { drift: r.plan.steps.flatMap((s) => s.objects), plan: r.plan };
+  return { drift: [...r.plan.steps.flatMap((s) => s.objects), ...r.failures.map((f) => `${f.object}: ${f.reason}`)], plan: r.plan };
 }
 
 /** The view of a node that serves nothing: everything owned goes. */

@@ -185,7 +185,18 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
   for (const n of desired.namespaces) if (namespaceExists(n.name)) names.add(n.name);
   const list = [...names].sort();
   const byName = new Map(desired.namespaces.map((n) => [n.name, n]));
-  const spaces = await pool(list, OBSERVE_CONCURRENCY, async (name) => {
+  const unreadable = new Map<string, string>();
+  const read = await pool(list, OBSERVE_CONCURRENCY, async (name) => {
+    try {
+      return await observeNs(name);
+    } catch (e) {
+      // One namespace that cannot be read must not stop the pass for the others.
+      unreadable.set(name, (e as Error).message);
+      return undefined;
+    }
+  });
+  const spaces = read.filter((s): s is ActualNs => s !== undefined);
+  async function observeNs(name: string): Promise<ActualNs> {
     const d = byName.get(name);
     const isGw = owned.has(name) && parseOwnedNamespace(opts.namespacePrefix, name)?.kind === 'gateway';
     const extra = Object.keys(d?.sysctls ?? {}).filter((k) => !Object.values(FORWARDING_KEYS).includes(k));
@@ -204,7 +215,7 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
       if (m) ns.sysctls[m[1]!] = m[2]!;
     }
     return ns;
-  });
+  }
   const namespaces = new Map(spaces.map((s) => [s.name, s]));
 
   // WireGuard: wireguard-go's sockets are host-wide, so one `wg show all dump` sees them all;
@@ -219,7 +230,7 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
     for (const r of dumps) for (const [k, v] of parseWgDump(r.stdout)) if (wgNames.has(k)) wireguard.set(k, v);
   }
 
-  return { namespaces, owned, wireguard, ...observeFiles(opts) };
+  return { namespaces, owned, wireguard, unreadable, ...observeFiles(opts) };
 }
 
 /** The state directory's part of the state: live wireguard-go processes, PID and key files. */

@@ -64,6 +64,8 @@ export interface ActualState {
   wireguard: Map<string, ActualWg>;
   /** wireguard-go processes recorded in the state directory that are still alive: name → pid. */
   wgProcesses: Map<string, number>;
+  /** Namespaces that could not be read, with the reason: the plan leaves them (and links into them) alone. */
+  unreadable?: Map<string, string>;
   /** Key files in the state directory: interface name → present. */
   keyFiles: Set<string>;
   /** PID/log files in the state directory that belong to an interface name. */

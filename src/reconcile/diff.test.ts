@@ -148,3 +148,19 @@ test('a WireGuard interface left in the public namespace by an interrupted pass 
   assert.ok(lines(p).includes('ip (host): link set wg-1abc-1 netns net-1abc-1'));
   assert.ok(!lines(p).some((x) => x.includes('link del wg-1abc-1')), 'a wg link about to move is not swept');
 });
+
+test('an unreadable namespace is left alone, with every link into it; the rest of the plan goes ahead', () => {
+  const d = compile(view(), config);
+  const a = holding(d);
+  // net-1abe-1 could not be read; the gateway lost a route of the other TN.
+  a.namespaces.delete('net-1abe-1');
+  a.unreadable = new Map([['net-1abe-1', 'nsenter: cannot open /run/netns/net-1abe-1']]);
+  a.namespaces.get('gw-1-1')!.routes = a.namespaces.get('gw-1-1')!.routes.filter((r) => r.dst !== '10.26.189.0/24');
+  const l = lines(diff(d, a, opts));
+  assert.deepEqual(l, ['ip gw-1-1: route replace 10.26.189.0/24 via 10.255.26.188 dev to-1abc-1 onlink proto 77']);
+  // Not stale either: an unreadable owned namespace that the view no longer wants is not deleted blind.
+  const v = view();
+  v.networks = v.networks.filter((n) => n.id !== 'tn-b');
+  const l2 = lines(diff(compile(v, config), a, opts));
+  assert.ok(!l2.some((x) => x.includes('netns del net-1abe-1')));
+});

@@ -108,10 +108,29 @@ class Builder {
   }
 }
 
-export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptions): Plan {
+export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions): Plan {
   const b = new Builder();
+  // A namespace the readers could not read is left alone, and so is every link that would reach
+  // into it: the next pass reads it again. Everything else goes ahead.
+  const skip = actual.unreadable ?? new Map<string, string>();
+  const reachesSkipped = (l: LinkSpec): boolean => (l.create?.how === 'veth' && skip.has(l.create.peerNs)) || (l.create?.how === 'wireguard' && skip.has(l.create.fromNs));
+  const desired: DesiredState = skip.size === 0 ? full : {
+    ...full,
+    namespaces: full.namespaces.filter((n) => !skip.has(n.name)).map((n) => {
+      const out = new Set(n.links.filter(reachesSkipped).map((l) => l.name));
+      if (out.size === 0) return n;
+      return {
+        ...n,
+        links: n.links.filter((l) => !out.has(l.name)),
+        addrs: n.addrs.filter((x) => !out.has(x.dev)),
+        routes: n.routes.filter((r) => !out.has(r.dev)),
+        // nft elements name interfaces by string: they may stay (and be added) ahead of the link.
+      };
+    }),
+    wireguard: full.wireguard.filter((w) => !skip.has(w.ns)),
+  };
   const wantOwned = new Set(desired.namespaces.filter(isOwnedNs).map((n) => n.name));
-  const stale = [...actual.owned].filter((n) => !wantOwned.has(n)).sort();
+  const stale = [...actual.owned].filter((n) => !wantOwned.has(n) && !skip.has(n)).sort();
   const staleSet = new Set(stale);
   const where = (name: string, ns: string): string => `${name} in ${ns === '' ? 'the host namespace' : ns}`;
 
@@ -197,7 +216,6 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
   }
 
   // 5. WireGuard: keys, then the whole configuration of every interface that differs.
-  const wantWg = new Set(desired.wireguard.map((w) => w.name));
   for (const w of desired.wireguard) {
     const key = opts.privateKeys.get(w.name);
     if (key === undefined) b.add({ tool: 'keygen', phase: Phase.KEYGEN, ns: '', name: w.name, keyFile: w.keyFile, objects: [`private key of ${w.name}`] });
@@ -212,13 +230,14 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
   // A veth whose other end is in a namespace being deleted would go with it, but the kernel
   // tears namespaces down asynchronously: the next pass could still see it. Delete it here.
   for (const [name, a] of [...actual.namespaces].sort()) {
-    if (staleSet.has(name)) continue;
-    const want = desiredLinks.get(name) ?? new Set<string>();
+    if (staleSet.has(name) || skip.has(name)) continue;
+    // Links kept out of this pass (they reach into an unreadable namespace) are still wanted.
+    const want = new Set(full.namespaces.find((n) => n.name === name)?.links.map((l) => l.name) ?? []);
     const roles = desired.namespaces.find((n) => n.name === name)?.roles ?? (actual.owned.has(name) ? ['nr'] : []);
     const owned = roles.includes('gateway') || roles.includes('nr');
     for (const l of a.links) {
       if (want.has(l.name) || !isOwnedLink(l.name)) continue;
-      const sweep = owned || (roles.includes('root') && isRootLink(l.name)) || (roles.includes('public') && isWgLink(l.name) && !desired.wireguard.some((w) => w.name === l.name));
+      const sweep = owned || (roles.includes('root') && isRootLink(l.name)) || (roles.includes('public') && isWgLink(l.name) && !full.wireguard.some((w) => w.name === l.name));
       if (!sweep) continue;
       b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, `link ${where(l.name, name)}`);
     }
@@ -238,14 +257,15 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
   }
 
   // 7. processes and files that no desired interface needs.
+  const keep = new Set(full.wireguard.map((w) => w.name));
   for (const [name, pid] of [...actual.wgProcesses].sort()) {
-    if (!wantWg.has(name)) b.add({ tool: 'kill', phase: Phase.KILL, ns: '', name, pid, objects: [`wireguard-go ${name} (pid ${pid})`] });
+    if (!keep.has(name)) b.add({ tool: 'kill', phase: Phase.KILL, ns: '', name, pid, objects: [`wireguard-go ${name} (pid ${pid})`] });
   }
   for (const name of [...actual.keyFiles].sort()) {
-    if (!wantWg.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: keyFileName(name), objects: [`key file ${keyFileName(name)}`] });
+    if (!keep.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: keyFileName(name), objects: [`key file ${keyFileName(name)}`] });
   }
   for (const name of [...actual.pidFiles].sort()) {
-    if (!wantWg.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: pidFileName(name), objects: [`PID file ${pidFileName(name)}`] });
+    if (!keep.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: pidFileName(name), objects: [`PID file ${pidFileName(name)}`] });
   }
   const steps = b.steps.map((s, i) => ({ s, i })).sort((x, y) => x.s.phase - y.s.phase || x.i - y.i).map((x) => x.s);
   return { steps };
