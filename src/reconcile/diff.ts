@@ -333,8 +333,9 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
   }
   for (const [set, elems] of Object.entries(t.sets)) {
     const cur = new Set((have.sets[set] ?? []).map(elementText));
-    const want = new Set(elems.map(elementText));
-    const add = elems.map(elementText).filter((e) => !cur.has(e));
+    const wantList = elems.map(elementText);
+    const want = new Set(wantList);
+    const add = wantList.filter((e) => !cur.has(e));
     const del = [...cur].filter((e) => !want.has(e)).sort();
     if (add.length) b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`, `${add.length} elements of set ${set} in ${ns}`);
     if (del.length) b.nft(ns, `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`, `${del.length} stale elements of set ${set} in ${ns}`);
