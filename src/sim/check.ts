@@ -197,8 +197,9 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
   return { ok: cells.every((c) => c.ok), cells, ms: Math.round(performance.now() - t0) };
 }
 
-export function checkText(r: CheckReport): string {
-  const lines = r.cells.map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}${c.ok ? '' : `: got ${c.got}${c.stop ? `; ${c.stop}` : ''}`}`);
+/** The report; `compact` prints only the failing cells and the summary line. */
+export function checkText(r: CheckReport, o: { compact?: boolean } = {}): string {
+  const lines = r.cells.filter((c) => !o.compact || !c.ok).map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}${c.ok ? '' : `: got ${c.got}${c.stop ? `; ${c.stop}` : ''}`}`);
   const failed = r.cells.filter((c) => !c.ok).length;
   const kinds = [...new Set(r.cells.map((c) => c.kind))].map((k) => `${k} ${r.cells.filter((c) => c.kind === k && c.ok).length}/${r.cells.filter((c) => c.kind === k).length}`);
   lines.push(`${failed ? `FAILED: ${failed} of ${r.cells.length} cells` : `all ${r.cells.length} cells as expected`} (${kinds.join(', ')}) in ${(r.ms / 1000).toFixed(1)} s`);

@@ -155,6 +155,13 @@ export async function up(o: UpOptions): Promise<SimState> {
   const number = range('allocation', o.allocation ?? 1, 1, 65535);
   const prefix = o.prefix ?? '2001:db8:5e::/48';
   planAllocation(prefix, number);
+  const missing: string[] = [];
+  for (const tool of ['ip', 'nft', 'wg', 'nsenter', 'ping', 'python3', 'sysctl', 'wireguard-go']) {
+    const found = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(join(d, tool)));
+    // wireguard-go is only needed where the kernel has no wireguard module.
+    if (!found && !(tool === 'wireguard-go' && existsSync('/sys/module/wireguard'))) missing.push(tool);
+  }
+  if (missing.length) throw new ExitnodeError(SimErrors.SIM_TOOL_MISSING, `exitnode sim up needs ${missing.map((m) => q(m)).join(', ')} on the PATH (Debian: apt-get install iproute2 nftables wireguard-tools wireguard-go util-linux iputils-ping python3 procps)`);
   if (existsSync(stateFile(stateDir))) throw new ExitnodeError(SimErrors.SIM_RUNNING, `a simulated farm already runs from ${q(stateDir)}: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} first`);
   const left = namespacesWith(nsPrefix);
   if (left.length) throw new ExitnodeError(SimErrors.SIM_RUNNING, `namespaces with the prefix ${q(nsPrefix)} exist already (${left.slice(0, 4).join(', ')}${left.length > 4 ? ', …' : ''}): exitnode sim down --ns-prefix ${nsPrefix} removes them`);

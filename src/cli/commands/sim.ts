@@ -47,9 +47,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       });
       let ok = true;
       if (!flag(p, 'no-check')) {
-        io.out('sim check:');
+        io.out('sim check (every cell: exitnode sim check):');
         const r = await check(s);
-        io.out(checkText(r));
+        io.out(checkText(r, { compact: true }));
         ok = r.ok;
       }
       const st = stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`;
