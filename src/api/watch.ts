@@ -1,47 +1,81 @@
-// Long-poll support: a request waiting for a node's view to pass a version sleeps here until the
-// store reports a change for that node (in-process, or LISTEN/NOTIFY from another instance).
+// Long-poll support. A request waiting for a node's view to pass a version registers here; one
+// batched version query (store.versions) decides who to wake. It runs at once after a write
+// through this instance, and every POLL_MS while anyone waits, which catches writes made through
+// other instances sharing the database (well inside the 100 ms the agents are promised).
 import type { Store } from '../store/index.js';
 
+export const POLL_MS = 40;
+
+interface Waiter { after: number; done(changed: boolean): void }
+
 export class ViewWatch {
-  private waiters = new Map<string, Set<() => void>>();
+  private waiters = new Map<string, Set<Waiter>>();
   private off: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  private checking = false;
+  private again = false;
   /** Set at shutdown: waits end at once so that the server can close. */
   closed = false;
 
-  constructor(store: Store) {
-    this.off = store.onViewChange((nodes) => {
-      const all = nodes.includes('*');
-      for (const [node, set] of this.waiters) {
-        if (all || nodes.includes(node)) for (const w of set) w();
-      }
-    });
+  constructor(private store: Store, private pollMs = POLL_MS) {
+    this.off = store.onViewChange(() => this.kick());
   }
 
-  /** Resolves when the node's view may have changed, or after `ms`. */
-  wait(node: string, ms: number): Promise<void> {
+  /** Resolves true once the node's version is above `after`, false after `ms`. */
+  waitFor(node: string, after: number, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      if (this.closed) return resolve();
+      if (this.closed) return resolve(false);
       let set = this.waiters.get(node);
       if (!set) this.waiters.set(node, (set = new Set()));
-      const done = (): void => {
-        clearTimeout(timer);
-        set!.delete(done);
-        if (!set!.size) this.waiters.delete(node);
-        resolve();
+      const w: Waiter = {
+        after,
+        done: (changed) => {
+          clearTimeout(t);
+          set!.delete(w);
+          if (!set!.size) this.waiters.delete(node);
+          if (!this.waiters.size && this.timer) { clearInterval(this.timer); this.timer = undefined; }
+          resolve(changed);
+        },
       };
-      const timer = setTimeout(done, ms);
-      set.add(done);
+      const t = setTimeout(() => w.done(false), ms);
+      set.add(w);
+      if (!this.timer) {
+        this.timer = setInterval(() => this.kick(), this.pollMs);
+        this.timer.unref();
+      }
+      // The version may have moved between the caller's read and this registration.
+      this.kick();
     });
   }
 
-  /** Wakes every waiter (shutdown). */
-  wakeAll(): void {
-    for (const set of this.waiters.values()) for (const w of [...set]) w();
+  private kick(): void {
+    if (!this.waiters.size) return;
+    if (this.checking) { this.again = true; return; }
+    this.checking = true;
+    void this.check().finally(() => {
+      this.checking = false;
+      if (this.again) { this.again = false; this.kick(); }
+    });
+  }
+
+  private async check(): Promise<void> {
+    let v: Map<string, number>;
+    try {
+      v = await this.store.versions([...this.waiters.keys()]);
+    } catch {
+      return; // the next poll tries again
+    }
+    for (const [node, set] of this.waiters) {
+      const now = v.get(node);
+      if (now === undefined) continue;
+      for (const w of [...set]) if (now > w.after) w.done(true);
+    }
   }
 
   close(): void {
     this.closed = true;
-    this.wakeAll();
+    if (this.timer) clearInterval(this.timer);
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.done(false);
     this.off();
   }
 }

@@ -20,7 +20,6 @@ import type {
 const MIGRATIONS = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** pg_advisory_xact_lock key for migrations: "xnmg". */
 const MIGRATION_LOCK = 0x786e6d67;
-export const VIEW_CHANNEL = 'exitnode_view';
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const NETWORK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -72,7 +71,6 @@ const str = (v: unknown): string | undefined => (v === null || v === undefined ?
 export class PgStore implements Store {
   readonly options: Required<StoreOptions>;
   private listeners = new Set<(nodes: string[]) => void>();
-  private unlisten: (() => Promise<void>) | undefined;
 
   private constructor(private db: SqlClient, options: StoreOptions) {
     this.options = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
@@ -84,12 +82,7 @@ export class PgStore implements Store {
 
   static async open(db: SqlClient, options: StoreOptions = {}): Promise<PgStore> {
     await migrate(db);
-    const s = new PgStore(db, options);
-    s.unlisten = await db.listen(VIEW_CHANNEL, (payload) => {
-      const nodes = payload.split(',');
-      for (const l of s.listeners) l(nodes);
-    });
-    return s;
+    return new PgStore(db, options);
   }
 
   private plans = new Map<string, ReturnType<typeof planAllocation>>();
@@ -272,7 +265,7 @@ export class PgStore implements Store {
     if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
     if (n.farm !== a.farm) throw new ExitnodeError(StoreErrors.NODE_OTHER_FARM, `node ${q(node)} belongs to farm ${q(n.farm)}, allocation ${allocation} to farm ${q(a.farm)}`);
     if (!n.exitCapable) throw new ExitnodeError(StoreErrors.NODE_NOT_EXIT_CAPABLE, `node ${q(node)} is not exit-capable; register it with exitCapable: true to give it a slot`);
-    await this.retry(() => this.db.query('SELECT * FROM xn_assign_slot($1, $2, $3, $4, $5)', [allocation, slot, node, this.now(), this.options.leaseTtlMs]));
+    this.changed(await this.retry(() => this.db.query('SELECT * FROM xn_assign_slot($1, $2, $3, $4, $5)', [allocation, slot, node, this.now(), this.options.leaseTtlMs])));
     const s = (await this.listSlots(allocation))[slot - 1]!;
     return s;
   }
@@ -295,6 +288,7 @@ export class PgStore implements Store {
   async sweep(): Promise<SlotMove[]> {
     const rows = await this.retry(() => this.db.query<{ allocation: number; slot: number; previous: string | null; node: string; epoch: number }>(
       'SELECT * FROM xn_sweep($1, $2, $3)', [this.now(), this.options.leaseTtlMs, this.options.fenceMarginMs]));
+    if (rows.length) this.changed(rows);
     return rows.map((r) => ({ allocation: Number(r.allocation), slot: Number(r.slot), previous: r.previous, node: r.node, epoch: Number(r.epoch) }));
   }
 
@@ -324,6 +318,7 @@ export class PgStore implements Store {
       case 'full': throw new ExitnodeError(StoreErrors.SLOT_FULL, `every slot with a node in ${where} is full; the farmer must enable another ExitNode (assign a node to a free slot)`);
       default: throw new ExitnodeError(StoreErrors.SLOT_UNASSIGNED, `no slot of ${where} has a node with a live lease; the farmer must assign one (PUT /v1/allocations/{number}/slots/{slot}, or exitnode slot assign)`);
     }
+    this.changed(r);
     const network = (await this.getNetwork(id))!;
     return { network, slotNrs: Number(r.nr_count) };
   }
@@ -340,6 +335,7 @@ export class PgStore implements Store {
         const [number, prefix] = String(row.detail).split(' ');
         const nr = Number(row.nr_id);
         const resource = { id: id!, node: r.node, prefix: nrPrefix(this.plan(Number(number), prefix!), nr).toString() };
+        if (row.status === 'ok') this.changed(row);
         return { resource, replay: row.status === 'replay', slotNrs: Number(row.nr_count), allocation: Number(number), slot: nr >> 12 };
       }
       case 'no_network': throw new ExitnodeError(StoreErrors.NETWORK_UNKNOWN, `network ${q(r.network)} does not exist or is not yours`);
@@ -365,11 +361,12 @@ export class PgStore implements Store {
     if (nrIdText(id) === n.exit) throw new ExitnodeError(StoreErrors.NR_IS_EXIT, `NR ${n.exit} is the ExitPoint of network ${q(network)}; it goes only with the network (delete the network)`);
     const gone = await this.retry(() => this.db.query<{ n: number }>('SELECT xn_release($1, $2, $3) AS n', [network, id, this.now()]));
     if (!Number(gone[0]?.n)) throw new ExitnodeError(StoreErrors.NR_UNKNOWN, `network ${q(network)} has no NR ${nrIdText(id)}`);
+    this.changed(gone);
   }
 
   async deleteNetwork(tenant: string, network: string): Promise<void> {
     await this.ownNetwork(tenant, network);
-    await this.retry(() => this.db.query('SELECT xn_release($1, NULL, $2)', [network, this.now()]));
+    this.changed(await this.retry(() => this.db.query('SELECT xn_release($1, NULL, $2)', [network, this.now()])));
   }
 
   async getNetwork(id: string, tenant?: string): Promise<NetworkRecord | undefined> {
@@ -416,6 +413,7 @@ export class PgStore implements Store {
       if (!hit.length) throw new ExitnodeError(StoreErrors.NOT_YOUR_NR, `NR ${r.id} of network ${q(network)} moved to another node`);
       await tx.query('SELECT xn_touch(xn_network_nodes($1))', [network]);
     }));
+    this.changed(null);
   }
 
   // ---- views ----
@@ -465,6 +463,18 @@ export class PgStore implements Store {
     }, { readOnly: true, repeatableRead: true });
   }
 
+  /** Tells this instance's listeners that views may have changed (after a committed write). */
+  private changed<T>(v: T): T {
+    for (const l of this.listeners) l(['*']);
+    return v;
+  }
+
+  async versions(nodes: string[]): Promise<Map<string, number>> {
+    if (!nodes.length) return new Map();
+    const rows = await this.db.query<{ node_id: string; version: number }>('SELECT node_id, version FROM node_versions WHERE node_id = ANY($1)', [nodes]);
+    return new Map(rows.map((r) => [r.node_id, Number(r.version)]));
+  }
+
   onViewChange(cb: (nodes: string[]) => void): () => void {
     this.listeners.add(cb);
     return () => { this.listeners.delete(cb); };
@@ -478,7 +488,6 @@ export class PgStore implements Store {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    await this.unlisten?.().catch(() => undefined);
     await this.db.close();
   }
 }

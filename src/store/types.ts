@@ -139,7 +139,10 @@ export interface Store {
 
   view(node: string): Promise<NodeView>;
   viewVersion(node: string): Promise<number>;
-  /** Called with the ids of the nodes whose views changed (on any instance), or ['*']. */
+  /** The current view versions of these nodes (unknown nodes are left out). */
+  versions(nodes: string[]): Promise<Map<string, number>>;
+  /** Called after a write through THIS instance may have changed views (['*'] or node ids).
+   *  Writes through other instances are seen by polling versions() (src/api/watch.ts). */
   onViewChange(cb: (nodes: string[]) => void): () => void;
 
   stats(): Promise<{ slots: SlotRecord[]; networks: number; resources: number }>;

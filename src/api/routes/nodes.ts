@@ -8,8 +8,8 @@ import { ApiErrors } from '../errors.js';
 import { NAME, NODE_ID, created, errors, node, nodeView } from '../schemas.js';
 
 const MAX_WAIT_S = 300;
-/** A waiting view re-reads the version at least this often, in case a notification was lost. */
-const RECHECK_MS = 1000;
+/** A waiting request checks that its client is still there this often. */
+const SLICE_MS = 5000;
 
 export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const idParams = { type: 'object', required: ['id'], properties: { id: NODE_ID } } as const;
@@ -99,8 +99,8 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     while (!closed && !ctx.watch.closed) {
       const left = deadline - Date.now();
       if (left <= 0) break;
-      await ctx.watch.wait(id, Math.min(left, RECHECK_MS));
-      if ((await ctx.store.viewVersion(id)) > after) return ctx.store.view(id);
+      // In slices, so that a client that went away stops costing version polls.
+      if (await ctx.watch.waitFor(id, after, Math.min(left, SLICE_MS))) break;
     }
     return ctx.store.view(id);
   });
