@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from '../support/root.js';
@@ -103,7 +103,15 @@ function expected(v: Record<string, NodeView>): Inventory {
   return inv;
 }
 
+const scratch: string[] = [];
+const scratchDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'xa-cli-'));
+  scratch.push(d);
+  return d;
+};
+
 after(async () => {
+  for (const d of scratch) rmSync(d, { recursive: true, force: true });
   if (!process.env.XA_KEEP) await t.down();
 });
 
@@ -116,7 +124,7 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
     assert.deepEqual(r1.failures, []);
     Object.assign(keys, r1.publicKeys);
     const v = views();
-    const dir = mkdtempSync(join(tmpdir(), 'xa-cli-'));
+    const dir = scratchDir();
     writeFileSync(join(dir, 'view.json'), JSON.stringify(v.n2));
     writeFileSync(join(dir, 'config.json'), JSON.stringify(n2.config));
     const child = spawn(process.execPath, ['bin/exitnode.js', 'agent', 'apply', '--view', join(dir, 'view.json'), '--config', join(dir, 'config.json')], { stdio: 'ignore' });
@@ -208,7 +216,7 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
     const v = views();
     const c = await check(v.n1!, n1.config);
     assert.deepEqual(c.drift, [`route 10.26.189.0/24 in ${GW}`]);
-    const dir = mkdtempSync(join(tmpdir(), 'xa-cli-'));
+    const dir = scratchDir();
     writeFileSync(join(dir, 'view.json'), JSON.stringify(v.n1));
     writeFileSync(join(dir, 'config.json'), JSON.stringify(n1.config));
     const cli = await run([process.execPath, 'bin/exitnode.js', 'agent', 'check', '--view', join(dir, 'view.json'), '--config', join(dir, 'config.json')]);
