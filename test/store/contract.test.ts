@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store, type OpenOptions } from '../../src/store/index.js';
 import { isExitnodeError } from '../../src/core/index.js';
+import { parseNodeView } from '../../src/core/view.js';
 import { pgCluster, pgSkipReason } from '../support/pg.js';
 import { ViewWatch } from '../../src/api/watch.js';
 
@@ -140,6 +141,8 @@ function contract(name: string, open: Opener, skip?: string): void {
       assert.ok((await s.viewVersion('xts-gw1')) > g.version, 'a key change reaches every node of the network');
       const other = await s.view('xts-o1');
       assert.deepEqual(other.networks, []);
+      // The agent's gate (core's parseNodeView) accepts every view the store serves, unchanged.
+      for (const x of [v0, v1, g, other]) assert.deepEqual(parseNodeView(JSON.parse(JSON.stringify(x))), x);
     });
 
     it('keeps a lease while heartbeats come, moves the slot with epoch + 1 when they stop', async () => {
@@ -167,6 +170,7 @@ function contract(name: string, open: Opener, skip?: string): void {
       const exit = v.networks[0]!.resources.find((r) => r.id === '1000')!;
       assert.deepEqual(exit, { id: '1000', node: 'xts-gw2', endpoint: '[2001:db8:ffff::2]:4096' }, 'the ExitPoint moved, its old key cleared');
       assert.deepEqual((await s.view('xts-gw1')).slots, []);
+      assert.deepEqual(parseNodeView(JSON.parse(JSON.stringify(v))), v);
       assert.ok((await s.viewVersion('xts-gw1')) > before.gw1);
       assert.ok(v.version > before.gw2);
       assert.ok((await s.viewVersion('xts-w1')) > before.w1);
