@@ -59,6 +59,8 @@ export interface DaemonOptions {
   waitS?: number;
   policy?: SlotPolicy;
   log?: (line: string) => void;
+  /** The pass itself (tests put a fake kernel here; default applyView). */
+  apply?: typeof applyView;
 }
 
 export interface DaemonState {
@@ -187,7 +189,7 @@ export class AgentDaemon {
     const t0 = performance.now();
     let r: PassResult;
     try {
-      r = await applyView(this.servable(view), this.config, full ? {} : { previous: this.previous });
+      r = await (this.opts.apply ?? applyView)(this.servable(view), this.config, full ? {} : { previous: this.previous });
     } catch (e) {
       this.previous = undefined;
       const msg = e instanceof ExitnodeError ? e.message : String((e as Error).stack ?? e);

@@ -122,7 +122,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
         process.once('SIGTERM', res);
         process.once('SIGINT', res);
       });
-      await srv.close();
+      // Agents hold keep-alive connections (and long-polls): drop them, or close() waits for
+      // the 72 s keep-alive timeout.
+      const closing = srv.close();
+      srv.app.server.closeAllConnections();
+      await closing;
       return 0;
     }
     default:
