@@ -10,7 +10,8 @@
 // the view; the failover issue plugs its fencing in there (a SlotPolicy that drops a slot whose
 // lease the node could not renew in time, or for which it saw a higher epoch) and calls
 // `requestPass('full', …)` from its uplink health checks. Leases (from heartbeats) and the view's
-// slot epochs are both kept in `state` for that purpose.
+// slot epochs are both kept in `state` for that purpose, and the leases also in STATE/leases.json,
+// so that the policy can judge the saved view's slots at start, before the first heartbeat.
 //
 // Restarting the agent must not drop traffic: startup applies the saved view with a full pass,
 // which changes nothing when the kernel already holds it; wireguard-go runs detached with its
@@ -18,7 +19,7 @@
 // exits without touching the data plane.
 
 import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DesiredState } from '../compile/desired.js';
 import { ExitnodeError, q } from '../core/errors.js';
@@ -130,6 +131,11 @@ export class AgentDaemon {
   async start(): Promise<void> {
     this.running = true;
     if (this.opts.metrics) await this.listen(this.opts.metrics);
+    // Leases as last granted, so that a fencing SlotPolicy can judge the saved view's slots at
+    // start, before the first heartbeat answers (serving them on means no drop on restart).
+    try {
+      this.state.leases = JSON.parse(readFileSync(join(this.config.stateDir, 'leases.json'), 'utf8')) as Lease[];
+    } catch { /* none yet */ }
     const saved = viewFile(this.config.stateDir);
     if (existsSync(saved)) {
       try {
@@ -168,7 +174,16 @@ export class AgentDaemon {
       this.pending.full ||= full;
       this.pending.reasons.push(reason);
     } else this.pending = { full, reasons: [reason] };
-    if (!this.working) this.working = this.work().finally(() => { this.working = undefined; });
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.working || !this.pending || !this.running) return;
+    // A request that lands between the worker's last look and its promise settling is picked up here.
+    this.working = this.work().finally(() => {
+      this.working = undefined;
+      this.kick();
+    });
   }
 
   private async work(): Promise<void> {
@@ -313,6 +328,7 @@ export class AgentDaemon {
         const before = this.state.leases.map((l) => `${l.allocation}/${l.slot}@${l.epoch}`).join(',');
         this.state.leases = r.slots.map((s) => ({ allocation: s.allocation, slot: s.slot, epoch: s.epoch, expiresAt: s.leaseExpiresAt, renewedAt: sent }));
         const after = this.state.leases.map((l) => `${l.allocation}/${l.slot}@${l.epoch}`).join(',');
+        this.saveLeases();
         if (before !== after) this.log('leases.changed', { leases: after === '' ? [] : after.split(','), version: this.state.view?.version });
         this.metrics.gaugeSet('exitnode_agent_lease_seconds_left', 'Seconds until each held slot lease lapses (server clock)',
           this.state.leases.map((l) => ({ labels: { allocation: String(l.allocation), slot: String(l.slot), epoch: String(l.epoch) }, value: Math.max(0, (l.expiresAt - now) / 1000) })));
@@ -326,6 +342,17 @@ export class AgentDaemon {
         // before the server's sweep looks at it.
         await this.sleep(Math.min(every, 250));
       }
+    }
+  }
+
+  private saveLeases(): void {
+    try {
+      mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 });
+      const f = join(this.config.stateDir, 'leases.json');
+      writeFileSync(`${f}.${process.pid}`, JSON.stringify(this.state.leases) + '\n', { mode: 0o600 });
+      renameSync(`${f}.${process.pid}`, f);
+    } catch (e) {
+      this.log('leases.save.failed', { error: (e as Error).message }, 'warn');
     }
   }
 
