@@ -1,5 +1,6 @@
 // exitnode sim up|check|status|exec|down|stop|start: the simulated farm (src/sim).
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { ExitnodeError, q } from '../../core/errors.js';
 import { flag, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
@@ -44,6 +45,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
         stateDir, ...(opt(p, 'ns-prefix') ? { nsPrefix: opt(p, 'ns-prefix')! } : {}), ...(opt(p, 'prefix') ? { prefix: opt(p, 'prefix')! } : {}),
         nodes: int(opt(p, 'nodes'), 'nodes'), exitNodes: int(opt(p, 'exit-nodes'), 'exit-nodes'), tenants: int(opt(p, 'tenants'), 'tenants'), allocation: int(opt(p, 'allocation'), 'allocation'),
         progress: (l) => io.out(l),
+      }).catch((e: unknown) => {
+        // What was built stays for a look (sim status, sim exec, the logs in the state directory).
+        if (e instanceof ExitnodeError && e.code !== 'SIM_RUNNING' && existsSync(stateDir)) io.err(`sim up stopped; what it built is still there: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} removes it (logs in ${stateDir})`);
+        throw e;
       });
       let ok = true;
       if (!flag(p, 'no-check')) {
