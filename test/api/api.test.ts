@@ -232,7 +232,7 @@ async function longPoll(waitOn: string, changeThrough: string, adminToken: strin
 describe('TNoDB server over HTTP', () => {
   it('answers a waiting view request within 100 ms of a change made through the API', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'xts-srv-'));
-    const srv = await startServer({ data: dir, listen: '127.0.0.1:0' });
+    const srv = await startServer({ data: dir, listen: '127.0.0.1:0', leaseTtlMs: 3_600_000 });
     try {
       const tokenFile = join(dir, 'admin.token');
       assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
@@ -247,7 +247,7 @@ describe('TNoDB server over HTTP', () => {
   it('wakes a waiter on instance A within 100 ms of a change made through instance B (PostgreSQL)', { skip: pgSkipReason() }, async () => {
     const url = await (await pgCluster()).createDb();
     const dirs = [mkdtempSync(join(tmpdir(), 'xts-srv-')), mkdtempSync(join(tmpdir(), 'xts-srv-'))];
-    const [a, b] = await Promise.all(dirs.map((d) => startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true })));
+    const [a, b] = await Promise.all(dirs.map((d) => startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: 3_600_000 })));
     try {
       const lat = await longPoll(a!.url, b!.url, ADMIN, 0x946);
       assert.ok(lat[lat.length - 1]! < 100, `long-poll latencies across instances ${lat.map((x) => x.toFixed(1)).join(', ')} ms`);

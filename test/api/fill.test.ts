@@ -15,6 +15,8 @@ import { ADMIN } from './helpers.js';
 const WORKERS = 64;
 const NETWORKS = 64;
 const CLIENTS = 32;
+// No agent heartbeats here: a long lease keeps the slot assigned however slow a loaded CI machine is.
+const LEASE = 3_600_000;
 
 async function fill(servers: RunningServer[], number: number, prefix: string): Promise<void> {
   const admin = new TnodbClient({ server: servers[0]!.url, token: ADMIN });
@@ -72,7 +74,7 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
 describe('filling one slot', () => {
   it('on PGlite with one server', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'xts-fill-'));
-    const s = await startServer({ data: dir, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true });
+    const s = await startServer({ data: dir, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE });
     try {
       await fill([s], 951, '2001:db8:5100::/48');
     } finally {
@@ -84,7 +86,7 @@ describe('filling one slot', () => {
   it('on one PostgreSQL server with two server instances', { skip: pgSkipReason() }, async () => {
     const url = await (await pgCluster()).createDb();
     const dirs = [mkdtempSync(join(tmpdir(), 'xts-fill-')), mkdtempSync(join(tmpdir(), 'xts-fill-'))];
-    const servers = await Promise.all(dirs.map((d) => startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true })));
+    const servers = await Promise.all(dirs.map((d) => startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE })));
     try {
       await fill(servers, 952, '2001:db8:5200::/48');
     } finally {

@@ -99,7 +99,8 @@ describe('exitnode server as a process', () => {
   for (const kind of ['PGlite', 'PostgreSQL'] as const) {
     it(`leaves no half-made NR and no duplicate after a SIGKILL during allocation load (${kind})`, { skip: kind === 'PostgreSQL' ? pgSkipReason() : undefined }, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'xts-kill-'));
-      const dbArgs = kind === 'PGlite' ? ['--data', dir] : ['--db', await (await pgCluster()).createDb(), '--data', dir];
+      // No agent heartbeats here: a long lease keeps the slot assigned however slow the machine is.
+      const dbArgs = [...(kind === 'PGlite' ? ['--data', dir] : ['--db', await (await pgCluster()).createDb(), '--data', dir]), '--lease-ttl', '3600'];
       let c: Child | undefined;
       try {
         c = await serve(dbArgs);
