@@ -129,6 +129,10 @@ test('simulated farm: sim up, API changes, agent restarts, server outage, sim do
     for (const pid of before) assert.ok(existsSync(`/proc/${pid}`), `wireguard-go ${pid} survived the agent`);
     const log = readFileSync(n1.logFile, 'utf8');
     assert.match(log, /"event":"agent.stopped","reason":"SIGTERM"/);
+    // The restarted agent's passes (the saved view, then the server's) changed nothing in the kernel.
+    const since = log.slice(log.lastIndexOf('"event":"agent.started"')).split('\n').slice(1).filter((l) => l.trim());
+    assert.deepEqual(since.filter((l) => /"event":"pass\.(applied|failed)"/.test(l)), [], 'no command ran at restart');
+    assert.ok(since.some((l) => l.includes('"event":"view.received"')), 'it did fetch the view');
   });
 
   await t.test('SIGKILL the agent and start it again: it converges and sim check passes', async () => {
