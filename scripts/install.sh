@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what exitnode needs on a Debian 12 machine with Node.js 20: the Debian packages of the
+# data plane (iproute2, nftables, WireGuard tools and wireguard-go), of the tests (FRR and BIRD for
+# their config parsers, PostgreSQL for the server tests), then the npm dependencies.
+# Run as root from the repository. Used by the README's set-up commands and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+packages=(iproute2 nftables wireguard-tools wireguard-go iputils-ping python3 procps util-linux frr bird2 postgresql)
+need=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== apt-get install ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian starts packaged daemons on install; exitnode's tests run their own instances only.
+for svc in frr bird postgresql; do
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+done
+echo "== npm ci"
+npm ci --no-audit --no-fund
