@@ -1,7 +1,8 @@
 // npm run bench:alloc — NR id allocations per second and latency (p50/p99), with 32 concurrent
 // clients, each figure beside a baseline measured in the same run on the same driver:
-//   1. embedded: one `exitnode server` process on PGlite, over HTTP; baseline GET /healthz (one
-//      trivial database round trip through the same HTTP stack and the same auth-less path).
+//   1. embedded: one `exitnode server` process on PGlite, over HTTP (PGlite on the event loop, the
+//      default, then in a worker thread); baseline GET /healthz (one trivial database round trip
+//      through the same HTTP stack).
 //   2. the same PGlite driver in-process: the allocator (store.addResource, one SQL call) against a
 //      plain INSERT of pre-chosen ids into a scratch table.
 //   3. PostgreSQL with two `exitnode server` processes sharing one database, clients alternating
@@ -49,13 +50,13 @@ async function drive<T>(jobs: T[], concurrency: number, fn: (job: T, worker: num
 }
 
 function line(name: string, r: Result): string {
-  return `  ${name.padEnd(44)} ${String(Math.round(r.n / r.seconds)).padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   (${r.n} in ${r.seconds.toFixed(2)} s)`;
+  return `  ${name.padEnd(44)} ${String(Math.round(r.n / r.seconds)).padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   (median of ${ROUNDS} rounds of ${r.n})`;
 }
 
 interface Child { proc: ChildProcess; url: string; exited: Promise<unknown> }
-async function serve(args: string[]): Promise<Child> {
+async function serve(args: string[], env: Record<string, string> = {}): Promise<Child> {
   // No agents heartbeat here: a long lease keeps the slots assigned for the whole run.
-  const proc = spawn(process.execPath, [BIN, 'server', '--listen', '127.0.0.1:0', '--lease-ttl', '3600', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [BIN, 'server', '--listen', '127.0.0.1:0', '--lease-ttl', '3600', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const exited = new Promise((r) => proc.on('exit', r));
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -85,12 +86,28 @@ async function setup(admin: TnodbClient, number: number): Promise<{ tenantToken:
   return { tenantToken, jobs };
 }
 
+/** Rounds alternate baseline and allocator; the figure printed is the round with the median rate. */
+const ROUNDS = 3;
+function median(rs: Result[]): Result {
+  return [...rs].sort((a, b) => a.n / a.seconds - b.n / b.seconds)[Math.floor(rs.length / 2)]!;
+}
+function chunks<T>(xs: T[], n: number): T[][] {
+  const size = Math.ceil(xs.length / n);
+  return Array.from({ length: n }, (_, i) => xs.slice(i * size, (i + 1) * size));
+}
+
 async function httpRun(urls: string[], adminToken: string, number: number): Promise<{ alloc: Result; base: Result; dup: number }> {
   const admin = new TnodbClient({ server: urls[0]!, token: adminToken });
   const { tenantToken, jobs } = await setup(admin, number);
   const clients = Array.from({ length: CLIENTS }, (_, i) => new TnodbClient({ server: urls[i % urls.length]!, token: tenantToken, timeoutMs: 60_000 }));
-  const base = await drive(jobs.map(() => 0), CLIENTS, async (_j, w) => { await clients[w]!.health(); });
-  const alloc = await drive(jobs, CLIENTS, async ([n, node], w) => { await clients[w]!.addResource(n, node); });
+  const bases: Result[] = [];
+  const allocs: Result[] = [];
+  for (const part of chunks(jobs, ROUNDS)) {
+    bases.push(await drive(part.map(() => 0), CLIENTS, async (_j, w) => { await clients[w]!.health(); }));
+    allocs.push(await drive(part, CLIENTS, async ([n, node], w) => { await clients[w]!.addResource(n, node); }));
+  }
+  const base = median(bases);
+  const alloc = median(allocs);
   const ids = (await clients[0]!.listNetworks()).flatMap((n) => n.resources.map((r) => r.id));
   return { alloc, base, dup: ids.length - new Set(ids).size + (ids.length === jobs.length + NETWORKS ? 0 : Math.abs(ids.length - jobs.length - NETWORKS)) };
 }
@@ -110,11 +127,16 @@ async function storeRun(store: Store, db: SqlClient, number: number, concurrency
   const jobs: [string, string][] = [];
   for (let k = 0; k < PER_NETWORK; k++) nets.forEach((n, i) => jobs.push([n, `${farm}-w${(i * 7 + k * 13) % WORKERS}`]));
   await db.query('CREATE TABLE IF NOT EXISTS bench_baseline (allocation int, nr_id int, network_id text, node_id text, PRIMARY KEY (allocation, nr_id))');
-  const base = await drive(jobs.map((j, i) => [i, j] as const), concurrency, async ([i, [n, node]]) => {
-    await db.query('INSERT INTO bench_baseline VALUES ($1, $2, $3, $4)', [number, 0x1000 + i, n, node]);
-  });
-  const alloc = await drive(jobs, concurrency, async ([n, node]) => { await store.addResource({ tenant: `${farm}t`, network: n, node }); });
-  return { alloc, base };
+  const bases: Result[] = [];
+  const allocs: Result[] = [];
+  let id = 0x1000;
+  for (const part of chunks(jobs, ROUNDS)) {
+    bases.push(await drive(part, concurrency, async ([n, node]) => {
+      await db.query('INSERT INTO bench_baseline VALUES ($1, $2, $3, $4)', [number, id++, n, node]);
+    }));
+    allocs.push(await drive(part, concurrency, async ([n, node]) => { await store.addResource({ tenant: `${farm}t`, network: n, node }); }));
+  }
+  return { alloc: median(allocs), base: median(bases) };
 }
 
 async function main(): Promise<void> {
@@ -122,18 +144,21 @@ async function main(): Promise<void> {
   const dirs: string[] = [];
   const children: Child[] = [];
   try {
-    // 1. embedded server over HTTP
-    const dir = mkdtempSync(join(tmpdir(), 'xts-bench-'));
-    dirs.push(dir);
-    const c = await serve(['--data', dir]);
-    children.push(c);
-    const r1 = await httpRun([c.url], readFileSync(join(dir, 'admin.token'), 'utf8').trim(), 0x7a1);
-    console.log('\nembedded (PGlite), one server process, over HTTP');
-    console.log(line('baseline: GET /healthz (SELECT 1)', r1.base));
-    console.log(line('POST /v1/networks/{id}/resources', r1.alloc));
-    console.log(`  duplicates: ${r1.dup}`);
-    c.proc.kill('SIGTERM');
-    await c.exited;
+    // 1. embedded server over HTTP, PGlite on the event loop (the default) and in a worker thread
+    let dir = '';
+    for (const worker of [false, true]) {
+      dir = mkdtempSync(join(tmpdir(), 'xts-bench-'));
+      dirs.push(dir);
+      const c = await serve(['--data', dir], { EXITNODE_PGLITE_WORKER: worker ? '1' : '0' });
+      children.push(c);
+      const r1 = await httpRun([c.url], readFileSync(join(dir, 'admin.token'), 'utf8').trim(), worker ? 0x7a1 : 0x7a5);
+      console.log(`\nembedded (PGlite${worker ? ' in a worker thread, EXITNODE_PGLITE_WORKER=1' : ' on the event loop, the default'}), one server process, over HTTP`);
+      console.log(line('baseline: GET /healthz (SELECT 1)', r1.base));
+      console.log(line('POST /v1/networks/{id}/resources', r1.alloc));
+      console.log(`  duplicates: ${r1.dup}`);
+      c.proc.kill('SIGTERM');
+      await c.exited;
+    }
 
     // 2. PGlite in-process
     const pgl = await openPglite(join(dir, 'inproc'));

@@ -3,7 +3,7 @@
 import { ExitnodeError, q } from '../core/errors.js';
 import { StoreErrors } from './errors.js';
 import { PgStore } from './pg-store.js';
-import { openPg, openPglite, type SqlClient } from './sql.js';
+import { openPg, openPglite, openPgliteWorker, type SqlClient } from './sql.js';
 import type { Store, StoreOptions } from './types.js';
 
 export * from './types.js';
@@ -17,12 +17,14 @@ export interface OpenOptions extends StoreOptions {
   dataDir?: string;
   /** pg pool size. */
   poolSize?: number;
+  /** Run PGlite in a worker thread (the server does; default false). */
+  pgliteWorker?: boolean;
 }
 
 export async function openStore(o: OpenOptions = {}): Promise<Store> {
   let db: SqlClient;
   try {
-    db = o.url ? await openPg(o.url, { max: o.poolSize }) : await openPglite(o.dataDir);
+    db = o.url ? await openPg(o.url, { max: o.poolSize }) : o.pgliteWorker ? await openPgliteWorker(o.dataDir) : await openPglite(o.dataDir);
   } catch (e) {
     const where = o.url ? redact(o.url) : o.dataDir ?? 'memory';
     throw new ExitnodeError(StoreErrors.STORE_UNAVAILABLE, `cannot open the database at ${q(where)}: ${(e as Error).message?.split('\n')[0]}`);

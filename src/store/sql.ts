@@ -18,6 +18,70 @@ export interface SqlClient extends Queryable {
   close(): Promise<void>;
 }
 
+/** PGlite in a worker thread (see pglite-worker.mjs): same interface, the database off the event loop. */
+export async function openPgliteWorker(dataDir: string | undefined): Promise<SqlClient> {
+  const { Worker } = await import('node:worker_threads');
+  const worker = new Worker(new URL('./pglite-worker.mjs', import.meta.url));
+  worker.unref();
+  let seq = 0;
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  const listeners = new Map<string, (payload: string) => void>();
+  worker.on('message', (m: { id?: number; result?: unknown; error?: { message: string; code?: string }; notify?: string; payload?: string }) => {
+    if (m.notify !== undefined) { listeners.get(m.notify)?.(m.payload ?? ''); return; }
+    const p = pending.get(m.id!);
+    if (!p) return;
+    pending.delete(m.id!);
+    if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+    else p.resolve(m.result);
+  });
+  const failAll = (e: unknown): void => { for (const p of pending.values()) p.reject(e); pending.clear(); };
+  worker.on('error', failAll);
+  worker.on('exit', () => failAll(new Error('the PGlite worker exited')));
+  const call = <T>(msg: Record<string, unknown>): Promise<T> => new Promise<T>((resolve, reject) => {
+    const id = ++seq;
+    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    worker.ref();
+    worker.postMessage({ ...msg, id });
+  }).finally(() => { if (!pending.size) worker.unref(); });
+  await call({ op: 'open', dataDir });
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = chain.then(fn, fn);
+    chain = p.catch(() => undefined);
+    return p;
+  };
+  const q = <T>(text: string, params?: unknown[]): Promise<T[]> => call<T[]>({ op: 'query', text, params: params ?? [] });
+  const ex = async (text: string): Promise<void> => { await call({ op: 'exec', text }); };
+  return {
+    driver: 'pglite',
+    // Only transactions need the queue; single statements go straight to the worker, whose
+    // PGlite runs them one at a time anyway — unless a transaction is open, hence the queue.
+    query: <T>(text: string, params?: unknown[]) => serial(() => q<T>(text, params)),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts?: { readOnly?: boolean; repeatableRead?: boolean }) =>
+      serial(async () => {
+        await ex(`BEGIN${opts?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${opts?.readOnly ? ' READ ONLY' : ''}`);
+        try {
+          const r = await fn({ query: q, exec: ex });
+          await ex('COMMIT');
+          return r;
+        } catch (e) {
+          await ex('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
+      }),
+    exec: (text) => serial(() => ex(text)),
+    listen: async (channel, cb) => {
+      listeners.set(channel, cb);
+      await call({ op: 'listen', channel });
+      return async () => { listeners.delete(channel); };
+    },
+    close: () => serial(async () => {
+      await call({ op: 'close' }).catch(() => undefined);
+      await worker.terminate();
+    }),
+  };
+}
+
 export async function openPglite(dataDir: string | undefined): Promise<SqlClient> {
   const { PGlite } = await import('@electric-sql/pglite');
   const db = await PGlite.create(dataDir ?? 'memory://');

@@ -227,6 +227,10 @@ const dir = mkdtempSync(join(tmpdir(), 'xts-pglite-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 contract('PGlite in a data directory', async (o) => ({ store: await openStore({ ...o, dataDir: dir }), reopen: () => openStore({ ...o, dataDir: dir }) }));
 
+const wdir = mkdtempSync(join(tmpdir(), 'xts-pglite-w-'));
+process.on('exit', () => rmSync(wdir, { recursive: true, force: true }));
+contract('PGlite in a worker thread', async (o) => ({ store: await openStore({ ...o, dataDir: wdir, pgliteWorker: true }), reopen: () => openStore({ ...o, dataDir: wdir, pgliteWorker: true }) }));
+
 const skip = pgSkipReason();
 let url: string | undefined;
 contract('a PostgreSQL server', async (o) => {

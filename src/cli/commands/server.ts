@@ -27,6 +27,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     ...(db ? { db } : {}), data, listen: opt(p, 'listen'),
     leaseTtlMs: seconds(p, 'lease-ttl'), fenceMarginMs: seconds(p, 'fence-margin'), quarantineMs: seconds(p, 'quarantine'),
     logger: flag(p, 'log') ? { level: 'info' } : false,
+    // EXITNODE_PGLITE_WORKER=1 runs PGlite in a worker thread (compared in bench:alloc).
+    pgliteWorker: process.env.EXITNODE_PGLITE_WORKER === '1',
   });
   // One write: whoever reads the first line (a supervisor, a test) sees the token line with it.
   io.out([
