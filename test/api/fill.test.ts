@@ -35,13 +35,16 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   for (const n of nets) for (let w = 0; w < WORKERS; w++) jobs.push([n, `${farm}-w${w}`]);
   const clients = Array.from({ length: CLIENTS }, (_, i) => new TnodbClient({ server: servers[i % servers.length]!.url, token: tenantToken, timeoutMs: 60_000 }));
   const ok: string[] = [];
+  let warned = 0;
   const refused: string[] = [];
   let next = 0;
   await Promise.all(clients.map(async (c) => {
     while (next < jobs.length) {
       const [n, node] = jobs[next++]!;
       try {
-        ok.push((await c.addResource(n, node)).id);
+        const r = await c.addResource(n, node);
+        ok.push(r.id);
+        if (r.warning) warned++;
       } catch (e) {
         if (isExitnodeError(e) && e.details?.status === 409 && e.details.code === 'SLOT_FULL') refused.push(e.message);
         else throw e;
@@ -50,6 +53,7 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   }));
   assert.equal(ok.length + NETWORKS, 4096, 'every id of the slot handed out (64 went to ExitPoints)');
   assert.equal(refused.length, jobs.length - ok.length);
+  assert.equal(warned, 4096 - 2048, 'every answer past 2048 NRs on the slot carries the warning');
 
   const all = (await t.listNetworks()).flatMap((n) => n.resources.map((r) => r.id));
   assert.equal(all.length, 4096);
