@@ -63,3 +63,23 @@ test('non-exit NR: defaults into WireGuard with its own source, exit peer carrie
   assert.ok(!text.includes('gw-'), 'no gateway on a node without a slot');
   assert.ok(!text.includes('nft'), 'no nft outside gateways');
 });
+
+test('a TN compiled before is handed over as the same objects; the result is the one a fresh compile gives', () => {
+  const { config, view } = JSON.parse(readFileSync(join(dir, 'two-tns.json'), 'utf8')) as { config: unknown; view: unknown };
+  const c = parseNodeConfig(config);
+  const v = (): ReturnType<typeof parseNodeView> => parseNodeView(structuredClone(view));
+  const fresh = desiredText(compile(v(), c));
+  const first = compile(v(), c);
+  // One NR less in the first TN: the second TN's routes and elements are reused, the first's rebuilt.
+  const changed = v();
+  changed.networks[0]!.resources = changed.networks[0]!.resources.filter((r) => r.id !== '1abd');
+  const second = compile(changed, c);
+  const gw1 = first.namespaces.find((n) => n.name === 'gw-1-1')!;
+  const gw2 = second.namespaces.find((n) => n.name === 'gw-1-1')!;
+  const ofTn = (routes: typeof gw1.routes, dev: string): typeof gw1.routes => routes.filter((r) => r.dev === dev);
+  assert.ok(ofTn(gw2.routes, 'to-1abe-1').every((r, i) => r === ofTn(gw1.routes, 'to-1abe-1')[i]), 'unchanged TN: identical route objects');
+  assert.ok(!ofTn(gw2.routes, 'to-1abc-1').some((r) => gw1.routes.includes(r)), 'changed TN: new route objects');
+  assert.ok(!desiredText(second).includes('1abd::/64 via'), 'the removed NR has no gateway route');
+  // Back to the first view: what a compile without any history gives, line for line.
+  assert.equal(desiredText(compile(v(), c)), fresh);
+});

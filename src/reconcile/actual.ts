@@ -20,7 +20,8 @@ export interface ActualRoute {
   dst: string;
   dev: string;
   via?: string;
-  onlink: boolean;
+  /** Absent: false (the previous pass's desired routes stand in for the kernel's). */
+  onlink?: boolean;
   src?: string;
 }
 

@@ -16,7 +16,8 @@ export function assumeApplied(d: DesiredState, privateKeys: Map<string, string>,
         ...ns.links.map((l) => ({ name: l.name, kind: l.kind === 'wireguard' ? 'tun' : l.kind === 'nic' ? '' : l.kind, up: true, addrgenNone: !l.kernelLinkLocal, ...(l.master ? { master: l.master } : {}) })),
       ],
       addrs: ns.addrs.map((a) => ({ dev: a.dev, addr: a.addr })),
-      routes: ns.routes.map((r) => ({ dst: r.dst, dev: r.dev, onlink: r.onlink ?? false, ...(r.via ? { via: r.via } : {}), ...(r.src ? { src: r.src } : {}) })),
+      // Shared, not copied: diff skips runs of objects identical on both sides.
+      routes: ns.routes,
       sysctls: { ...ns.sysctls },
       nft: ns.nft.map((t) => ({ family: t.family, name: t.name, ruleHashes: Array<string>(t.body.split(`exitnode:${t.hash}`).length - 1).fill(t.hash), sets: t.sets })),
     });

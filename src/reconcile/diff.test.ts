@@ -87,6 +87,21 @@ test('one NR of a TN removed: two routes, two elements, the ExitPoint routes and
   ]);
 });
 
+test('against the previous pass (shared objects) the plan is the one a kernel read (copies) gives', () => {
+  const before = compile(view(), config);
+  const v = view();
+  v.networks[0]!.resources = v.networks[0]!.resources.filter((r) => r.id !== '1abd');
+  v.networks[1]!.resources.push({ id: '1aff', node: 'n9' });
+  const after = compile(v, config);
+  const shared = holding(before);
+  const copied = holding(structuredClone(before));
+  assert.ok(shared.namespaces.get('gw-1-1')!.routes[5] === before.namespaces.find((n) => n.name === 'gw-1-1')!.routes[5]);
+  const a = lines(diff(after, shared, opts));
+  assert.deepEqual(a, lines(diff(after, copied, opts)));
+  assert.ok(a.includes('ip gw-1-1: route del 2a02:1802:5e:1abd::/64 dev to-1abc-1 proto 77'));
+  assert.ok(a.some((x) => x.startsWith('ip gw-1-1: route replace 2a02:1802:5e:1aff::/64 via')), a.join('\n'));
+});
+
 test('a whole TN removed: its namespace, its links in the gateway and the root namespace, process, key and PID file', () => {
   const before = compile(view(), config);
   const v = view();

@@ -34,7 +34,24 @@ function routeKey(r: { dst: string }): string {
 }
 
 function sameRoute(d: RouteSpec, a: ActualRoute): boolean {
-  return d.dev === a.dev && (d.via ?? '') === (a.via ?? '') && (d.onlink ?? false) === a.onlink && (d.src ?? '') === (a.src ?? '');
+  return d === a || (d.dev === a.dev && (d.via ?? '') === (a.via ?? '') && (d.onlink ?? false) === (a.onlink ?? false) && (d.src ?? '') === (a.src ?? ''));
+}
+
+/**
+ * WANT and HAVE without their longest common head and tail of identical objects. Against the
+ * kernel nothing is identical and this returns the whole lists; against the previous pass
+ * (assumeApplied shares compile's objects, and compile reuses them for unchanged TNs) only the
+ * changed TN's stretch is left. Only identical objects are trimmed, so the comparison of the
+ * rest is the one the whole lists would get, as long as neither list holds one key twice.
+ */
+export function changedMiddle<T, U>(want: readonly T[], have: readonly U[]): [readonly T[], readonly U[]] {
+  let head = 0;
+  const n = Math.min(want.length, have.length);
+  while (head < n && (want[head] as unknown) === have[head]) head++;
+  let tail = 0;
+  while (tail < n - head && (want[want.length - 1 - tail] as unknown) === have[have.length - 1 - tail]) tail++;
+  if (head === 0 && tail === 0) return [want, have];
+  return [want.slice(head, want.length - tail), have.slice(head, have.length - tail)];
 }
 
 export function routeLine(verb: 'replace', r: RouteSpec): string {
@@ -296,14 +313,16 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     const have = !fresh.has(`${ns.name}/${x.dev}`) && haveAddr.has(`${x.dev} ${x.addr}`);
     if (!have) adds.push([`addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`, `address ${x.addr} on ${x.dev} in ${at}`]);
   }
-  const wantRoute = new Map(ns.routes.map((r) => [routeKey(r), r]));
-  const haveRoute = new Map(a.routes.map((r) => [routeKey(r), r]));
-  for (const r of ns.routes) {
+  // Only the part between identical runs can differ (an incremental pass: one TN's routes of 8192).
+  const [wantRoutes, haveRoutes] = changedMiddle(ns.routes, a.routes);
+  const wantRoute = new Map(wantRoutes.map((r) => [routeKey(r), r]));
+  const haveRoute = new Map(haveRoutes.map((r) => [routeKey(r), r]));
+  for (const r of wantRoutes) {
     const have = haveRoute.get(routeKey(r));
     if (!have || !sameRoute(r, have)) adds.push([routeLine('replace', r), `route ${r.dst} in ${at}`]);
   }
   if (owned) {
-    for (const r of a.routes) {
+    for (const r of haveRoutes) {
       // Routes through a link that this plan deletes go with the link.
       if (!linkNames.has(r.dev) && isOwnedLink(r.dev)) continue;
       if (!wantRoute.has(routeKey(r))) dels.push([`route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`, `route ${r.dst} in ${at}`]);
@@ -331,8 +350,9 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
     }
     return;
   }
-  for (const [set, elems] of Object.entries(t.sets)) {
-    const cur = new Set((have.sets[set] ?? []).map(elementText));
+  for (const [set, all] of Object.entries(t.sets)) {
+    const [elems, haveElems] = changedMiddle(all, have.sets[set] ?? []);
+    const cur = new Set(haveElems.map(elementText));
     const wantList = elems.map(elementText);
     const want = new Set(wantList);
     const add = wantList.filter((e) => !cur.has(e));
