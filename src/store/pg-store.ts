@@ -316,6 +316,7 @@ export class PgStore implements Store {
       case 'ok': break;
       case 'name_taken': throw new ExitnodeError(StoreErrors.NAME_TAKEN, `you have a network named ${q(n.name)} already`);
       case 'full': throw new ExitnodeError(StoreErrors.SLOT_FULL, `every slot with a node in ${where} is full; the farmer must enable another ExitNode (assign a node to a free slot)`);
+      case 'lapsed': throw new ExitnodeError(StoreErrors.SLOT_LEASE_LAPSED, `the slots of ${where} have nodes, but no lease is live: their node agents have not sent a heartbeat within the lease TTL (${this.options.leaseTtlMs / 1000} s); start the agents (exitnode agent run) or assign the slot again`);
       default: throw new ExitnodeError(StoreErrors.SLOT_UNASSIGNED, `no slot of ${where} has a node with a live lease; the farmer must assign one (PUT /v1/allocations/{number}/slots/{slot}, or exitnode slot assign)`);
     }
     this.changed(r);

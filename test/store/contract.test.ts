@@ -186,8 +186,10 @@ function contract(name: string, open: Opener, skip?: string): void {
       assert.equal(network.exit, '2000');
       assert.equal(network.resources[0]!.node, 'xts-gw1');
       assert.equal((await s.createNetwork({ tenant: 'xts-t2', name: 'db2', allocation: 931 })).network.slot, 2);
-      // Slot 2's lease lapses with no other healthy node free of it: gw2 is healthy, so it moves.
+      // Every lease lapses, and no node is healthy to take a slot over: the refusal says why.
       now += 6000;
+      assert.equal(await code(s.createNetwork({ tenant: 'xts-t2', name: 'db3', allocation: 931 })), 'SLOT_LEASE_LAPSED');
+      // gw2 heartbeats again: slot 2 (gw1's) moves to it, and slot 1 (its own) is renewed.
       await s.heartbeat('xts-gw2');
       const third = await s.createNetwork({ tenant: 'xts-t2', name: 'db3', allocation: 931 });
       assert.equal(third.network.resources[0]!.node, 'xts-gw2');

@@ -211,7 +211,7 @@ BEGIN
 END $$;
 
 -- Creates a TN on the healthy slot (with a node and a live lease) with the fewest NRs, and its
--- ExitPoint NR on that slot's node. status: ok | no_slot | full | name_taken
+-- ExitPoint NR on that slot's node. status: ok | no_slot | lapsed | full | name_taken
 CREATE FUNCTION xn_create_network(p_tenant text, p_id text, p_name text, p_allocation int, p_now bigint, p_quarantine bigint)
 RETURNS TABLE (status text, allocation int, slot int, nr_id int, nr_count int) LANGUAGE plpgsql AS $$
 DECLARE
@@ -240,6 +240,9 @@ BEGIN
   END LOOP;
   IF EXISTS (SELECT 1 FROM slots x WHERE (p_allocation IS NULL OR x.allocation = p_allocation) AND x.node_id IS NOT NULL AND x.lease_expires_at > p_now) THEN
     RETURN QUERY SELECT 'full', NULL::int, NULL::int, NULL::int, NULL::int; RETURN;
+  END IF;
+  IF EXISTS (SELECT 1 FROM slots x WHERE (p_allocation IS NULL OR x.allocation = p_allocation) AND x.node_id IS NOT NULL) THEN
+    RETURN QUERY SELECT 'lapsed', NULL::int, NULL::int, NULL::int, NULL::int; RETURN;
   END IF;
   RETURN QUERY SELECT 'no_slot', NULL::int, NULL::int, NULL::int, NULL::int;
 END $$;
