@@ -6,12 +6,15 @@
 //   resync timer    queues a full pass (re-reads the kernel, repairs drift) every resyncMs
 //   pass worker     one pass at a time: servable(view) → applyView → publish keys → report
 //
-// `servable()` is the one place that decides which slots this node may serve: today it follows
-// the view; the failover issue plugs its fencing in there (a SlotPolicy that drops a slot whose
-// lease the node could not renew in time, or for which it saw a higher epoch) and calls
-// `requestPass('full', …)` from its uplink health checks. Leases (from heartbeats) and the view's
-// slot epochs are both kept in `state` for that purpose, and the leases also in STATE/leases.json,
-// so that the policy can judge the saved view's slots at start, before the first heartbeat.
+// `servable()` is the one place that decides which slots this node may serve: by default
+// `leasePolicy` (src/agent/fencing.ts) — only slots with a live lease of the view's epoch, not
+// given up. A fence timer (every FENCE_TICK_MS) compares what the last pass built with what is
+// servable now and fences at once what is not (uplink away first, then a full pass removes the
+// gateway and its ExitPoints). Leases carry a local deadline and are kept in STATE/leases.json,
+// so that a restarted agent judges the saved view's slots before its first heartbeat: a quick
+// restart serves on, an agent that comes back after losing its slot removes it.
+// Each heartbeat carries the gateways' health (src/agent/health.ts: the upstream router answers
+// on the uplink) and the slots this node released after fencing (planned move).
 //
 // Restarting the agent must not drop traffic: startup applies the saved view with a full pass,
 // which changes nothing when the kernel already holds it; wireguard-go runs detached with its
@@ -29,6 +32,8 @@ import { applyView, viewFile, type PassResult } from './index.js';
 import type { NodeConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { AgentErrors } from './errors.js';
+import { DEFAULT_AGENT_MARGIN_MS, FENCE_TICK_MS, fenceGateway, fenceReason, leaseDeadline, leasePolicy, slotKey } from './fencing.js';
+import { nextHealth, probeUplink, type SlotHealth } from './health.js';
 
 export interface Lease {
   allocation: number;
@@ -38,6 +43,10 @@ export interface Lease {
   expiresAt: number;
   /** Local time of the heartbeat that granted it. */
   renewedAt: number;
+  /** Local time until which this node may serve the slot (src/agent/fencing.ts). */
+  deadline?: number;
+  /** A planned move: this node fences and releases the slot. */
+  movingTo?: string;
 }
 
 /** Decides which of the view's slots this node serves now (the failover issue's fencing hook). */
@@ -45,7 +54,7 @@ export interface SlotPolicy {
   servable(view: NodeView, state: DaemonState): NodeView['slots'];
 }
 
-/** Serve exactly the slots the view lists. */
+/** Serve exactly the slots the view lists (no fencing: tests of the pass machinery). */
 export const followView: SlotPolicy = { servable: (view) => view.slots };
 
 export interface DaemonOptions {
@@ -62,6 +71,10 @@ export interface DaemonOptions {
   log?: (line: string) => void;
   /** The pass itself (tests put a fake kernel here; default applyView). */
   apply?: typeof applyView;
+  /** The node gives up a slot this long before its lease lapses (default 1000 ms; see fencing.ts). */
+  agentMarginMs?: number;
+  /** Probe the upstream router from each gateway every heartbeat (default true). */
+  healthCheck?: boolean;
 }
 
 export interface DaemonState {
@@ -80,6 +93,14 @@ export interface DaemonState {
   lastHeartbeatOk?: number;
   /** Published keys by interface name (to avoid re-sending while the view catches up). */
   published: Record<string, string>;
+  /** Slots ("A/E") this node fenced and gives up, with the epoch given up. */
+  released: Record<string, number>;
+  /** Gateway health by slot. */
+  health: Record<string, SlotHealth>;
+  /** Slots fenced, with when and why (the newest fence of each). */
+  fenced: Record<string, { at: number; reason: string; ms: number; pass: number }>;
+  /** Slots the last pass built a gateway for. */
+  served: string[];
 }
 
 export const DEFAULT_RESYNC_MS = 60_000;
@@ -113,14 +134,18 @@ export class AgentDaemon {
   private pending: { full: boolean; reasons: string[] } | undefined;
   private working: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
+  private passes = 0;
+  private wakeHeartbeat?: () => void;
+  private probing = false;
+  private fencing = false;
   metricsUrl?: string;
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
     this.config = opts.config;
-    this.policy = opts.policy ?? followView;
+    this.policy = opts.policy ?? leasePolicy();
     this.client = new TnodbClient({ server: opts.server, token: opts.token, timeoutMs: 5000 });
-    this.state = { node: opts.config.node, startedAt: Date.now(), serverReachable: false, leases: [], published: {} };
+    this.state = { node: opts.config.node, startedAt: Date.now(), serverReachable: false, leases: [], published: {}, released: {}, health: {}, fenced: {}, served: [] };
   }
 
   log(event: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' | 'error' = 'info'): void {
@@ -149,6 +174,7 @@ export class AgentDaemon {
     }
     this.loops.push(this.viewLoop(), this.heartbeatLoop());
     this.timers.push(setInterval(() => this.requestPass(true, 'resync'), this.opts.resyncMs ?? DEFAULT_RESYNC_MS));
+    this.timers.push(setInterval(() => void this.checkFences(), FENCE_TICK_MS));
     this.log('agent.started', { server: this.opts.server, metrics: this.metricsUrl, resyncMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS, heartbeatMs: this.opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS });
   }
 
@@ -203,8 +229,9 @@ export class AgentDaemon {
     const view = this.state.view!;
     const t0 = performance.now();
     let r: PassResult;
+    const served = this.servable(view);
     try {
-      r = await (this.opts.apply ?? applyView)(this.servable(view), this.config, full ? {} : { previous: this.previous });
+      r = await (this.opts.apply ?? applyView)(served, this.config, full ? {} : { previous: this.previous });
     } catch (e) {
       this.previous = undefined;
       const msg = e instanceof ExitnodeError ? e.message : String((e as Error).stack ?? e);
@@ -214,6 +241,12 @@ export class AgentDaemon {
       return;
     }
     const ms = performance.now() - t0;
+    const before = new Set(this.state.served);
+    this.state.served = served.slots.map(slotKey);
+    this.passes++;
+    for (const k of this.state.served) {
+      if (!before.has(k)) this.log('slot.built', { slot: k, epoch: served.slots.find((x) => slotKey(x) === k)?.epoch, version: view.version, ms: Math.round(ms) });
+    }
     const failures = r.failures.map((f) => `${f.object}: ${f.reason}`);
     this.previous = failures.length ? undefined : r.desired;
     this.state.lastPass = { at: Date.now(), version: view.version, full, size: r.size, failures, ms };
@@ -240,6 +273,71 @@ export class AgentDaemon {
       }, failures.length ? 'error' : 'info');
     }
     await this.publishKeys(view, r.publicKeys);
+    // A pass that started before a fence may have put the uplink back: look again now.
+    void this.checkFences();
+  }
+
+  /**
+   * Fences every slot the last pass built that is not servable now (lease deadline passed, slot
+   * gone from the heartbeat answer, planned move), then queues a full pass without it; queues a
+   * pass for a slot that became servable. Runs every FENCE_TICK_MS and after each heartbeat/pass.
+   */
+  async checkFences(): Promise<void> {
+    if (!this.running || !this.state.view || this.fencing) return;
+    this.fencing = true;
+    try {
+      const now = Date.now();
+      const servable = this.servable(this.state.view).slots;
+      const keys = new Set(servable.map(slotKey));
+      let pass = false;
+      for (const k of this.state.served) {
+        if (keys.has(k)) continue;
+        if (this.state.fenced[k]?.pass === this.passes) continue;
+        const [a, e] = k.split('/').map(Number) as [number, number];
+        const l = this.state.leases.find((x) => x.allocation === a && x.slot === e);
+        const reason = fenceReason(l, now, this.state.released[k] !== undefined);
+        const f = await fenceGateway(this.config, { allocation: a, slot: e });
+        this.state.fenced[k] = { at: Date.now(), reason, ms: f.ms, pass: this.passes };
+        this.metrics.inc('exitnode_agent_fences_total', 'Gateways this node fenced (uplink taken away) because it may no longer serve the slot', 1, { allocation: String(a), slot: String(e) });
+        this.log('slot.fenced', { slot: k, reason, existed: f.existed, ms: Math.round(f.ms), ...(f.error ? { error: f.error } : {}), lateMs: l?.deadline !== undefined ? Math.max(0, now - l.deadline) : null }, f.error ? 'error' : 'warn');
+        pass = true;
+      }
+      if (pass) this.requestPass(true, 'fence');
+      else if ([...keys].some((k) => !this.state.served.includes(k))) this.requestPass(false, 'lease granted');
+      // A planned move: once the gateway is gone (the pass without the slot ran), release it.
+      if (Object.keys(this.state.released).some((k) => !this.state.served.includes(k))) this.wakeHeartbeat?.();
+      this.metrics.gaugeSet('exitnode_agent_slot_served', 'Slots whose gateway this node serves now (1) or holds a lease for but does not serve (0)',
+        this.state.leases.map((l) => ({ labels: { allocation: String(l.allocation), slot: String(l.slot) }, value: keys.has(slotKey(l)) ? 1 : 0 })));
+    } finally {
+      this.fencing = false;
+    }
+  }
+
+  /** One probe round over the gateways this node serves (not awaited by the heartbeat loop). */
+  private async probeAll(): Promise<void> {
+    if (this.probing || this.opts.healthCheck === false || !this.state.view) return;
+    this.probing = true;
+    try {
+      const view = this.state.view;
+      const keys = new Set(this.servable(view).slots.map(slotKey));
+      await Promise.all(this.state.served.filter((k) => keys.has(k)).map(async (k) => {
+        const [a, e] = k.split('/').map(Number) as [number, number];
+        const t0 = performance.now();
+        const failure = await probeUplink(this.config, view, { allocation: a, slot: e }).catch((err: unknown) => `probe failed: ${(err as Error).message}`);
+        const prev = this.state.health[k];
+        const h = nextHealth(prev, failure, Date.now(), performance.now() - t0);
+        this.state.health[k] = h;
+        if ((prev?.healthy ?? true) !== h.healthy) {
+          this.log(h.healthy ? 'slot.healthy' : 'slot.unhealthy', { slot: k, ...(h.reason ? { reason: h.reason } : {}) }, h.healthy ? 'info' : 'error');
+          this.wakeHeartbeat?.();
+        }
+        this.metrics.gaugeSet('exitnode_agent_slot_healthy', 'Whether the upstream router answers from the slot\'s gateway (1) or not (0)',
+          Object.entries(this.state.health).map(([kk, v]) => ({ labels: { slot: kk }, value: v.healthy ? 1 : 0 })));
+      }));
+      for (const k of Object.keys(this.state.health)) if (!keys.has(k) || !this.state.served.includes(k)) delete this.state.health[k];
+    } finally {
+      this.probing = false;
+    }
   }
 
   /** Sends TNoDB the public key of every NR of this node whose view entry lacks it or differs. */
@@ -306,6 +404,8 @@ export class AgentDaemon {
           this.log('view.received', { version: v.version, previous: before?.version, networks: v.networks.length, slots: v.slots.map((s) => `${s.allocation}/${s.slot}@${s.epoch}`) });
           // A view equal to the saved one still needs no full pass: the startup pass covered it.
           this.requestPass(false, `view ${v.version}`);
+          // A slot given to this node (or a planned move) is confirmed by a heartbeat: send one now.
+          this.wakeHeartbeat?.();
         }
       } catch (e) {
         if (!this.running) return;
@@ -318,31 +418,64 @@ export class AgentDaemon {
 
   private async heartbeatLoop(): Promise<void> {
     const every = this.opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    const margin = this.opts.agentMarginMs ?? DEFAULT_AGENT_MARGIN_MS;
     while (this.running) {
       const sent = Date.now();
       try {
-        const r = await this.client.heartbeat(this.config.node);
+        // Health of the gateways built; release of slots fenced for a planned move whose gateway is gone.
+        const slots = Object.entries(this.state.health).filter(([k]) => this.state.served.includes(k))
+          .map(([k, h]) => { const [allocation, slot] = k.split('/').map(Number) as [number, number]; return { allocation, slot, healthy: h.healthy, ...(h.reason ? { reason: h.reason } : {}) }; });
+        const release = Object.entries(this.state.released).filter(([k]) => !this.state.served.includes(k))
+          .map(([k, epoch]) => { const [allocation, slot] = k.split('/').map(Number) as [number, number]; return { allocation, slot, epoch }; });
+        const r = await this.client.heartbeat(this.config.node, slots.length || release.length ? { ...(slots.length ? { slots } : {}), ...(release.length ? { release } : {}) } : undefined);
         this.reachable(true);
         const now = Date.now();
         this.state.lastHeartbeatOk = now;
+        if (release.length) this.log('slots.released', { slots: release.map((x) => `${slotKey(x)}@${x.epoch}`) });
         const before = this.state.leases.map((l) => `${l.allocation}/${l.slot}@${l.epoch}`).join(',');
-        this.state.leases = r.slots.map((s) => ({ allocation: s.allocation, slot: s.slot, epoch: s.epoch, expiresAt: s.leaseExpiresAt, renewedAt: sent }));
+        this.state.leases = r.slots.map((s) => ({
+          allocation: s.allocation, slot: s.slot, epoch: s.epoch, expiresAt: s.leaseExpiresAt, renewedAt: sent,
+          deadline: leaseDeadline(sent, s.leaseExpiresAt, r.now, margin), ...(s.movingTo ? { movingTo: s.movingTo } : {}),
+        }));
+        // A release is done once the server no longer lists the slot under that epoch.
+        for (const [k, epoch] of Object.entries(this.state.released)) {
+          const l = this.state.leases.find((x) => slotKey(x) === k);
+          if (!l || l.epoch !== epoch) delete this.state.released[k];
+        }
+        for (const l of this.state.leases) {
+          if (l.movingTo && this.state.released[slotKey(l)] === undefined) {
+            this.state.released[slotKey(l)] = l.epoch;
+            this.log('slot.moving', { slot: slotKey(l), epoch: l.epoch, to: l.movingTo });
+          }
+        }
         const after = this.state.leases.map((l) => `${l.allocation}/${l.slot}@${l.epoch}`).join(',');
         this.saveLeases();
         if (before !== after) this.log('leases.changed', { leases: after === '' ? [] : after.split(','), version: this.state.view?.version });
         this.metrics.gaugeSet('exitnode_agent_lease_seconds_left', 'Seconds until each held slot lease lapses (server clock)',
-          this.state.leases.map((l) => ({ labels: { allocation: String(l.allocation), slot: String(l.slot), epoch: String(l.epoch) }, value: Math.max(0, (l.expiresAt - now) / 1000) })));
+          this.state.leases.map((l) => ({ labels: { allocation: String(l.allocation), slot: String(l.slot), epoch: String(l.epoch) }, value: Math.max(0, (l.expiresAt - (r.now ?? now)) / 1000) })));
         this.metrics.gauge('exitnode_agent_heartbeat_ok', 'Whether the last heartbeat succeeded', 1);
-        await this.sleep(Math.max(0, every - (Date.now() - sent)));
+        await this.checkFences();
+        void this.probeAll();
+        await this.heartbeatSleep(Math.max(0, every - (Date.now() - sent)));
       } catch (e) {
         if (!this.running) return;
         this.reachable(false, (e as Error).message);
         this.metrics.gauge('exitnode_agent_heartbeat_ok', 'Whether the last heartbeat succeeded', 0);
         // Retry sooner than the interval: right after TNoDB comes back the lease should be renewed
         // before the server's sweep looks at it.
-        await this.sleep(Math.min(every, 250));
+        await this.heartbeatSleep(Math.min(every, 250));
       }
     }
+  }
+
+  /** Sleeps until the next heartbeat is due, or until something wants one now. */
+  private heartbeatSleep(ms: number): Promise<void> {
+    return new Promise((res) => {
+      const done = (): void => { clearTimeout(t); this.wakeHeartbeat = undefined; res(); };
+      const t = setTimeout(done, ms);
+      this.wakeHeartbeat = done;
+      this.abort.signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   private saveLeases(): void {
@@ -358,13 +491,20 @@ export class AgentDaemon {
 
   health(): Record<string, unknown> {
     const s = this.state;
-    const ok = s.appliedVersion !== undefined && s.appliedVersion === s.view?.version && !s.lastPass?.failures.length;
+    const ok = s.appliedVersion !== undefined && s.appliedVersion === s.view?.version && !s.lastPass?.failures.length
+      && Object.values(s.health).every((h) => h.healthy);
     return {
       status: ok ? 'ok' : 'degraded', node: s.node, pid: process.pid,
       appliedVersion: s.appliedVersion ?? null, viewVersion: s.view?.version ?? null, viewSource: s.viewSource ?? null,
       appliedAt: s.appliedAt ?? null, serverReachable: s.serverReachable, lastServerContact: s.lastServerContact ?? null,
       lastPass: s.lastPass ?? null, leases: s.leases, lastHeartbeatOk: s.lastHeartbeatOk ?? null,
       servedSlots: s.view ? this.servable(s.view).slots : [],
+      slots: s.leases.map((l) => {
+        const k = slotKey(l);
+        return { slot: k, epoch: l.epoch, served: s.served.includes(k), deadlineInMs: l.deadline !== undefined ? l.deadline - Date.now() : null,
+          health: s.health[k] ?? null, ...(l.movingTo ? { movingTo: l.movingTo } : {}), ...(s.released[k] !== undefined ? { released: true } : {}) };
+      }),
+      fenced: s.fenced,
     };
   }
 

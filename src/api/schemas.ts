@@ -29,6 +29,7 @@ export const slot = {
   properties: {
     allocation: { type: 'integer' }, slot: { type: 'integer' }, node: { type: ['string', 'null'] }, epoch: { type: 'integer' },
     leaseExpiresAt: { type: ['integer', 'null'] }, nrs: { type: 'integer' }, ipv4: { type: 'string' }, warning: { type: 'string' },
+    renewedAt: { type: 'integer' }, movingTo: { type: 'string' }, health: { type: 'string' }, healthAt: { type: 'integer' }, now: { type: 'integer' },
   },
 } as const;
 

@@ -3,7 +3,7 @@
 // message, details {status, code}), SERVER_FAILED (5xx).
 import { ExitnodeError } from '../core/errors.js';
 import { ClientErrors } from './errors.js';
-import type { AllocationRecord, Ipv4Pool, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord } from '../store/types.js';
+import type { AllocationRecord, Ipv4Pool, HeartbeatReport, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord } from '../store/types.js';
 
 export { ClientErrors } from './errors.js';
 export type { AllocationRecord, Ipv4Pool, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord };
@@ -103,7 +103,13 @@ export class TnodbClient {
 
   // ---- node (the agent) ----
   /** Renews the leases of the slots this node holds; the answer lists them with their epochs. */
-  heartbeat(node: string): Promise<{ slots: LeaseRecord[] }> { return this.request('POST', `/v1/nodes/${encodeURIComponent(node)}/heartbeat`); }
+  heartbeat(node: string, report?: HeartbeatReport): Promise<{ slots: LeaseRecord[]; now?: number; leaseTtlMs?: number; fenceMarginMs?: number }> {
+    return this.request('POST', `/v1/nodes/${encodeURIComponent(node)}/heartbeat`, report);
+  }
+  /** Planned move of a slot (farm): the holder fences and releases it, then NODE builds it. */
+  moveSlot(allocation: number, slot: number, to: string): Promise<SlotRecord> {
+    return this.request('POST', `/v1/allocations/${allocation}/slots/${slot}/move`, { to });
+  }
   /** The node's view; with `after`, waits up to `waitS` seconds (default 30) for a version newer than `after`. */
   view(node: string, o: { after?: number; waitS?: number; signal?: AbortSignal } = {}): Promise<NodeView> {
     const qs = new URLSearchParams();

@@ -15,6 +15,8 @@ export const StoreErrors = defineErrors({
   NODE_OTHER_FARM: { status: 409, kind: 'conflict', summary: 'the node belongs to another farm than the allocation' },
   NODE_NOT_EXIT_CAPABLE: { status: 409, kind: 'conflict', summary: 'a slot can only be given to a node registered as exit-capable' },
   SLOT_UNASSIGNED: { status: 409, kind: 'conflict', summary: 'no slot of the allocation has a node with a live lease: assign one before creating networks' },
+  SLOT_MOVE_NOOP: { status: 409, kind: 'conflict', summary: 'the slot is held by that node already' },
+  SLOT_MOVE_TARGET_DOWN: { status: 409, kind: 'conflict', summary: 'a slot moves only to a node that heartbeats (within the lease TTL)' },
   SLOT_LEASE_LAPSED: { status: 409, kind: 'conflict', summary: 'the slots have nodes but none has a live lease: their agents have not sent a heartbeat within the lease TTL' },
   SLOT_FULL: { status: 409, kind: 'conflict', summary: 'every NR id of the slot is in use or in quarantine: enable another ExitNode (slot)' },
   NETWORK_UNKNOWN: { status: 404, kind: 'input', summary: 'no network of yours has that id' },

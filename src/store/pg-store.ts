@@ -14,7 +14,7 @@ import { StoreErrors } from './errors.js';
 import type { SqlClient, Queryable } from './sql.js';
 import type {
   AllocationRecord, Ipv4Pool, LeaseRecord, NetworkRecord, NodeRecord, NodeView, Principal, ResourceRecord, Scope,
-  SlotMove, SlotRecord, Store, StoreOptions,
+  SlotMove, SlotRecord, Store, StoreOptions, HeartbeatReport,
 } from './types.js';
 
 const MIGRATIONS = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -71,9 +71,12 @@ const str = (v: unknown): string | undefined => (v === null || v === undefined ?
 export class PgStore implements Store {
   readonly options: Required<StoreOptions>;
   private listeners = new Set<(nodes: string[]) => void>();
+  /** Store clock at start: no slot moves for one TTL plus the margin after it (see sweep()). */
+  private readonly startedAt: number;
 
   private constructor(private db: SqlClient, options: StoreOptions) {
     this.options = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.startedAt = this.options.clock();
   }
 
   get driver(): 'pglite' | 'pg' {
@@ -270,24 +273,66 @@ export class PgStore implements Store {
     return s;
   }
 
-  async heartbeat(node: string): Promise<LeaseRecord[]> {
+  async heartbeat(node: string, report: HeartbeatReport = {}): Promise<LeaseRecord[]> {
     // A late heartbeat must not win back a slot the sweep has already moved: sweep first.
     await this.sweep();
     const now = this.now();
+    const unhealthy = (report.slots ?? []).filter((x) => !x.healthy);
+    const release = report.release ?? [];
     const rows = await this.retry(() => this.db.transaction(async (tx) => {
       const hit = await tx.query('UPDATE nodes SET last_heartbeat = $2 WHERE id = $1 RETURNING id', [node, now]);
       if (!hit.length) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
-      return tx.query<{ allocation: number; slot: number; epoch: number; lease_expires_at: number }>(
-        'UPDATE slots SET lease_expires_at = $2 WHERE node_id = $1 RETURNING allocation, slot, epoch, lease_expires_at', [node, now + this.options.leaseTtlMs]);
+      for (const h of report.slots ?? []) {
+        await tx.query('UPDATE slots SET health = $4, health_at = $5 WHERE node_id = $1 AND allocation = $2 AND slot = $3',
+          [node, h.allocation, h.slot, h.healthy ? 'ok' : String(h.reason ?? 'unhealthy').slice(0, 200), now]);
+      }
+      // A released slot (fenced by its holder) is made lapsed beyond the margin: the sweep below moves it now.
+      for (const r of release) {
+        await tx.query('UPDATE slots SET lease_expires_at = $5 WHERE node_id = $1 AND allocation = $2 AND slot = $3 AND epoch = $4',
+          [node, r.allocation, r.slot, r.epoch, now - this.options.fenceMarginMs - 1]);
+      }
+      const skip = [...unhealthy, ...release].map((x) => `${x.allocation}/${x.slot}`);
+      return tx.query<{ allocation: number; slot: number; epoch: number; lease_expires_at: number; moving_to: string | null }>(
+        `UPDATE slots SET lease_expires_at = CASE WHEN (allocation::text || '/' || slot::text) = ANY($3::text[]) THEN lease_expires_at ELSE $2 END,
+                renewed_at = CASE WHEN (allocation::text || '/' || slot::text) = ANY($3::text[]) THEN renewed_at ELSE $4 END
+          WHERE node_id = $1 RETURNING allocation, slot, epoch, lease_expires_at, moving_to`, [node, now + this.options.leaseTtlMs, skip, now]);
     }));
+    if (release.length) await this.sweep(true);
+    const gone = new Set(release.map((r) => `${r.allocation}/${r.slot}`));
     return rows
-      .map((r) => ({ allocation: Number(r.allocation), slot: Number(r.slot), epoch: Number(r.epoch), leaseExpiresAt: Number(r.lease_expires_at) }))
+      .filter((r) => !gone.has(`${r.allocation}/${r.slot}`))
+      .map((r) => ({ allocation: Number(r.allocation), slot: Number(r.slot), epoch: Number(r.epoch), leaseExpiresAt: Number(r.lease_expires_at), ...(r.moving_to ? { movingTo: String(r.moving_to) } : {}) }))
       .sort((x, y) => x.allocation - y.allocation || x.slot - y.slot);
   }
 
-  async sweep(): Promise<SlotMove[]> {
+  async moveSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
+    checkSlot(slot);
+    const cur = (await this.listSlots(allocation))[slot - 1];
+    if (!cur?.node) return this.assignSlot(allocation, slot, node);
+    if (cur.node === node) throw new ExitnodeError(StoreErrors.SLOT_MOVE_NOOP, `slot ${slot} of allocation ${allocation} is already held by node ${q(node)}`);
+    const n = await this.getNode(node);
+    if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
+    const a = (await this.getAllocation(allocation))!;
+    if (n.farm !== a.farm) throw new ExitnodeError(StoreErrors.NODE_OTHER_FARM, `node ${q(node)} belongs to farm ${q(n.farm)}, allocation ${allocation} to farm ${q(a.farm)}`);
+    if (!n.exitCapable) throw new ExitnodeError(StoreErrors.NODE_NOT_EXIT_CAPABLE, `node ${q(node)} is not exit-capable; register it with exitCapable: true to give it a slot`);
+    if (!n.healthy) throw new ExitnodeError(StoreErrors.SLOT_MOVE_TARGET_DOWN, `node ${q(node)} has not sent a heartbeat within the lease TTL (${this.options.leaseTtlMs} ms): a slot moved there would have no gateway`);
+    await this.retry(() => this.db.query('UPDATE slots SET moving_to = $3 WHERE allocation = $1 AND slot = $2', [allocation, slot, node]));
+    // The holder learns it from its next heartbeat answer; waking its view long-poll does not help.
+    return (await this.listSlots(allocation))[slot - 1]!;
+  }
+
+  /**
+   * Moves every slot whose lease lapsed (plus the fencing margin). Not during the first TTL plus
+   * margin after this store started: after a TNoDB outage longer than the TTL every lease has
+   * lapsed, and the first node back would otherwise take the slots of nodes that simply have not
+   * heartbeated yet. One TTL gives every live node time to renew. `released` skips the grace: a
+   * slot its holder gave up explicitly moves at once.
+   */
+  async sweep(released = false): Promise<SlotMove[]> {
+    const now = this.now();
+    if (!released && now < this.startedAt + this.options.leaseTtlMs + this.options.fenceMarginMs) return [];
     const rows = await this.retry(() => this.db.query<{ allocation: number; slot: number; previous: string | null; node: string; epoch: number }>(
-      'SELECT * FROM xn_sweep($1, $2, $3)', [this.now(), this.options.leaseTtlMs, this.options.fenceMarginMs]));
+      'SELECT * FROM xn_sweep($1, $2, $3)', [now, this.options.leaseTtlMs, this.options.fenceMarginMs]));
     if (rows.length) this.changed(rows);
     return rows.map((r) => ({ allocation: Number(r.allocation), slot: Number(r.slot), previous: r.previous, node: r.node, epoch: Number(r.epoch) }));
   }
@@ -526,6 +571,9 @@ function slotRecord(r: Row): SlotRecord {
     leaseExpiresAt: r.lease_expires_at === null || r.lease_expires_at === undefined ? null : Number(r.lease_expires_at),
     nrs: Number(r.nr_count),
     ...(addr ? { ipv4: `${addr}/${ipv4!.prefixLength}` } : {}),
+    ...(r.renewed_at !== null && r.renewed_at !== undefined ? { renewedAt: Number(r.renewed_at) } : {}),
+    ...(r.moving_to ? { movingTo: String(r.moving_to) } : {}),
+    ...(r.health ? { health: String(r.health), healthAt: Number(r.health_at) } : {}),
   };
 }
 

@@ -44,6 +44,13 @@ export interface SlotRecord {
   nrs: number;
   /** GWPubIP4 with the pool's prefix length, when the pool has an address for this slot. */
   ipv4?: string;
+  /** Server time of the last renewal. */
+  renewedAt?: number;
+  /** Target of a planned move (exitnode slot move) not done yet. */
+  movingTo?: string;
+  /** The holder's last report on its gateway: "ok" or why it cannot forward. */
+  health?: string;
+  healthAt?: number;
 }
 
 export interface ResourceRecord {
@@ -84,6 +91,16 @@ export interface LeaseRecord {
   slot: number;
   epoch: number;
   leaseExpiresAt: number;
+  /** Set when an operator asked the slot to move: the holder fences and releases it. */
+  movingTo?: string;
+}
+
+/** What a node says with its heartbeat (all optional: a bare heartbeat renews every lease). */
+export interface HeartbeatReport {
+  /** Gateway health per slot; a slot reported unhealthy is not renewed, so it moves. */
+  slots?: { allocation: number; slot: number; healthy: boolean; reason?: string }[];
+  /** Slots the node has fenced and gives up now (a planned move, or lost health). */
+  release?: { allocation: number; slot: number; epoch: number }[];
 }
 
 export interface StoreOptions {
@@ -124,7 +141,10 @@ export interface Store {
   /** Gives a slot to a node (epoch + 1 when the holder changes; the ExitPoint NRs move with it). */
   assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord>;
   /** Records a heartbeat and renews the leases of every slot the node holds. */
-  heartbeat(node: string): Promise<LeaseRecord[]>;
+  heartbeat(node: string, report?: HeartbeatReport): Promise<LeaseRecord[]>;
+  /** Plans a move of a held slot to NODE: the holder fences and releases it (or, if the holder
+   *  is silent, the slot goes there when its lease lapses). A slot without a holder moves at once. */
+  moveSlot(allocation: number, slot: number, node: string): Promise<SlotRecord>;
   /** Moves every slot whose lease lapsed to another healthy exit-capable node of its farm. */
   sweep(): Promise<SlotMove[]>;
 

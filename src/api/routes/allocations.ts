@@ -67,6 +67,19 @@ export function allocationRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return s;
   });
 
+  app.post('/v1/allocations/:number/slots/:slot/move', {
+    schema: {
+      tags: ['allocations'], summary: 'Planned move of a slot to another exit-capable node (farm): the holder fences its gateway and releases the slot, then the target builds it (epoch + 1)',
+      params: { type: 'object', required: ['number', 'slot'], properties: { number: NUMBER_TEXT, slot: NUMBER_TEXT } },
+      body: { type: 'object', additionalProperties: false, required: ['to'], properties: { to: NODE_ID } },
+      response: { 200: slot, ...errors(403, 404, 409) },
+    },
+  }, async (req) => {
+    const { number, slot: slotText } = req.params as { number: string; slot: string };
+    const a = await own(req, number);
+    return ctx.store.moveSlot(a.number, checkSlot(slotText), (req.body as { to: string }).to);
+  });
+
   app.get('/v1/allocations/:number/upstream', {
     schema: {
       tags: ['allocations'], summary: 'The upstream router configuration for the slots that have a node (text)',

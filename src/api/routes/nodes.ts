@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { issueToken, sameFarm } from '../auth.js';
 import { ExitnodeError, q } from '../../core/errors.js';
-import { StoreErrors, type Principal } from '../../store/index.js';
+import { StoreErrors, type HeartbeatReport, type Principal } from '../../store/index.js';
 import { ApiErrors } from '../errors.js';
 import { NAME, NODE_ID, created, errors, node, nodeView } from '../schemas.js';
 
@@ -68,14 +68,29 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['nodes'], summary: 'Heartbeat (the node): marks it healthy and renews the leases of the slots it holds',
       params: idParams,
-      response: { 200: { type: 'object', properties: { slots: { type: 'array', items: { type: 'object', properties: {
-        allocation: { type: 'integer' }, slot: { type: 'integer' }, epoch: { type: 'integer' }, leaseExpiresAt: { type: 'integer' },
-      } } } } }, ...errors(403, 404) },
+      // Optional body: the holder's gateway health per slot (an unhealthy slot is not renewed) and
+      // the slots it fenced and releases (planned move or lost health: they move at once).
+      body: { type: ['object', 'null'], additionalProperties: false, properties: {
+        slots: { type: 'array', maxItems: 64, items: { type: 'object', additionalProperties: false, required: ['allocation', 'slot', 'healthy'], properties: {
+          allocation: { type: 'integer', minimum: 1, maximum: 65535 }, slot: { type: 'integer', minimum: 1, maximum: 15 }, healthy: { type: 'boolean' }, reason: { type: 'string', maxLength: 200 },
+        } } },
+        release: { type: 'array', maxItems: 64, items: { type: 'object', additionalProperties: false, required: ['allocation', 'slot', 'epoch'], properties: {
+          allocation: { type: 'integer', minimum: 1, maximum: 65535 }, slot: { type: 'integer', minimum: 1, maximum: 15 }, epoch: { type: 'integer', minimum: 0 },
+        } } },
+      } },
+      response: { 200: { type: 'object', properties: {
+        slots: { type: 'array', items: { type: 'object', properties: {
+          allocation: { type: 'integer' }, slot: { type: 'integer' }, epoch: { type: 'integer' }, leaseExpiresAt: { type: 'integer' }, movingTo: { type: 'string' },
+        } } },
+        // Server clock and lease TTL, so the node measures its own deadline from its send time.
+        now: { type: 'integer' }, leaseTtlMs: { type: 'integer' }, fenceMarginMs: { type: 'integer' },
+      } }, ...errors(400, 403, 404) },
     },
   }, async (req) => {
     const { id } = req.params as { id: string };
     await nodeAccess(await ctx.auth.need(req, ['node'], { noAdmin: true }), id, true);
-    return { slots: await ctx.store.heartbeat(id) };
+    const slots = await ctx.store.heartbeat(id, (req.body ?? {}) as HeartbeatReport);
+    return { slots, now: ctx.store.options.clock(), leaseTtlMs: ctx.store.options.leaseTtlMs, fenceMarginMs: ctx.store.options.fenceMarginMs };
   });
 
   app.get('/v1/nodes/:id/view', {

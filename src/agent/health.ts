@@ -1,0 +1,55 @@
+// Health that means forwarding: a gateway is healthy when, from inside its namespace, the upstream
+// router answers on the uplink — the IPv6 default route's next hop (the allocation's upstream
+// link-local, fe80::1 by default) and, when the allocation has one, the IPv4 gateway. A link that
+// is up but goes nowhere (cable, switch port, upstream VLAN) fails this, which a check of the
+// agent's own process or of the link state would not see.
+//
+// The daemon probes every held slot once per heartbeat; after FAILS_TO_UNHEALTHY failed rounds in a
+// row it reports the slot unhealthy in its heartbeat, the server stops renewing that lease, the
+// node's own deadline passes and it fences (src/agent/fencing.ts), and the slot moves. One lost
+// probe does not move a slot.
+
+import { gatewayNamespace } from '../core/ownership.js';
+import type { NodeView } from '../core/view.js';
+import { inNs, run } from '../kernel/exec.js';
+import type { NodeConfig } from './config.js';
+
+export const FAILS_TO_UNHEALTHY = 2;
+/** Per-probe wait for an answer, seconds (ping -W). */
+export const PROBE_WAIT_S = 1;
+
+export interface SlotHealth {
+  healthy: boolean;
+  reason?: string;
+  /** Failed rounds in a row. */
+  fails: number;
+  checkedAt: number;
+  ms: number;
+}
+
+async function ping(ns: string, args: string[]): Promise<boolean> {
+  const r = await run(inNs(ns, ['ping', '-n', '-q', '-c', '1', '-W', String(PROBE_WAIT_S), ...args]));
+  return r.code === 0;
+}
+
+/** One probe round for one slot's gateway: undefined when healthy, else why not. */
+export async function probeUplink(config: NodeConfig, view: NodeView, slot: { allocation: number; slot: number }): Promise<string | undefined> {
+  const a = view.allocations.find((x) => x.number === slot.allocation);
+  if (!a) return undefined;
+  const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
+  const dev = `pub-${slot.slot}-${slot.allocation}`;
+  const ll = a.upstream.ll;
+  const probes: Promise<string | undefined>[] = [ping(ns, ['-6', `${ll}%${dev}`]).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`))];
+  if (a.upstream.ipv4Gateway) {
+    probes.push(ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway]).then((ok) => (ok ? undefined : `upstream ${a.upstream.ipv4Gateway!} does not answer on ${dev}`)));
+  }
+  const bad = (await Promise.all(probes)).filter((x): x is string => !!x);
+  return bad.length ? bad.join('; ') : undefined;
+}
+
+/** Folds one round into the slot's record. */
+export function nextHealth(prev: SlotHealth | undefined, failure: string | undefined, at: number, ms: number): SlotHealth {
+  const fails = failure ? (prev?.fails ?? 0) + 1 : 0;
+  const healthy = fails < FAILS_TO_UNHEALTHY;
+  return { healthy, fails, checkedAt: at, ms, ...(failure ? { reason: `${failure} (${fails} round${fails === 1 ? '' : 's'} in a row)` } : {}) };
+}
