@@ -43,7 +43,8 @@ export class TnodbClient {
       res = await fetch(`${this.server}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.any(signals) });
     } catch (e) {
       if (o.signal?.aborted) throw e;
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
+      const c = (e as { cause?: { code?: string; message?: string } }).cause;
+      const cause = c?.code ?? c?.message ?? (e as Error).message;
       throw new ExitnodeError(ClientErrors.SERVER_UNREACHABLE, `cannot reach server at ${this.server} (${cause})`, { cause });
     }
     const text = await res.text();
