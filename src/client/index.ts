@@ -91,8 +91,8 @@ export class TnodbClient {
   }
 
   // ---- tenant ----
-  createNetwork(name: string, allocation?: number): Promise<NetworkRecord & { warning?: string }> {
-    return this.request('POST', '/v1/networks', { name, ...(allocation !== undefined ? { allocation } : {}) });
+  createNetwork(name: string, allocation?: number, idempotencyKey?: string): Promise<NetworkRecord & { warning?: string }> {
+    return this.request('POST', '/v1/networks', { name, ...(allocation !== undefined ? { allocation } : {}) }, idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {});
   }
   addResource(network: string, node: string, idempotencyKey?: string): Promise<ResourceRecord & { warning?: string }> {
     return this.request('POST', `/v1/networks/${encodeURIComponent(network)}/resources`, { node }, idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {});

@@ -339,8 +339,13 @@ export class PgStore implements Store {
 
   // ---- networks and NRs ----
 
-  async createNetwork(n: { tenant: string; name: string; allocation?: number }): Promise<{ network: NetworkRecord; slotNrs: number }> {
+  async createNetwork(n: { tenant: string; name: string; allocation?: number; idempotencyKey?: string }): Promise<{ network: NetworkRecord; slotNrs: number; replay?: boolean }> {
     checkName('network', n.name, NETWORK_NAME_RE);
+    const key = n.idempotencyKey;
+    if (key !== undefined) {
+      const replay = await this.networkReplay(n.tenant, key, n.name);
+      if (replay) return replay;
+    }
     if (n.allocation !== undefined) {
       checkAllocationNumber(n.allocation);
       if (!(await this.getAllocation(n.allocation))) throw new ExitnodeError(StoreErrors.ALLOCATION_UNKNOWN, `allocation ${n.allocation} does not exist`);
@@ -353,8 +358,13 @@ export class PgStore implements Store {
       [r] = await this.retry(() => this.db.query<{ status: string; slot: number | null; nr_count: number | null }>(
         'SELECT * FROM xn_create_network($1, $2, $3, $4, $5, $6)', [n.tenant, id, n.name, n.allocation ?? null, this.now(), this.options.quarantineMs]));
     } catch (e) {
-      if (pgCode(e) === '23505') throw new ExitnodeError(StoreErrors.NAME_TAKEN, `you have a network named ${q(n.name)} already`);
-      throw e;
+      if (pgCode(e) !== '23505') throw e;
+      r = { status: 'name_taken', slot: null, nr_count: null };
+    }
+    if (r?.status === 'name_taken' && key !== undefined) {
+      // The same request, sent twice at once: the other copy made it.
+      const replay = await this.networkReplay(n.tenant, key, n.name);
+      if (replay) return replay;
     }
     const where = n.allocation !== undefined ? `allocation ${n.allocation}` : 'any allocation';
     switch (r?.status) {
@@ -366,7 +376,25 @@ export class PgStore implements Store {
     }
     this.changed(r);
     const network = (await this.getNetwork(id))!;
+    if (key !== undefined) {
+      const exit = network.resources.find((x) => x.id === network.exit)!;
+      await this.db.query('INSERT INTO idempotency VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
+        [n.tenant, key, network.id, exit.node, network.allocation, parseInt(network.exit, 16), this.now()]);
+    }
     return { network, slotNrs: Number(r.nr_count) };
+  }
+
+  /** The network an Idempotency-Key made, if it made one (for a retried POST /v1/networks). */
+  private async networkReplay(tenant: string, key: string, name: string): Promise<{ network: NetworkRecord; slotNrs: number; replay: true } | undefined> {
+    const [i] = await this.db.query<{ network_id: string; nr_id: number }>('SELECT network_id, nr_id FROM idempotency WHERE tenant_id = $1 AND key = $2', [tenant, key]);
+    if (!i) return undefined;
+    const net = await this.getNetwork(i.network_id, tenant);
+    if (!net) throw new ExitnodeError(StoreErrors.IDEMPOTENCY_GONE, `Idempotency-Key ${q(key)} made network ${q(i.network_id)}, which has been deleted since; use a new key`);
+    if (net.name !== name || net.exit !== nrIdText(Number(i.nr_id))) {
+      throw new ExitnodeError(StoreErrors.IDEMPOTENCY_MISMATCH, `Idempotency-Key ${q(key)} was used for another request (network ${q(net.name)}, NR ${nrIdText(Number(i.nr_id))}), not for creating network ${q(name)}`);
+    }
+    const [c] = await this.db.query<{ nr_count: number }>('SELECT nr_count FROM slots WHERE allocation = $1 AND slot = $2', [net.allocation, net.slot]);
+    return { network: net, slotNrs: Number(c?.nr_count ?? 0), replay: true };
   }
 
   async addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }> {

@@ -148,7 +148,8 @@ export interface Store {
   /** Moves every slot whose lease lapsed to another healthy exit-capable node of its farm. */
   sweep(): Promise<SlotMove[]>;
 
-  createNetwork(n: { tenant: string; name: string; allocation?: number }): Promise<{ network: NetworkRecord; slotNrs: number }>;
+  /** With idempotencyKey, a retry returns the network the first request made (replay: true). */
+  createNetwork(n: { tenant: string; name: string; allocation?: number; idempotencyKey?: string }): Promise<{ network: NetworkRecord; slotNrs: number; replay?: boolean }>;
   addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }>;
   removeResource(tenant: string, network: string, nr: string): Promise<void>;
   deleteNetwork(tenant: string, network: string): Promise<void>;

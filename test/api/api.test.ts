@@ -52,6 +52,15 @@ describe('TNoDB API', () => {
     assert.deepEqual({ ...n, id: 'x' }, { id: 'x', name: 'web', allocation: 941, slot: 1, exit: '1000', resources: [{ id: '1000', node: 'xts-a-g1', prefix: '2001:db8:4100:1000::/64' }] });
     netA = n.id;
     netB = (await h.call('POST', '/v1/networks', b.tenantToken, { name: 'db', allocation: 942 })).json().id;
+    // A retried creation with its Idempotency-Key gets the same network; a new key and the same name: 409.
+    const k1 = await h.call('POST', '/v1/networks', a.tenantToken, { name: 'api', allocation: 942 }, { 'idempotency-key': 'xts-net-1' });
+    const k2 = await h.call('POST', '/v1/networks', a.tenantToken, { name: 'api', allocation: 942 }, { 'idempotency-key': 'xts-net-1' });
+    assert.equal(k2.statusCode, 201);
+    assert.deepEqual(k2.json(), k1.json());
+    assert.equal(k2.headers['idempotent-replayed'], 'true');
+    assert.equal((await h.call('POST', '/v1/networks', a.tenantToken, { name: 'api', allocation: 942 }, { 'idempotency-key': 'xts-net-2' })).statusCode, 409);
+    assert.equal((await h.call('POST', '/v1/networks', a.tenantToken, { name: 'other' }, { 'idempotency-key': 'xts-net-1' })).json().error.code, 'IDEMPOTENCY_MISMATCH');
+    assert.equal((await h.call('DELETE', `/v1/networks/${k1.json().id}`, a.tenantToken)).statusCode, 204);
   });
 
   it('adds NRs with Idempotency-Key: a retry returns the same NR', async () => {

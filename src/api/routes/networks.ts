@@ -9,20 +9,30 @@ import { NETWORK_ID, NODE_ID, NR_ID, errors, network, resource } from '../schema
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
+function idempotencyKey(v: unknown): string | undefined {
+  if (v !== undefined && (typeof v !== 'string' || !IDEMPOTENCY_KEY.test(v))) {
+    throw new ExitnodeError(ApiErrors.BAD_REQUEST, `Idempotency-Key ${q(v)} must be 1 to 200 printable ASCII characters without spaces`);
+  }
+  return v;
+}
+
 export function networkRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const idParams = { type: 'object', required: ['id'], properties: { id: NETWORK_ID } } as const;
   const nrParams = { type: 'object', required: ['id', 'nr'], properties: { id: NETWORK_ID, nr: NR_ID } } as const;
 
   app.post('/v1/networks', {
     schema: {
-      tags: ['networks'], summary: 'Create a tenant network (tenant) on the healthy slot with the fewest NRs, with its ExitPoint NR on that slot\'s node',
+      tags: ['networks'], summary: 'Create a tenant network (tenant) on the healthy slot with the fewest NRs, with its ExitPoint NR on that slot\'s node; send Idempotency-Key to make retries safe',
+      headers: { type: 'object', properties: { 'idempotency-key': { type: 'string' } } },
       body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 63 }, allocation: { type: 'integer', minimum: 1, maximum: 65535 } } },
       response: { 201: network, ...errors(403, 404, 409) },
     },
   }, async (req, reply) => {
     const p = await ctx.auth.need(req, ['tenant'], { noAdmin: true });
     const b = req.body as { name: string; allocation?: number };
-    const { network: n, slotNrs } = await ctx.store.createNetwork({ tenant: p.subject!, name: b.name, ...(b.allocation !== undefined ? { allocation: b.allocation } : {}) });
+    const key = idempotencyKey(req.headers['idempotency-key']);
+    const { network: n, slotNrs, replay } = await ctx.store.createNetwork({ tenant: p.subject!, name: b.name, ...(b.allocation !== undefined ? { allocation: b.allocation } : {}), ...(key ? { idempotencyKey: key } : {}) });
+    if (replay) void reply.header('idempotent-replayed', 'true');
     const warning = slotWarning(n.allocation, n.slot, slotNrs);
     return reply.code(201).send({ ...n, ...(warning ? { warning } : {}) });
   });
@@ -62,10 +72,7 @@ export function networkRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   }, async (req, reply) => {
     const p = await ctx.auth.need(req, ['tenant'], { noAdmin: true });
-    const key = req.headers['idempotency-key'];
-    if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
-      throw new ExitnodeError(ApiErrors.BAD_REQUEST, `Idempotency-Key ${q(key)} must be 1 to 200 printable ASCII characters without spaces`);
-    }
+    const key = idempotencyKey(req.headers['idempotency-key']);
     const r = await ctx.store.addResource({ tenant: p.subject!, network: (req.params as { id: string }).id, node: (req.body as { node: string }).node, ...(key ? { idempotencyKey: key } : {}) });
     const warning = slotWarning(r.allocation, r.slot, r.slotNrs);
     if (r.replay) void reply.header('idempotent-replayed', 'true');

@@ -7,7 +7,7 @@ import { checkAllocationNumber } from '../../core/index.js';
 import type { NetworkRecord } from '../../client/index.js';
 
 export const summary = 'tenant networks: create, add/rm an NR on a node, delete, show, list';
-export const usage = `exitnode network create NAME [--allocation N] | add NETWORK NODE [--idempotency-key K] | rm NETWORK NR | delete NETWORK | show NETWORK | list  ${CLIENT_USAGE}`;
+export const usage = `exitnode network create NAME [--allocation N] [--idempotency-key K] | add NETWORK NODE [--idempotency-key K] | rm NETWORK NR | delete NETWORK | show NETWORK | list  ${CLIENT_USAGE}`;
 
 function show(n: NetworkRecord & { warning?: string }): string {
   return [`network ${n.id} (${n.name}): allocation ${n.allocation}, slot ${n.slot}, exit ${n.exit}`,
@@ -24,7 +24,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'create': {
       const [, name] = positionals(p, ['create', 'name'], usage);
       const a = opt(p, 'allocation');
-      const n = await c.createNetwork(name!, a !== undefined ? checkAllocationNumber(a) : undefined);
+      const n = await c.createNetwork(name!, a !== undefined ? checkAllocationNumber(a) : undefined, opt(p, 'idempotency-key'));
       out(n, show(n));
       return 0;
     }
