@@ -40,6 +40,16 @@ interface GatewayPart {
  */
 let parts = new Map<string, GatewayPart>();
 let nextParts = new Map<string, GatewayPart>();
+let routes = new Map<string, RouteSpec>();
+let nextRoutes = new Map<string, RouteSpec>();
+
+/** The route object of the last compile that equals R, or R. */
+function stable(r: RouteSpec): RouteSpec {
+  const key = `${r.dst} ${r.via ?? ''} ${r.dev} ${r.onlink ?? false} ${r.src ?? ''}`;
+  const have = routes.get(key) ?? r;
+  nextRoutes.set(key, have);
+  return have;
+}
 
 function gatewayPart(a: Allocation, exitId: number, to: string, resources: NodeView['networks'][number]['resources']): GatewayPart {
   let key = `${a.number} ${a.prefix.toString()} ${exitId} ${to}`;
@@ -72,6 +82,7 @@ function joinElements(list: GatewayPart[], set: 'src6' | 'src4'): NftElement[] {
 
 export function compile(view: NodeView, config: NodeConfig): DesiredState {
   nextParts = new Map();
+  nextRoutes = new Map();
   const px = config.namespacePrefix;
   const spaces = new Map<string, NsSpec>();
   const ns = (name: string, role: NsRole): NsSpec => {
@@ -107,10 +118,11 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
     Object.assign(g.sysctls, FORWARDING, { [`net.ipv6.conf.${up}.ndisc_notify`]: '1', [`net.ipv4.conf.${up}.arp_notify`]: '1' });
     // The uplink keeps DAD: a second guard against two gateways answering for one slot.
     g.addrs.push({ dev: up, addr: `${gwPubLL(s.slot)}/64`, nodad: false }, { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false });
-    g.routes.push({ dst: '::/0', via: v.upstream.ll, dev: up });
+    // Stable objects, like the TN parts: diff trims identical runs from both ends of the list.
+    g.routes.push(stable({ dst: '::/0', via: v.upstream.ll, dev: up }));
     if (s.ipv4 !== undefined) {
       g.addrs.push({ dev: up, addr: `${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`, nodad: false });
-      if (v.upstream.ipv4Gateway !== undefined) g.routes.push({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up });
+      if (v.upstream.ipv4Gateway !== undefined) g.routes.push(stable({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
     }
     gateways.set(`${s.allocation}/${s.slot}`, { spec: g, parts: [], slot: s });
   }
@@ -188,6 +200,7 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
     spec.nft.push(...gatewayNft(gw.slot, joinElements(parts, 'src6'), joinElements(parts, 'src4')));
   }
   parts = nextParts;
+  routes = nextRoutes;
   const namespaces = [...spaces.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   wireguard.sort((x, y) => (x.name < y.name ? -1 : 1));
   const out: DesiredState = { node: config.node, namespacePrefix: px, namespaces, wireguard };
@@ -250,6 +263,6 @@ function gatewayNft(slot: { slot: number; allocation: number; ipv4?: string }, s
     '  }',
     '}',
   ].join('\n');
-  out.push(hashed(NFT_FILTER.family, NFT_FILTER.name, body, { [NFT_SET_SRC6]: uniqueElements(src6), [NFT_SET_SRC4]: uniqueElements(src4) }));
+  out.push(hashed(NFT_FILTER.family, NFT_FILTER.name, body, { [NFT_SET_SRC6]: src6, [NFT_SET_SRC4]: src4 }));
   return out;
 }
