@@ -81,6 +81,7 @@ function scriptFromEmpty(tns: { exit: number; remote: number[] }[]): string {
   const root: string[] = [];
   const el6: string[] = [];
   const el4: string[] = [];
+  const el4h: string[] = [];
   for (const t of tns) {
     const n = planNr(alloc, t.exit);
     gw.push(`link add ${n.GWtoEPName} type veth peer name ${n.EPPubName} netns ${n.Namespace.replace(/^/, `${PX}a-`)}`);
@@ -95,13 +96,13 @@ function scriptFromEmpty(tns: { exit: number; remote: number[] }[]): string {
     const n = planNr(alloc, t.exit);
     const to = n.GWtoEPName;
     gwCfg.push(`link set ${to} addrgenmode none`, `link set ${to} up`, `addr add ${n.GWtoEPLL} dev ${to} nodad`, `addr add 10.1.0.1/32 dev ${to}`);
-    el6.push(`"${to}" . fe80::/64`);
-    el4.push(`"${to}" . 10.255.${t.exit >> 8}.${t.exit & 255}/32`);
+    el6.push(`"${to}" . fe80::`);
+    el4h.push(`"${to}" . 10.255.${t.exit >> 8}.${t.exit & 255}`);
     for (const id of [t.exit, ...t.remote]) {
       const m = planNr(alloc, id);
       gwCfg.push(`route add ${m.prefix} via fe80::${n.id}:1 dev ${to} proto 77`, `route add 10.${id >> 8}.${id & 255}.0/24 via 10.255.${t.exit >> 8}.${t.exit & 255} dev ${to} onlink proto 77`);
-      el6.push(`"${to}" . ${m.prefix}`);
-      el4.push(`"${to}" . 10.${id >> 8}.${id & 255}.0/24`);
+      el6.push(`"${to}" . ${m.prefix.replace('/64', '')}`);
+      el4.push(`"${to}" . 10.${id >> 8}.${id & 255}.0`);
     }
     rootCfg.push(`link set ${n.BridgeName} addrgenmode none`, `link set ${n.BridgeName} up`, `link set vbr-${n.id}-${A} addrgenmode none`, `link set vbr-${n.id}-${A} master ${n.BridgeName}`, `link set vbr-${n.id}-${A} up`);
     const ep = nsOf(t.exit);
@@ -115,10 +116,10 @@ function scriptFromEmpty(tns: { exit: number; remote: number[] }[]): string {
   out.push(`nsenter --net=/run/netns/${GW} ip -batch - <<'E'`, ...gwCfg, 'E');
   out.push(`nsenter --net=/run/netns/${GW} nft -f - <<'E'`,
     'table ip exitnode-nat {', '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', `    oifname "pub-1-${A}" ip saddr 10.0.0.0/8 snat to 198.51.100.10`, '  }', '}',
-    'table inet exitnode-filter {', '  set src6 { type ifname . ipv6_addr; flags interval; }', '  set src4 { type ifname . ipv4_addr; flags interval; }',
+    'table inet exitnode-filter {', '  set src6 { type ifname . ipv6_addr; }', '  set src4 { type ifname . ipv4_addr; }', '  set src4h { type ifname . ipv4_addr; }',
     '  chain forward {', '    type filter hook forward priority filter; policy accept;',
-    '    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr != @src6 counter drop', '    iifname "to-*" meta nfproto ipv4 iifname . ip saddr != @src4 counter drop', '    iifname "to-*" oifname "to-*" meta nfproto ipv4 counter drop', '  }', '}',
-    `add element inet exitnode-filter src6 { ${el6.join(', ')} }`, `add element inet exitnode-filter src4 { ${el4.join(', ')} }`, 'E');
+    '    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr & ffff:ffff:ffff:ffff:: != @src6 counter drop', '    iifname "to-*" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @src4 iifname . ip saddr != @src4h counter drop', '    iifname "to-*" oifname "to-*" meta nfproto ipv4 counter drop', '  }', '}',
+    `add element inet exitnode-filter src6 { ${el6.join(', ')} }`, `add element inet exitnode-filter src4 { ${el4.join(', ')} }`, `add element inet exitnode-filter src4h { ${el4h.join(', ')} }`, 'E');
   return out.join('\n') + '\n';
 }
 
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
     const to = `to-1f00-${A}`;
     const addLines = `route add 2001:db8:5e:1fff::/64 via fe80::1f00:1 dev ${to} proto 77\nroute add 10.31.255.0/24 via 10.255.31.0 dev ${to} onlink proto 77\n`;
     const delLines = `route del 2001:db8:5e:1fff::/64 dev ${to} proto 77\nroute del 10.31.255.0/24 dev ${to} proto 77\n`;
-    const nftAdd = `add element inet exitnode-filter src6 { "${to}" . 2001:db8:5e:1fff::/64 }\nadd element inet exitnode-filter src4 { "${to}" . 10.31.255.0/24 }\n`;
+    const nftAdd = `add element inet exitnode-filter src6 { "${to}" . 2001:db8:5e:1fff:: }\nadd element inet exitnode-filter src4 { "${to}" . 10.31.255.0 }\n`;
     const nftDel = nftAdd.replaceAll('add element', 'delete element');
     const script = (ip: string, nft: string): string => `set -e\nnsenter --net=/run/netns/${GW} ip -batch - <<'E'\n${ip}E\nnsenter --net=/run/netns/${GW} nft -f - <<'E'\n${nft}E\n`;
     for (let i = 0; i < ROUNDS; i++) {
@@ -223,7 +224,7 @@ async function main(): Promise<void> {
     const n = planNr(alloc, gone.exit);
     const without = big.filter((t) => t !== gone);
     const els = (f: (id: number) => string): string => [gone.exit, ...gone.remote].map(f).join(', ');
-    const dScript = `set -e\nnsenter --net=/run/netns/${GW} nft -f - <<'E'\ndelete element inet exitnode-filter src6 { "${n.GWtoEPName}" . fe80::/64, ${els((id) => `"${n.GWtoEPName}" . ${planNr(alloc, id).prefix}`)} }\ndelete element inet exitnode-filter src4 { "${n.GWtoEPName}" . 10.255.${gone.exit >> 8}.${gone.exit & 255}/32, ${els((id) => `"${n.GWtoEPName}" . 10.${id >> 8}.${id & 255}.0/24`)} }\nE\nnsenter --net=/run/netns/${GW} ip link del ${n.GWtoEPName}\nnsenter --net=/run/netns/${ROOT} ip -batch - <<'E'\nlink del ${n.BridgeName}\nlink del vbr-${n.id}-${A}\nE\nip netns del ${nsOf(gone.exit)}\n`;
+    const dScript = `set -e\nnsenter --net=/run/netns/${GW} nft -f - <<'E'\ndelete element inet exitnode-filter src6 { "${n.GWtoEPName}" . fe80::, ${els((id) => `"${n.GWtoEPName}" . ${planNr(alloc, id).prefix.replace('/64', '')}`)} }\ndelete element inet exitnode-filter src4 { ${els((id) => `"${n.GWtoEPName}" . 10.${id >> 8}.${id & 255}.0`)} }\ndelete element inet exitnode-filter src4h { "${n.GWtoEPName}" . 10.255.${gone.exit >> 8}.${gone.exit & 255} }\nE\nnsenter --net=/run/netns/${GW} ip link del ${n.GWtoEPName}\nnsenter --net=/run/netns/${ROOT} ip -batch - <<'E'\nlink del ${n.BridgeName}\nlink del vbr-${n.id}-${A}\nE\nip netns del ${nsOf(gone.exit)}\n`;
     const rD = Math.max(1, Math.min(ROUNDS, 3));
     for (let i = 0; i < rD; i++) {
       dS.push(await timeScript(dScript));

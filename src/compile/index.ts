@@ -8,7 +8,7 @@ import {
   allocation as mkAllocation, epPubLL, GW_TO_EP_IP4, gwPubIP6, gwPubLL, gwToEpLL, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4,
   nrRouting4, parseNrIdText, planNr, planSlot, slotOfNr, wgAllowedIPs, type Allocation,
 } from '../core/plan.js';
-import { gatewayNamespace, keyFileName, NFT_FILTER, NFT_NAT, NFT_SET_SRC4, NFT_SET_SRC6, nrNamespace, uplinkPeerName } from '../core/ownership.js';
+import { gatewayNamespace, keyFileName, NFT_FILTER, NFT_NAT, NFT_SET_SRC4, NFT_SET_SRC4_HOST, NFT_SET_SRC6, nrNamespace, uplinkPeerName } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import type { NodeConfig } from '../agent/config.js';
 import type { DesiredState, LinkSpec, NftElement, NftTableSpec, NsRole, NsSpec, RouteSpec, WgPeerSpec, WgSpec } from './desired.js';
@@ -31,6 +31,7 @@ interface GatewayPart {
   routes: RouteSpec[];
   src6: NftElement[];
   src4: NftElement[];
+  src4h: NftElement[];
 }
 
 /**
@@ -56,7 +57,7 @@ function gatewayPart(a: Allocation, exitId: number, to: string, resources: NodeV
   for (const r of resources) key += ` ${r.id}`;
   const have = parts.get(key);
   if (have) return have;
-  const p: GatewayPart = { key, ifname: to, routes: [], src6: [{ ifname: to, prefix: 'fe80::/64' }], src4: [{ ifname: to, prefix: `${nrRouting4(exitId)}/32` }] };
+  const p: GatewayPart = { key, ifname: to, routes: [], src6: [{ ifname: to, prefix: 'fe80::/64' }], src4: [], src4h: [{ ifname: to, prefix: `${nrRouting4(exitId)}/32` }] };
   const via6 = epPubLL(exitId).toString();
   const via4 = nrRouting4(exitId).toString();
   for (const r of resources) {
@@ -69,11 +70,12 @@ function gatewayPart(a: Allocation, exitId: number, to: string, resources: NodeV
   }
   p.src6 = uniqueElements(p.src6);
   p.src4 = uniqueElements(p.src4);
+  p.src4h = uniqueElements(p.src4h);
   return p;
 }
 
 /** The parts' elements in order; duplicates can only come from two parts on one link. */
-function joinElements(list: GatewayPart[], set: 'src6' | 'src4'): NftElement[] {
+function joinElements(list: GatewayPart[], set: 'src6' | 'src4' | 'src4h'): NftElement[] {
   const links = new Set(list.map((p) => p.ifname));
   const out: NftElement[] = [];
   for (const p of list) for (const e of p[set]) out.push(e);
@@ -197,7 +199,7 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
   for (const gw of gateways.values()) {
     const { spec, parts } = gw;
     for (const p of parts) for (const r of p.routes) spec.routes.push(r);
-    spec.nft.push(...gatewayNft(gw.slot, joinElements(parts, 'src6'), joinElements(parts, 'src4')));
+    spec.nft.push(...gatewayNft(gw.slot, { [NFT_SET_SRC6]: joinElements(parts, 'src6'), [NFT_SET_SRC4]: joinElements(parts, 'src4'), [NFT_SET_SRC4_HOST]: joinElements(parts, 'src4h') }));
   }
   parts = nextParts;
   routes = nextRoutes;
@@ -228,7 +230,7 @@ function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<
  * of the table text, which is how `observe` tells that the rules are still the ones we wrote:
  * nft 1.0.6 does not return table comments in JSON, and its JSON rules are not the text we write.
  */
-function gatewayNft(slot: { slot: number; allocation: number; ipv4?: string }, src6: NftElement[], src4: NftElement[]): NftTableSpec[] {
+function gatewayNft(slot: { slot: number; allocation: number; ipv4?: string }, sets: Record<string, NftElement[]>): NftTableSpec[] {
   const up = `pub-${slot.slot}-${slot.allocation}`;
   const out: NftTableSpec[] = [];
   if (slot.ipv4 !== undefined) {
@@ -247,22 +249,24 @@ function gatewayNft(slot: { slot: number; allocation: number; ipv4?: string }, s
     `table ${NFT_FILTER.family} ${NFT_FILTER.name} {`,
     `  set ${NFT_SET_SRC6} {`,
     '    type ifname . ipv6_addr',
-    '    flags interval',
     '  }',
     `  set ${NFT_SET_SRC4} {`,
     '    type ifname . ipv4_addr',
-    '    flags interval',
+    '  }',
+    `  set ${NFT_SET_SRC4_HOST} {`,
+    '    type ifname . ipv4_addr',
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
-    // Source validation: a to- link may only send its own TN's prefixes (and link-local / routing addresses).
-    `    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr != @${NFT_SET_SRC6} counter drop comment "exitnode:@HASH@"`,
-    `    iifname "to-*" meta nfproto ipv4 iifname . ip saddr != @${NFT_SET_SRC4} counter drop comment "exitnode:@HASH@"`,
+    // Source validation: a to- link may only send its own TN's prefixes (and link-local / routing
+    // addresses): the source masked to the sets' prefix length (NFT_SET_PREFIX_LEN) must be there.
+    `    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr & ffff:ffff:ffff:ffff:: != @${NFT_SET_SRC6} counter drop comment "exitnode:@HASH@"`,
+    `    iifname "to-*" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @${NFT_SET_SRC4} iifname . ip saddr != @${NFT_SET_SRC4_HOST} counter drop comment "exitnode:@HASH@"`,
     // Tenant isolation: IPv4 between two to- links is traffic between tenants.
     '    iifname "to-*" oifname "to-*" meta nfproto ipv4 counter drop comment "exitnode:@HASH@"',
     '  }',
     '}',
   ].join('\n');
-  out.push(hashed(NFT_FILTER.family, NFT_FILTER.name, body, { [NFT_SET_SRC6]: src6, [NFT_SET_SRC4]: src4 }));
+  out.push(hashed(NFT_FILTER.family, NFT_FILTER.name, body, sets));
   return out;
 }

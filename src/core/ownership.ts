@@ -14,9 +14,18 @@ export const ROUTE_PROTO = 77;
 export const NFT_NAT = { family: 'ip', name: 'exitnode-nat' } as const;
 export const NFT_FILTER = { family: 'inet', name: 'exitnode-filter' } as const;
 export const NFT_TABLES = [NFT_NAT, NFT_FILTER] as const;
-/** The named sets of source-address validation (DESIGN.md section 3): interface . prefix. */
+/**
+ * The named sets of source-address validation (DESIGN.md section 3): interface . network
+ * address, each set holding prefixes of one length, which the rules mask the source to. Exact
+ * (hash) sets rather than one interval set per family: with 8000 elements the kernel deletes
+ * an element from an interval set in ~28 ms and from a hash set in ~15 ms, and nft lists them
+ * faster; the prefix lengths are fixed by the address plan (NR /64, NR /24, routing /32).
+ */
 export const NFT_SET_SRC6 = 'src6';
 export const NFT_SET_SRC4 = 'src4';
+export const NFT_SET_SRC4_HOST = 'src4h';
+/** Set name → the length of every prefix it holds. */
+export const NFT_SET_PREFIX_LEN: Readonly<Record<string, number>> = { [NFT_SET_SRC6]: 64, [NFT_SET_SRC4]: 24, [NFT_SET_SRC4_HOST]: 32 };
 
 const H = '[0-9a-f]{4}';
 const A = '(?:[1-9][0-9]{0,4})';

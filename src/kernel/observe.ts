@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ExitnodeError } from '../core/errors.js';
 import { Ip4, Ip6, parsePrefix } from '../core/ip.js';
-import { isOwnedLink, isWgLink, NFT_TABLES, parseOwnedNamespace, ROUTE_PROTO } from '../core/ownership.js';
+import { isOwnedLink, isWgLink, NFT_SET_PREFIX_LEN, NFT_TABLES, parseOwnedNamespace, ROUTE_PROTO } from '../core/ownership.js';
 import type { DesiredState, NftElement } from '../compile/desired.js';
 import type { ActualLink, ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from '../reconcile/actual.js';
 import { KernelErrors } from './errors.js';
@@ -145,13 +145,20 @@ async function observeGroup(names: string[]): Promise<ActualNs[] | undefined> {
 
 interface NftJson { nftables: ({ table?: { family: string; name: string }; set?: { family: string; table: string; name: string; elem?: unknown[] }; rule?: { family: string; table: string; comment?: string } })[] }
 
-function elemOf(e: unknown): NftElement | undefined {
+/** An element of set SET: the address gets the set's prefix length (NFT_SET_PREFIX_LEN). */
+function elemOf(e: unknown, set: string): NftElement | undefined {
   const c = (e as { concat?: unknown[]; elem?: { val?: unknown } })?.concat ?? ((e as { elem?: { val?: { concat?: unknown[] } } })?.elem?.val?.concat);
   if (!Array.isArray(c) || c.length !== 2 || typeof c[0] !== 'string') return undefined;
   const v = c[1] as string | { prefix?: { addr: string; len: number } };
-  if (typeof v === 'string') return { ifname: c[0], prefix: canonPrefix(v, v.includes(':') ? 6 : 4) };
-  if (v?.prefix) return { ifname: c[0], prefix: canonPrefix(`${v.prefix.addr}/${v.prefix.len}`, v.prefix.addr.includes(':') ? 6 : 4) };
-  return undefined;
+  const addr = typeof v === 'string' ? v : v?.prefix?.addr;
+  if (addr === undefined) return undefined;
+  const len = typeof v === 'string' ? NFT_SET_PREFIX_LEN[set] ?? (addr.includes(':') ? 128 : 32) : v.prefix!.len;
+  try {
+    return { ifname: c[0], prefix: canonPrefix(`${addr}/${len}`, addr.includes(':') ? 6 : 4) };
+  } catch {
+    // Host bits under the mask (added by hand): kept as written, so that the plan deletes it.
+    return { ifname: c[0], prefix: `${addr}/${len}` };
+  }
 }
 
 /** Parses `nft -j list ruleset`, keeping our tables only. */
@@ -165,7 +172,7 @@ export function parseNft(json: string): ActualNftTable[] {
   for (const x of d.nftables) {
     if (x.set) {
       const t = tables.get(`${x.set.family} ${x.set.table}`);
-      if (t) t.sets[x.set.name] = (x.set.elem ?? []).map(elemOf).filter((e): e is NftElement => e !== undefined);
+      if (t) t.sets[x.set.name] = (x.set.elem ?? []).map((e) => elemOf(e, x.set!.name)).filter((e): e is NftElement => e !== undefined);
     } else if (x.rule) {
       const t = tables.get(`${x.rule.family} ${x.rule.table}`);
       if (t) t.ruleHashes.push(/^exitnode:([0-9a-f]+)$/.exec(x.rule.comment ?? '')?.[1] ?? '');

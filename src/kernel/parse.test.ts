@@ -34,20 +34,26 @@ test('splitJson keeps brackets inside strings', () => {
   assert.deepEqual(splitJson('[{"a":"]["}]\n[]\n{"b":"\\"}"}'), [[{ a: '][' }], [], { b: '"}' }]);
 });
 
-test('nft -j list ruleset: our tables only, elements as prefixes, rule hashes', () => {
+test('nft -j list ruleset: our tables only, elements as prefixes of their set\'s length, rule hashes', () => {
   const json = JSON.stringify({ nftables: [
     { metainfo: { version: '1.0.6' } },
     { table: { family: 'inet', name: 'exitnode-filter', handle: 1 } },
     { table: { family: 'inet', name: 'operator', handle: 2 } },
-    { set: { family: 'inet', name: 'src4', table: 'exitnode-filter', type: ['ifname', 'ipv4_addr'], flags: ['interval'], elem: [{ concat: ['to-1abc-1', { prefix: { addr: '10.26.188.0', len: 24 } }] }, { concat: ['to-1abc-1', '10.255.26.188'] }] } },
-    { set: { family: 'inet', name: 'src6', table: 'exitnode-filter', elem: [{ concat: ['to-1abc-1', { prefix: { addr: '2001:DB8:5e:1abc::', len: 64 } }] }] } },
+    // 10.26.188.7 was added by hand: host bits under the mask, kept as written so that the plan deletes it.
+    { set: { family: 'inet', name: 'src4', table: 'exitnode-filter', type: ['ifname', 'ipv4_addr'], elem: [{ concat: ['to-1abc-1', '10.26.188.0'] }, { concat: ['to-1abc-1', '10.26.188.7'] }] } },
+    { set: { family: 'inet', name: 'src4h', table: 'exitnode-filter', type: ['ifname', 'ipv4_addr'], elem: [{ concat: ['to-1abc-1', '10.255.26.188'] }] } },
+    { set: { family: 'inet', name: 'src6', table: 'exitnode-filter', elem: [{ concat: ['to-1abc-1', '2001:DB8:5e:1abc::'] }] } },
+    // A set of the former interval layout (its table's rules no longer match: it is rebuilt).
+    { set: { family: 'inet', name: 'old', table: 'exitnode-filter', flags: ['interval'], elem: [{ concat: ['to-1abc-1', { prefix: { addr: '10.26.188.0', len: 24 } }] }] } },
     { set: { family: 'inet', name: 'x', table: 'operator', elem: ['1.2.3.4'] } },
     { rule: { family: 'inet', table: 'exitnode-filter', chain: 'forward', handle: 4, comment: 'exitnode:20059b81b2a42379', expr: [] } },
     { rule: { family: 'inet', table: 'exitnode-filter', chain: 'forward', handle: 5, expr: [] } },
   ] });
   assert.deepEqual(parseNft(json), [{ family: 'inet', name: 'exitnode-filter', ruleHashes: ['20059b81b2a42379', ''], sets: {
-    src4: [{ ifname: 'to-1abc-1', prefix: '10.26.188.0/24' }, { ifname: 'to-1abc-1', prefix: '10.255.26.188/32' }],
+    src4: [{ ifname: 'to-1abc-1', prefix: '10.26.188.0/24' }, { ifname: 'to-1abc-1', prefix: '10.26.188.7/24' }],
+    src4h: [{ ifname: 'to-1abc-1', prefix: '10.255.26.188/32' }],
     src6: [{ ifname: 'to-1abc-1', prefix: '2001:db8:5e:1abc::/64' }],
+    old: [{ ifname: 'to-1abc-1', prefix: '10.26.188.0/24' }],
   } }]);
 });
 

@@ -63,8 +63,10 @@ export function routeLine(verb: 'replace', r: RouteSpec): string {
   return `${l} proto ${ROUTE_PROTO}`;
 }
 
+/** An element as nft takes it: the sets are exact, so the network address without its length. */
 function elementText(e: NftElement): string {
-  return `"${e.ifname}" . ${e.prefix}`;
+  const slash = e.prefix.lastIndexOf('/');
+  return `"${e.ifname}" . ${slash < 0 ? e.prefix : e.prefix.slice(0, slash)}`;
 }
 
 function ruleCount(t: NftTableSpec): number {
