@@ -78,11 +78,12 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
 describe('filling one slot', () => {
   it('on PGlite with one server', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'xts-fill-'));
-    const s = await startServer({ data: dir, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE });
+    let s: RunningServer | undefined;
     try {
+      s = await startServer({ data: dir, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE });
       await fill([s], 951, '2001:db8:5100::/48');
     } finally {
-      await s.close();
+      await s?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -90,8 +91,9 @@ describe('filling one slot', () => {
   it('on one PostgreSQL server with two server instances', { skip: pgSkipReason() }, async () => {
     const url = await (await pgCluster()).createDb();
     const dirs = [mkdtempSync(join(tmpdir(), 'xts-fill-')), mkdtempSync(join(tmpdir(), 'xts-fill-'))];
-    const servers = await Promise.all(dirs.map((d) => startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE })));
+    const servers: RunningServer[] = [];
     try {
+      for (const d of dirs) servers.push(await startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE }));
       await fill(servers, 952, '2001:db8:5200::/48');
     } finally {
       await Promise.all(servers.map((s) => s.close()));

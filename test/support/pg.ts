@@ -3,7 +3,7 @@
 // to run as root, so as root the cluster runs as the `postgres` user.
 // EXITNODE_TEST_PG_URL points at an existing server instead (each test gets a fresh database).
 // Outside CI a missing PostgreSQL skips the tests with the reason; under CI=true it fails them.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,11 @@ export async function pgCluster(opts: { fast?: boolean } = {}): Promise<PgCluste
     stop();
     throw e;
   }
+  // A test process killed by a signal runs no exit handler: a detached watchdog stops the cluster
+  // and removes its directory within a second of this process's end, however it ends.
+  const pgCtl = asRoot ? `runuser -u postgres -- ${join(bin, 'pg_ctl')}` : join(bin, 'pg_ctl');
+  spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${pgCtl} -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2"`, 'watchdog', data, dir],
+    { detached: true, stdio: 'ignore' }).unref();
   cluster = clusterAt(`postgresql://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`, stop);
   return cluster;
 }
