@@ -63,6 +63,16 @@ export function routeLine(verb: 'replace', r: RouteSpec): string {
   return `${l} proto ${ROUTE_PROTO}`;
 }
 
+function byLink(list: readonly NftElement[]): Map<string, Set<string>> {
+  const m = new Map<string, Set<string>>();
+  for (const e of list) {
+    let s = m.get(e.ifname);
+    if (!s) m.set(e.ifname, (s = new Set()));
+    s.add(e.prefix);
+  }
+  return m;
+}
+
 /** An element as nft takes it: the sets are exact, so the network address without its length. */
 function elementText(e: NftElement): string {
   const slash = e.prefix.lastIndexOf('/');
@@ -354,11 +364,16 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
   }
   for (const [set, all] of Object.entries(t.sets)) {
     const [elems, haveElems] = changedMiddle(all, have.sets[set] ?? []);
-    const cur = new Set(haveElems.map(elementText));
-    const wantList = elems.map(elementText);
-    const want = new Set(wantList);
-    const add = wantList.filter((e) => !cur.has(e));
-    const del = [...cur].filter((e) => !want.has(e)).sort();
+    // By link, then prefix: no text is made for the 8000 elements that match, only for the changes.
+    const cur = byLink(haveElems);
+    const want = byLink(elems);
+    const add = elems.filter((e) => !cur.get(e.ifname)?.has(e.prefix)).map(elementText);
+    const del: string[] = [];
+    for (const [ifname, prefixes] of cur) {
+      const w = want.get(ifname);
+      for (const prefix of prefixes) if (!w?.has(prefix)) del.push(elementText({ ifname, prefix }));
+    }
+    del.sort();
     if (add.length) b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`, `${add.length} elements of set ${set} in ${ns}`);
     if (del.length) b.nft(ns, `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`, `${del.length} stale elements of set ${set} in ${ns}`);
   }
