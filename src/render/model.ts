@@ -73,7 +73,8 @@ function parseHostOn64(what: string, text: string): Ip6 {
 
 const FE80_64 = 0xfe80n << 112n;
 
-function checkUpstreamLL(text: string): string {
+/** The upstream's link-local address on PrefixZero: in fe80::/64, not a gateway's. Also the store's rule for a registered allocation. */
+export function checkUpstreamLL(text: string): string {
   const a = parseHostOn64('upstream link-local address', text);
   if (a.value >> 64n !== FE80_64 >> 64n) throw upstreamError('upstream link-local address', text, 'is not in fe80::/64 (a link-local address)');
   if (a.value === FE80_64) throw upstreamError('upstream link-local address', text, 'has an all-zero interface id');
@@ -83,7 +84,8 @@ function checkUpstreamLL(text: string): string {
   return a.toString();
 }
 
-function checkUpstreamIP6(a: Allocation, text: string): string {
+/** The upstream's global address: in P::/64 (where the gateways' GWPubIP6 are on-link), not a gateway's. Also the store's rule. */
+export function checkUpstreamIP6(a: Allocation, text: string): string {
   const addr = parseHostOn64('upstream global address', text);
   const seg = a.prefix.subnet(64, 0);
   if (!seg.contains(addr)) {

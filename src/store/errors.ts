@@ -10,7 +10,7 @@ export const StoreErrors = defineErrors({
   ALLOCATION_TAKEN: { status: 409, kind: 'conflict', summary: 'the /48 or the allocation number is registered already (numbers and /48s are unique across the grid)' },
   ALLOCATION_NUMBERS_EXHAUSTED: { status: 409, kind: 'conflict', summary: 'every allocation number 1-65535 is in use' },
   IPV4_POOL: { status: 400, kind: 'input', summary: 'the IPv4 pool must list at most 15 addresses (one per slot, in slot order) in one subnet with its gateway' },
-  UPSTREAM_ADDRESS: { status: 400, kind: 'input', summary: 'the upstream link-local must be in fe80::/10 and its global address inside the /48' },
+  UPSTREAM_ADDRESS: { status: 400, kind: 'input', summary: 'the upstream link-local must be in fe80::/64 and its global address in the first /64 of the /48 (where the gateways are on-link), neither a gateway\'s own address' },
   NODE_UNKNOWN: { status: 404, kind: 'input', summary: 'no node has that id' },
   NODE_OTHER_FARM: { status: 409, kind: 'conflict', summary: 'the node belongs to another farm than the allocation' },
   NODE_NOT_EXIT_CAPABLE: { status: 409, kind: 'conflict', summary: 'a slot can only be given to a node registered as exit-capable' },

@@ -7,9 +7,10 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import {
-  ExitnodeError, q, allocation as planAllocation, nrPrefix, nrIdText, nrId, checkSlot, checkAllocationNumber,
+  ExitnodeError, isExitnodeError, q, allocation as planAllocation, nrPrefix, nrIdText, nrId, checkSlot, checkAllocationNumber,
   upstreamIP6, DEFAULT_UPSTREAM_LL, Ip4, Ip6, Ip4Prefix,
 } from '../core/index.js';
+import { checkUpstreamLL, checkUpstreamIP6 } from '../render/index.js';
 import { StoreErrors } from './errors.js';
 import type { SqlClient, Queryable } from './sql.js';
 import type {
@@ -178,10 +179,10 @@ export class PgStore implements Store {
     const plan = planAllocation(a.prefix, a.number ?? 1);
     const prefix = plan.prefix.toString();
     const ipv4 = a.ipv4 ? checkPool(a.ipv4) : undefined;
-    const ll = a.upstream?.ll !== undefined ? Ip6.parse(a.upstream.ll) : Ip6.parse(DEFAULT_UPSTREAM_LL);
-    if (!ll.isLinkLocal()) throw new ExitnodeError(StoreErrors.UPSTREAM_ADDRESS, `upstream ll ${q(a.upstream?.ll)} is not a link-local address (fe80::/10)`);
-    const ip6 = a.upstream?.ip6 !== undefined ? Ip6.parse(a.upstream.ip6) : upstreamIP6(plan);
-    if (!plan.prefix.contains(ip6)) throw new ExitnodeError(StoreErrors.UPSTREAM_ADDRESS, `upstream ip6 ${q(a.upstream?.ip6)} is not inside the allocation ${prefix}`);
+    // The renderer's rules (fe80::/64 and P::/64, not a gateway's address): what is stored here
+    // must render at GET /v1/allocations/{n}/upstream.
+    const ll = Ip6.parse(a.upstream?.ll !== undefined ? upstreamRule(() => checkUpstreamLL(String(a.upstream!.ll))) : DEFAULT_UPSTREAM_LL);
+    const ip6 = a.upstream?.ip6 !== undefined ? Ip6.parse(upstreamRule(() => checkUpstreamIP6(plan, String(a.upstream!.ip6)))) : upstreamIP6(plan);
     if (a.number !== undefined) checkAllocationNumber(a.number);
     return this.retry(() => this.db.transaction(async (tx) => {
       // Registration is rare: one lock for all of it keeps "lowest free number" simple and exact.
@@ -563,6 +564,16 @@ export class PgStore implements Store {
   async close(): Promise<void> {
     this.listeners.clear();
     await this.db.close();
+  }
+}
+
+/** The renderer's check, its message kept, under the store's code. */
+function upstreamRule(check: () => string): string {
+  try {
+    return check();
+  } catch (e) {
+    if (isExitnodeError(e)) throw new ExitnodeError(StoreErrors.UPSTREAM_ADDRESS, e.message);
+    throw e;
   }
 }
 
