@@ -7,9 +7,10 @@ import type { Io } from '../cli/io.js';
 import { parseNodeConfig } from './config.js';
 import { AgentErrors } from './errors.js';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_RESYNC_MS, runDaemon } from './daemon.js';
+import { DEFAULT_AGENT_MARGIN_MS } from './fencing.js';
 import { agentStatus, statusOk, statusText } from './status.js';
 
-const usage = 'exitnode agent run --config FILE --server URL (--token TOKEN | --token-file FILE) [--metrics HOST:PORT] [--resync S] [--heartbeat S] | agent status --config FILE [--json]';
+const usage = 'exitnode agent run --config FILE --server URL (--token TOKEN | --token-file FILE) [--metrics HOST:PORT] [--resync S] [--heartbeat S] [--fence-margin S] [--no-health-check] | agent status --config FILE [--json]';
 
 function readFile(path: string, what: string): string {
   try {
@@ -30,7 +31,7 @@ function seconds(p: ReturnType<typeof parse>, name: string, def: number): number
 export async function runVerb(verb: 'run' | 'status', argv: string[], io: Io): Promise<number> {
   const p = parse(argv, {
     config: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, 'token-file': { type: 'string' },
-    metrics: { type: 'string' }, resync: { type: 'string' }, heartbeat: { type: 'string' }, json: { type: 'boolean' },
+    metrics: { type: 'string' }, resync: { type: 'string' }, heartbeat: { type: 'string' }, 'fence-margin': { type: 'string' }, 'no-health-check': { type: 'boolean' }, json: { type: 'boolean' },
   }, usage);
   const config = parseNodeConfig(readFile(need(p, 'config', usage), 'node configuration'));
   if (verb === 'status') {
@@ -46,5 +47,6 @@ export async function runVerb(verb: 'run' | 'status', argv: string[], io: Io): P
   return runDaemon({
     config, server, token, ...(opt(p, 'metrics') ? { metrics: opt(p, 'metrics')! } : {}),
     resyncMs: seconds(p, 'resync', DEFAULT_RESYNC_MS / 1000), heartbeatMs: seconds(p, 'heartbeat', DEFAULT_HEARTBEAT_MS / 1000),
+    agentMarginMs: seconds(p, 'fence-margin', DEFAULT_AGENT_MARGIN_MS / 1000), healthCheck: !flag(p, 'no-health-check'),
   });
 }

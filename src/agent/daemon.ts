@@ -303,7 +303,7 @@ export class AgentDaemon {
         pass = true;
       }
       if (pass) this.requestPass(true, 'fence');
-      else if ([...keys].some((k) => !this.state.served.includes(k))) this.requestPass(false, 'lease granted');
+      else if (!this.pending && !this.working && [...keys].some((k) => !this.state.served.includes(k))) this.requestPass(false, 'lease granted');
       // A planned move: once the gateway is gone (the pass without the slot ran), release it.
       if (Object.keys(this.state.released).some((k) => !this.state.served.includes(k))) this.wakeHeartbeat?.();
       this.metrics.gaugeSet('exitnode_agent_slot_served', 'Slots whose gateway this node serves now (1) or holds a lease for but does not serve (0)',

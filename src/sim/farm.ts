@@ -16,7 +16,7 @@ import { run } from '../kernel/exec.js';
 import { TnodbClient } from '../client/index.js';
 import { Topology } from './topology.js';
 import { SimErrors } from './errors.js';
-import { DEFAULT_NS_PREFIX, DEFAULT_STATE_DIR, loadState, readToken, saveState, stateFile, type SimState, type SimWorkload } from './state.js';
+import { DEFAULT_NS_PREFIX, DEFAULT_STATE_DIR, agentServerUrl, loadState, readToken, saveState, stateFile, type SimState, type SimWorkload } from './state.js';
 import { freePort, isOurs, namespacesWith, processesIn, startDetached, stopPid, tail, waitFor, alive } from './procs.js';
 
 export interface UpOptions {
@@ -70,8 +70,9 @@ export function startAgent(s: SimState, id: string): void {
   if (!n) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`);
   if (n.pid && isOurs(n.pid, n.configFile) && alive(n.pid)) return;
   rmSync(join(n.stateDir, 'agent.json'), { force: true });
-  n.pid = startDetached(['agent', 'run', '--config', n.configFile, '--server', s.server.url, '--token-file', n.tokenFile, '--metrics', '127.0.0.1:0',
-    ...(process.env.EXITNODE_SIM_RESYNC ? ['--resync', process.env.EXITNODE_SIM_RESYNC] : [])], n.logFile);
+  const env = (name: string, flag: string): string[] => (process.env[name] ? [flag, process.env[name]!] : []);
+  n.pid = startDetached(['agent', 'run', '--config', n.configFile, '--server', agentServerUrl(s, n), '--token-file', n.tokenFile, '--metrics', '127.0.0.1:0',
+    ...env('EXITNODE_SIM_RESYNC', '--resync'), ...env('EXITNODE_SIM_HEARTBEAT', '--heartbeat'), ...env('EXITNODE_SIM_FENCE_MARGIN', '--fence-margin')], n.logFile);
   saveState(s);
 }
 
@@ -204,7 +205,9 @@ export async function up(o: UpOptions): Promise<SimState> {
   }
   for (const sl of s.slots) await f.assignSlot(number, sl.slot, sl.node);
   done(`farm ${q(s.farm)}, allocation ${number} (${prefix}), ${nodes} nodes, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`);
-  say(`starting ${nodes} agents …`);
+  say(`starting ${nodes} agents, each through its own relay to the server (sim partition cuts it) …`);
+  const { startRelay } = await import('./failover.js');
+  for (const n of s.nodes) await startRelay(s, n.id);
   for (const n of s.nodes) startAgent(s, n.id);
   await waitFor('every node to heartbeat', 30_000, async () => {
     const st = await f.farmStatus(s.farm).catch(() => undefined);
@@ -256,6 +259,8 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
     // Agents first (so none re-creates what is being removed), then the server.
     const stops = await Promise.all(s.nodes.map((n) => stopPid(n.pid, n.configFile)));
     processes += stops.filter(Boolean).length;
+    const relays = await Promise.all(s.nodes.map((n) => stopPid(n.relayPid, `relay-${n.id}@${s!.stateDir}`, 'SIGKILL')));
+    processes += relays.filter(Boolean).length;
     if (await stopPid(s.server.pid, s.stateDir)) processes++;
   }
   const names = namespacesWith(nsPrefix);

@@ -24,6 +24,13 @@ export interface SimNodeState {
   stateDir: string;
   logFile: string;
   pid?: number;
+  /** The node's own relay to the server (src/sim/failover.ts): `sim partition` cuts it. */
+  relayPort?: number;
+  relayPid?: number;
+  /** Set by `sim fail` until `sim recover`. */
+  failed?: boolean;
+  /** Set by `sim partition` until `sim heal`. */
+  partitioned?: boolean;
 }
 
 export interface SimWorkload {
@@ -85,4 +92,9 @@ export function loadState(dir: string): SimState {
 
 export function readToken(file: string): string {
   return readFileSync(file, 'utf8').trim();
+}
+
+/** The URL this node's agent uses: its relay when it has one. */
+export function agentServerUrl(s: SimState, n: SimNodeState): string {
+  return n.relayPort ? `http://127.0.0.1:${n.relayPort}` : s.server.url;
 }

@@ -12,6 +12,8 @@ export const usage = [
   '       exitnode sim status [--json] [--state DIR]',
   '       exitnode sim exec HOST [--state DIR] -- COMMAND…   (HOST: inet, up, seg, n1…, a workload such as t1n2, or a namespace name)',
   '       exitnode sim stop server|NODE [--kill] [--state DIR]   |   exitnode sim start server|NODE [--state DIR]',
+  '       exitnode sim fail NODE | recover NODE | partition NODE | heal NODE [--state DIR]',
+  '         fail: kill its agent and cut its links; recover: agent back, then links; partition: cut it from the server only; heal: undo',
   '       exitnode sim down [--state DIR] [--ns-prefix sim-]',
   '  state directory: --state, else $EXITNODE_SIM_STATE, else /run/exitnode-sim',
 ].join('\n');
@@ -68,7 +70,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return ok ? 0 : 1;
     }
     case 'check': {
-      const r = await check(loadState(stateDir));
+      const st = loadState(stateDir);
+      // Workloads follow their NR when a slot moved its ExitPoint to another node.
+      const moved = await (await import('../../sim/failover.js')).rehomeWorkloads(st).catch(() => []);
+      if (moved.length && !json) io.out(`workloads restarted beside their ExitPoint's new node: ${moved.join(', ')}`);
+      const r = await check(st);
       io.out(json ? JSON.stringify(r, null, 2) : checkText(r));
       return r.ok ? 0 : 1;
     }
@@ -113,15 +119,47 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.out(r.processes || r.namespaces || r.files ? `removed: ${r.processes} processes, ${r.namespaces} namespaces, state ${r.files ? stateDir : '(none)'}` : 'nothing to remove');
       return 0;
     }
+    case 'fail':
+    case 'recover':
+    case 'partition':
+    case 'heal': {
+      const s = loadState(stateDir);
+      const id = p.positionals[0];
+      if (!id) throw usageError(`sim ${verb} needs a node id`, usage);
+      const f = await import('../../sim/failover.js');
+      const t0 = Date.now();
+      if (verb === 'fail') {
+        const r = await f.fail(s, id);
+        io.out(`${id}: failed — agent ${r.killed ? 'killed' : 'was not running'}, links cut: ${r.cut.join(', ')}`);
+      } else if (verb === 'recover') {
+        const r = await f.recover(s, id);
+        io.out(`${id}: recovered in ${((Date.now() - t0) / 1000).toFixed(1)} s — agent running${r.removed.length ? `, removed gateways it no longer holds: ${r.removed.join(', ')}` : ''}, links restored`);
+      } else if (verb === 'partition') {
+        await f.partition(s, id);
+        io.out(`${id}: cut from the server (its relay on 127.0.0.1:${s.nodes.find((n) => n.id === id)!.relayPort} stopped); the data plane stays connected`);
+      } else {
+        await f.heal(s, id);
+        io.out(`${id}: reaches the server again`);
+      }
+      return 0;
+    }
+    case 'relay': {
+      // Internal: a node's relay to the server (sim up starts one per node). MARKER PORT TARGET.
+      const [, port, target] = p.positionals;
+      const { runRelay } = await import('../../sim/failover.js');
+      await runRelay(Number(port), target!);
+      return 0;
+    }
     case 'serve': {
       // Internal: the sim's TNoDB server process (sim up starts it detached).
       const s = loadState(stateDir);
       const { startServer } = await import('../../server/index.js');
-      // Lease TTL 15 s (the store's default is 5 s): the server restarts in 4-7 s on PGlite, and a
-      // restarted server sweeps leases that lapsed while it was down, moving slots between healthy
-      // nodes for no reason (reported to the failover issue). EXITNODE_SIM_LEASE_TTL_MS overrides it.
-      const leaseTtlMs = Number(process.env.EXITNODE_SIM_LEASE_TTL_MS ?? 15_000);
-      const srv = await startServer({ data: s.server.dataDir, listen: s.server.listen, logger: false, leaseTtlMs });
+      // The store's default timers (lease TTL 5 s) and a 1 s fencing margin, as a farm runs them;
+      // EXITNODE_SIM_LEASE_TTL_MS and EXITNODE_SIM_SERVER_MARGIN_MS override them (faster failover
+      // figures). A restarted server moves no slot for one TTL plus the margin (store start-up grace).
+      const num = (name: string, def?: number): number | undefined => (process.env[name] ? Number(process.env[name]) : def);
+      const srv = await startServer({ data: s.server.dataDir, listen: s.server.listen, logger: false,
+        leaseTtlMs: num('EXITNODE_SIM_LEASE_TTL_MS'), fenceMarginMs: num('EXITNODE_SIM_SERVER_MARGIN_MS', 1000) });
       io.out(`exitnode sim server listening on ${srv.url}`);
       await new Promise<void>((res) => {
         process.once('SIGTERM', res);
