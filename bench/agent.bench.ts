@@ -7,7 +7,7 @@
 //   (d) removing one tenant network (one ExitPoint and its 255 remote NRs) from it
 // WireGuard is off ("none"): the ExitPoints' peers are remote and 1000 wireguard-go processes
 // would be 11000 threads; every other object of DESIGN.md section 3 is built. Needs root.
-// Namespaces "xb-", allocation 501. Options: --eps N (a), --rounds R.
+// Namespaces "xb-", allocation 501. Options: --eps N (a), --rounds R, --skip-a, --only-a.
 import { writeFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,6 +159,14 @@ function row(name: string, agent: number[], script: number[], goal: string, cove
   console.error(`  ${name}: agent ${a.toFixed(1)} ms, script ${s.toFixed(1)} ms (n=${agent.length})`);
 }
 
+async function printTable(rD = 0): Promise<void> {
+  const head = ['figure', 'agent ms (median)', 'script ms (median)', 'ratio', 'goal', 'what the agent figure covers'];
+  const table = [head, head.map(() => '---'), ...rows];
+  console.log(table.map((r) => `| ${r.join(' | ')} |`).join('\n'));
+  const load = (await run(['cat', '/proc/loadavg'])).stdout.split(' ').slice(0, 3).join(' ');
+  console.log(`\nmachine: ${(await run(['nproc'])).stdout.trim()} cores, ${(await run(['uname', '-r'])).stdout.trim()}, load average ${load} at the end; rounds: (a) ${Math.max(1, Math.min(ROUNDS, 3))}, (b)(c) ${ROUNDS}, (d) ${rD}; scripts are sh + ip -batch/nft -f per namespace, run sequentially; the agent runs up to 4 processes at a time`);
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('bench:agent needs root (network namespaces)');
@@ -181,6 +189,7 @@ async function main(): Promise<void> {
     if (aAgent.length) row(`(a) ${EPS} ExitPoints from empty`, aAgent, aScript, '≤ 1.5×', `observe+diff+apply: ${EPS + 1} namespaces, ${2 * EPS + 1} veth pairs, ${EPS} bridges, addresses, routes, sysctls, nft tables + ${4 * EPS} elements`);
 
     // (b)(c)(d): 16 ExitPoints × 256 NRs; the last TN has 255 so that one more fills the slot.
+    if (args.includes('--only-a')) return printTable();
     await base();
     const big = Array.from({ length: 16 }, (_, t) => ({ exit: 0x1000 + t * 256, remote: Array.from({ length: 255 }, (_, k) => 0x1000 + t * 256 + 1 + k) }));
     big[15]!.remote.pop();
@@ -237,10 +246,7 @@ async function main(): Promise<void> {
     row('(d) remove one TN, full pass', dF, dS, 'report', 'the same with the kernel re-read first');
     row('(d) remove one TN (1 ExitPoint + 255 remote NRs), incremental', dA, dS, 'report', `diff against the previous pass; apply: 514 nft elements in one transaction, ${n.GWtoEPName}, ${n.BridgeName}, vbr-${n.id}-${A} deleted, namespace deleted`);
 
-    const head = ['figure', 'agent ms (median)', 'script ms (median)', 'ratio', 'goal', 'what the agent figure covers'];
-    const table = [head, head.map(() => '---'), ...rows];
-    console.log(table.map((r) => `| ${r.join(' | ')} |`).join('\n'));
-    console.log(`\nmachine: ${(await run(['nproc'])).stdout.trim()} cores, ${(await run(['uname', '-r'])).stdout.trim()}; rounds: (a) ${rA}, (b)(c) ${ROUNDS}, (d) ${rD}; scripts are sh + ip -batch/nft -f per namespace, run sequentially; the agent runs up to 4 processes at a time`);
+    await printTable(rD);
   } finally {
     await cleanAll();
     rmSync(state, { recursive: true, force: true });
