@@ -33,7 +33,7 @@ import type { NodeConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { AgentErrors } from './errors.js';
 import { DEFAULT_AGENT_MARGIN_MS, FENCE_TICK_MS, fenceGateway, fenceReason, leaseDeadline, leasePolicy, slotKey } from './fencing.js';
-import { nextHealth, probeUplink, type SlotHealth } from './health.js';
+import { announceUplink, nextHealth, probeUplink, type SlotHealth } from './health.js';
 
 export interface Lease {
   allocation: number;
@@ -245,7 +245,11 @@ export class AgentDaemon {
     this.state.served = served.slots.map(slotKey);
     this.passes++;
     for (const k of this.state.served) {
-      if (!before.has(k)) this.log('slot.built', { slot: k, epoch: served.slots.find((x) => slotKey(x) === k)?.epoch, version: view.version, ms: Math.round(ms) });
+      if (!before.has(k)) {
+        this.log('slot.built', { slot: k, epoch: served.slots.find((x) => slotKey(x) === k)?.epoch, version: view.version, ms: Math.round(ms) });
+        const [al, sl] = k.split('/').map(Number) as [number, number];
+        void announceUplink(this.config, view, { allocation: al, slot: sl }).then((r) => this.log('slot.announced', { slot: k, ...r }, r.failed.length ? 'warn' : 'info'));
+      }
     }
     const failures = r.failures.map((f) => `${f.object}: ${f.reason}`);
     this.previous = failures.length ? undefined : r.desired;
@@ -329,6 +333,10 @@ export class AgentDaemon {
         this.state.health[k] = h;
         if ((prev?.healthy ?? true) !== h.healthy) {
           this.log(h.healthy ? 'slot.healthy' : 'slot.unhealthy', { slot: k, ...(h.reason ? { reason: h.reason } : {}) }, h.healthy ? 'info' : 'error');
+          // A gateway that cannot forward loses nothing by fencing: give the slot up now (fence,
+          // remove, release) rather than wait for the lease, so that it moves to a healthy node.
+          const l = this.state.leases.find((x) => slotKey(x) === k);
+          if (!h.healthy && l && this.state.released[k] === undefined) this.state.released[k] = l.epoch;
           this.wakeHeartbeat?.();
         }
         this.metrics.gaugeSet('exitnode_agent_slot_healthy', 'Whether the upstream router answers from the slot\'s gateway (1) or not (0)',

@@ -53,3 +53,37 @@ export function nextHealth(prev: SlotHealth | undefined, failure: string | undef
   const healthy = fails < FAILS_TO_UNHEALTHY;
   return { healthy, fails, checkedAt: at, ms, ...(failure ? { reason: `${failure} (${fails} round${fails === 1 ? '' : 's'} in a row)` } : {}) };
 }
+
+/**
+ * Makes the upstream router learn a freshly built gateway's MAC at once, whatever its neighbour
+ * cache holds for the slot's addresses. `arp_notify` sends gratuitous ARP only when the link comes
+ * up (the addresses arrive later in a pass), and `ndisc_notify`'s advertisement may precede the
+ * upstream's interest; an ARP request or neighbour solicitation from the gateway's own address
+ * (what a ping to the upstream starts, the gateway's cache being empty) overrides the upstream's
+ * entry for the sender in every Linux-like stack. IPv4 goes at once; IPv6 after duplicate address
+ * detection of GWPubLL (the uplink keeps DAD), polled every 50 ms for up to 3 s.
+ * Returns the milliseconds until the upstream answered on each family.
+ */
+export async function announceUplink(config: NodeConfig, view: NodeView, slot: { allocation: number; slot: number }): Promise<{ ipv4Ms?: number; ipv6Ms?: number; failed: string[] }> {
+  const a = view.allocations.find((x) => x.number === slot.allocation);
+  const out: { ipv4Ms?: number; ipv6Ms?: number; failed: string[] } = { failed: [] };
+  if (!a) return out;
+  const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
+  const dev = `pub-${slot.slot}-${slot.allocation}`;
+  const t0 = performance.now();
+  const v4 = a.upstream.ipv4Gateway
+    ? ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway]).then((ok) => { if (ok) out.ipv4Ms = performance.now() - t0; else out.failed.push(a.upstream.ipv4Gateway!); })
+    : Promise.resolve();
+  const v6 = (async () => {
+    const end = Date.now() + 3000;
+    while (Date.now() < end) {
+      const r = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
+      if (r.code === 0 && !r.stdout.trim()) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    if (await ping(ns, ['-6', `${a.upstream.ll}%${dev}`])) out.ipv6Ms = performance.now() - t0;
+    else out.failed.push(a.upstream.ll);
+  })();
+  await Promise.all([v4, v6]);
+  return out;
+}

@@ -27,6 +27,8 @@ export interface UpOptions {
   tenants?: number;
   prefix?: string;
   allocation?: number;
+  /** Slots given a node at start (default: one per exit-capable node; fewer leaves standbys). */
+  slots?: number;
   /** Agents' full resync period in seconds (default 60). */
   resyncS?: number;
   progress?: (line: string) => void;
@@ -170,7 +172,7 @@ export async function up(o: UpOptions): Promise<SimState> {
   const port = await freePort();
   const s: SimState = {
     stateDir, nsPrefix, prefix, allocation: number,
-    slots: Array.from({ length: exitNodes }, (_, i) => ({ slot: i + 1, node: `n${i + 1}`, ipv4: POOL[i]! })),
+    slots: Array.from({ length: range('slots', o.slots ?? exitNodes, 1, exitNodes) }, (_, i) => ({ slot: i + 1, node: `n${i + 1}`, ipv4: POOL[i]! })),
     server: { url: `http://127.0.0.1:${port}`, listen: `127.0.0.1:${port}`, dataDir: join(stateDir, 'server'), logFile: join(stateDir, 'server.log'), adminTokenFile: join(stateDir, 'server', 'admin.token'), farmTokenFile: join(stateDir, 'farm.token') },
     farm: 'sim', nodes: [], tenants: [], workloads: [], createdAt: new Date().toISOString(),
   };

@@ -67,6 +67,10 @@ interface PgError { code?: string; constraint?: string; message?: string }
 const pgCode = (e: unknown): string | undefined => (e as PgError)?.code;
 
 type Row = Record<string, unknown>;
+interface AddRow { status: string; nr_id: number | null; nr_count: number | null; detail: string | null }
+interface AllocItem { r: { tenant: string; network: string; node: string; idempotencyKey?: string }; resolve(row: AddRow | undefined): void; reject(e: unknown): void }
+/** Items per xn_add_resources call: past this a batch holds the slot lock long enough to hurt the other instance. */
+const MAX_ALLOC_BATCH = 64;
 const str = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
 
 export class PgStore implements Store {
@@ -317,8 +321,11 @@ export class PgStore implements Store {
     if (n.farm !== a.farm) throw new ExitnodeError(StoreErrors.NODE_OTHER_FARM, `node ${q(node)} belongs to farm ${q(n.farm)}, allocation ${allocation} to farm ${q(a.farm)}`);
     if (!n.exitCapable) throw new ExitnodeError(StoreErrors.NODE_NOT_EXIT_CAPABLE, `node ${q(node)} is not exit-capable; register it with exitCapable: true to give it a slot`);
     if (!n.healthy) throw new ExitnodeError(StoreErrors.SLOT_MOVE_TARGET_DOWN, `node ${q(node)} has not sent a heartbeat within the lease TTL (${this.options.leaseTtlMs} ms): a slot moved there would have no gateway`);
-    await this.retry(() => this.db.query('UPDATE slots SET moving_to = $3 WHERE allocation = $1 AND slot = $2', [allocation, slot, node]));
-    // The holder learns it from its next heartbeat answer; waking its view long-poll does not help.
+    // A new view version wakes the holder's long-poll; its agent heartbeats at once and reads the move.
+    this.changed(await this.retry(() => this.db.transaction(async (tx) => {
+      await tx.query('UPDATE slots SET moving_to = $3 WHERE allocation = $1 AND slot = $2', [allocation, slot, node]);
+      return tx.query('SELECT xn_touch($1)', [[cur.node]]);
+    })));
     return (await this.listSlots(allocation))[slot - 1]!;
   }
 
@@ -377,6 +384,7 @@ export class PgStore implements Store {
     }
     this.changed(r);
     const network = (await this.getNetwork(id))!;
+    this.remember(network.id, network.allocation, network.slot);
     if (key !== undefined) {
       const exit = network.resources.find((x) => x.id === network.exit)!;
       await this.db.query('INSERT INTO idempotency VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
@@ -398,10 +406,68 @@ export class PgStore implements Store {
     return { network: net, slotNrs: Number(c?.nr_count ?? 0), replay: true };
   }
 
+  // ---- group commit of allocations ----
+  // Requests that arrive while this instance's transaction on a slot is in flight wait, and go
+  // together in the next call of xn_add_resources: one slot lock, one plpgsql call and one commit
+  // (WAL flush) per batch. The queue only groups; the database decides (see 003_batch_alloc.sql).
+  private allocQueues = new Map<string, { items: AllocItem[]; busy: boolean }>();
+  /** network → "allocation/slot", learnt from answers; only picks the queue (a network never changes slot). */
+  private slotOf = new Map<string, string>();
+
+  private remember(network: string, allocation: number, slot: number): void {
+    if (this.slotOf.size > 100_000) this.slotOf.clear();
+    this.slotOf.set(network, `${allocation}/${slot}`);
+  }
+
+  private enqueue(item: AllocItem): void {
+    // PGlite is one connection: one queue, one batch at a time. On a server, one queue per slot,
+    // so that batches of different slots run side by side on the pool; networks not seen yet share
+    // the '?' queue (their batch locks each of their slots, in order).
+    const k = this.db.driver === 'pglite' ? '' : this.slotOf.get(item.r.network) ?? '?';
+    let q = this.allocQueues.get(k);
+    if (!q) this.allocQueues.set(k, (q = { items: [], busy: false }));
+    q.items.push(item);
+    if (!q.busy) void this.drain(q);
+  }
+
+  private async drain(q: { items: AllocItem[]; busy: boolean }): Promise<void> {
+    q.busy = true;
+    try {
+      for (;;) {
+        // Each batch starts after the event loop's poll phase: every request read from the
+        // sockets in this turn joins it. PGlite computes on this thread, so without the wait the
+        // first request of a turn would run alone while the others are still unread.
+        await new Promise((r) => setImmediate(r));
+        if (!q.items.length) break;
+        const batch = q.items.splice(0, MAX_ALLOC_BATCH);
+        try {
+          const rows = await this.addBatch(batch);
+          batch.forEach((it, i) => it.resolve(rows[i]));
+        } catch (e) {
+          // One item's error (not a status: e.g. a unique key raced by another instance) must not
+          // fail the others: each goes again alone and gets its own answer.
+          if (batch.length === 1) { batch[0]!.reject(e); continue; }
+          for (const it of batch) {
+            try { it.resolve((await this.addBatch([it]))[0]); } catch (e1) { it.reject(e1); }
+          }
+        }
+      }
+    } finally {
+      q.busy = false;
+    }
+  }
+
+  private async addBatch(batch: AllocItem[]): Promise<(AddRow | undefined)[]> {
+    const rows = await this.retry(() => this.db.query<AddRow & { ord: number }>(
+      'SELECT * FROM xn_add_resources($1, $2, $3, $4, $5, $6)',
+      [batch.map((x) => x.r.tenant), batch.map((x) => x.r.network), batch.map((x) => x.r.node), batch.map((x) => x.r.idempotencyKey ?? null), this.now(), this.options.quarantineMs]));
+    const byOrd = new Map(rows.map((x) => [Number(x.ord), x]));
+    return batch.map((_, i) => byOrd.get(i + 1));
+  }
+
   async addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }> {
     const key = r.idempotencyKey;
-    const [row] = await this.retry(() => this.db.query<{ status: string; nr_id: number | null; nr_count: number | null; detail: string | null }>(
-      'SELECT * FROM xn_add_resource($1, $2, $3, $4, $5, $6)', [r.tenant, r.network, r.node, key ?? null, this.now(), this.options.quarantineMs]));
+    const row = await new Promise<AddRow | undefined>((resolve, reject) => this.enqueue({ r, resolve, reject }));
     const id = row?.nr_id === null || row?.nr_id === undefined ? undefined : nrIdText(Number(row.nr_id));
     switch (row?.status) {
       case 'ok':
@@ -411,6 +477,7 @@ export class PgStore implements Store {
         const nr = Number(row.nr_id);
         const resource = { id: id!, node: r.node, prefix: nrPrefix(this.plan(Number(number), prefix!), nr).toString() };
         if (row.status === 'ok') this.changed(row);
+        this.remember(r.network, Number(number), nr >> 12);
         return { resource, replay: row.status === 'replay', slotNrs: Number(row.nr_count), allocation: Number(number), slot: nr >> 12 };
       }
       case 'no_network': throw new ExitnodeError(StoreErrors.NETWORK_UNKNOWN, `network ${q(r.network)} does not exist or is not yours`);
