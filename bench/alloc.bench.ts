@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { TnodbClient } from '../src/client/index.js';
 import { openStore, type Store } from '../src/store/index.js';
@@ -88,6 +89,8 @@ async function setup(admin: TnodbClient, number: number): Promise<{ tenantToken:
 
 /** Rounds alternate baseline and allocator; the figure printed is the round with the median rate. */
 const ROUNDS = 3;
+/** BENCH_ONLY=pglite or BENCH_ONLY=pg runs one half (each still with its same-run baselines). */
+const ONLY = process.env.BENCH_ONLY;
 function median(rs: Result[]): Result {
   return [...rs].sort((a, b) => a.n / a.seconds - b.n / b.seconds)[Math.floor(rs.length / 2)]!;
 }
@@ -96,19 +99,45 @@ function chunks<T>(xs: T[], n: number): T[][] {
   return Array.from({ length: n }, (_, i) => xs.slice(i * size, (i + 1) * size));
 }
 
+/**
+ * The load generator: node:http on keep-alive connections (one per client, reused for every
+ * request), far less CPU per request than fetch, so that on 2 cores the generator takes as little
+ * as possible from the servers it measures. The baseline and the allocations use the same one.
+ */
+function httpClient(server: string, token: string): (method: string, path: string, body?: unknown) => Promise<string> {
+  const u = new URL(server);
+  const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
+  return (method, path, body) => new Promise<string>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({
+      agent, host: u.hostname, port: u.port, method, path,
+      headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { text += d; });
+      res.on('end', () => (res.statusCode! < 300 ? resolve(text) : reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 async function httpRun(urls: string[], adminToken: string, number: number): Promise<{ alloc: Result; base: Result; dup: number }> {
   const admin = new TnodbClient({ server: urls[0]!, token: adminToken });
   const { tenantToken, jobs } = await setup(admin, number);
-  const clients = Array.from({ length: CLIENTS }, (_, i) => new TnodbClient({ server: urls[i % urls.length]!, token: tenantToken, timeoutMs: 60_000 }));
+  const callers = urls.map((u) => httpClient(u, tenantToken));
+  const clients = Array.from({ length: CLIENTS }, (_, i) => callers[i % callers.length]!);
   const bases: Result[] = [];
   const allocs: Result[] = [];
   for (const part of chunks(jobs, ROUNDS)) {
-    bases.push(await drive(part.map(() => 0), CLIENTS, async (_j, w) => { await clients[w]!.health(); }));
-    allocs.push(await drive(part, CLIENTS, async ([n, node], w) => { await clients[w]!.addResource(n, node); }));
+    bases.push(await drive(part.map(() => 0), CLIENTS, async (_j, w) => { await clients[w]!('GET', '/healthz'); }));
+    allocs.push(await drive(part, CLIENTS, async ([n, node], w) => { await clients[w]!('POST', `/v1/networks/${n}/resources`, { node }); }));
   }
   const base = median(bases);
   const alloc = median(allocs);
-  const ids = (await clients[0]!.listNetworks()).flatMap((n) => n.resources.map((r) => r.id));
+  const ids = (await admin.as(tenantToken).listNetworks()).flatMap((n) => n.resources.map((r) => r.id));
   return { alloc, base, dup: ids.length - new Set(ids).size + (ids.length === jobs.length + NETWORKS ? 0 : Math.abs(ids.length - jobs.length - NETWORKS)) };
 }
 
@@ -146,7 +175,7 @@ async function main(): Promise<void> {
   try {
     // 1. embedded server over HTTP, PGlite on the event loop (the default) and in a worker thread
     let dir = '';
-    for (const worker of [false, true]) {
+    for (const worker of ONLY === 'pg' ? [] : [false, true]) {
       dir = mkdtempSync(join(tmpdir(), 'xts-bench-'));
       dirs.push(dir);
       const c = await serve(['--data', dir], { EXITNODE_PGLITE_WORKER: worker ? '1' : '0' });
@@ -161,6 +190,9 @@ async function main(): Promise<void> {
     }
 
     // 2. PGlite in-process
+    if (ONLY !== 'pg') {
+    dir = mkdtempSync(join(tmpdir(), 'xts-bench-'));
+    dirs.push(dir);
     const pgl = await openPglite(join(dir, 'inproc'));
     const s2 = await openStore({ dataDir: join(dir, 'inproc2'), leaseTtlMs: 3_600_000 });
     // The store has its own PGlite; the baseline needs the same driver, so it gets a twin database.
@@ -170,6 +202,8 @@ async function main(): Promise<void> {
     console.log(line('allocator: store.addResource (one SQL call)', r2.alloc));
     await s2.close();
     await pgl.close();
+    }
+    if (ONLY === 'pglite') return;
 
     const why = pgUnavailable();
     if (why) {
