@@ -135,6 +135,7 @@ export class AgentDaemon {
   private working: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
   private passes = 0;
+  private retry?: NodeJS.Timeout;
   private wakeHeartbeat?: () => void;
   private probing = false;
   private fencing = false;
@@ -184,6 +185,7 @@ export class AgentDaemon {
     this.running = false;
     this.abort.abort();
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.retry);
     this.pending = undefined;
     // A pass in flight finishes: interrupting `ip -batch` half-way would leave work for the next start.
     await this.working;
@@ -270,13 +272,18 @@ export class AgentDaemon {
       this.metrics.gauge('exitnode_agent_applied_view_version', 'Version of the last view applied without failures', view.version);
     } else {
       this.metrics.inc('exitnode_agent_apply_failures_total', 'Objects that failed to apply', failures.length);
+      // Do not wait for the next view or resync: a slot's rebuild may be what failed.
+      if (!this.retry) this.retry = setTimeout(() => { this.retry = undefined; this.requestPass(true, 'retry after failures'); }, 1000);
     }
     if (r.size > 0 || failures.length) {
       this.log(failures.length ? 'pass.failed' : 'pass.applied', {
         version: view.version, kind, reasons, size: r.size, ms: Math.round(ms), changed: changed.slice(0, 50), ...(changed.length > 50 ? { more: changed.length - 50 } : {}), failures,
       }, failures.length ? 'error' : 'info');
     }
-    await this.publishKeys(view, r.publicKeys);
+    // A key whose interface failed to come up is published by the pass that completes it: a peer
+    // that learns it earlier starts its handshake into the void and retries only after 5 s.
+    const broken = new Set(failures.flatMap((f) => [...f.matchAll(/\bwg-[0-9a-f]{4}-\d+\b/g)].map((m) => m[0])));
+    await this.publishKeys(view, Object.fromEntries(Object.entries(r.publicKeys).filter(([k]) => !broken.has(k))));
     // A pass that started before a fence may have put the uplink back: look again now.
     void this.checkFences();
   }

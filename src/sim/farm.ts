@@ -296,6 +296,8 @@ export interface StatusReport {
   state: SimState;
   server: { pid?: number; running: boolean; healthy: boolean };
   nodes: { id: string; pid?: number; running: boolean; health?: Record<string, unknown>; serverView?: number }[];
+  /** Slot → holder as the server says now (slots move on failover). */
+  holders?: Record<number, string | null>;
 }
 
 export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport> {
@@ -309,7 +311,9 @@ export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport
     const v = admin ? await admin.view(n.id).then((x) => x.version, () => undefined) : undefined;
     return { id: n.id, ...(n.pid ? { pid: n.pid } : {}), running: r, ...(health ? { health } : {}), ...(v !== undefined ? { serverView: v } : {}) };
   }));
-  return { state: s, server: { ...(s.server.pid ? { pid: s.server.pid } : {}), running, healthy }, nodes };
+  const slots = admin ? await admin.getAllocation(s.allocation).then((a) => a.slots, () => undefined) : undefined;
+  const holders = slots ? Object.fromEntries(slots.filter((x) => x.node).map((x) => [x.slot, x.node])) : undefined;
+  return { state: s, server: { ...(s.server.pid ? { pid: s.server.pid } : {}), running, healthy }, nodes, ...(holders ? { holders } : {}) };
 }
 
 export function statusText(r: StatusReport): string {
@@ -324,8 +328,8 @@ export function statusText(r: StatusReport): string {
     const h = n.health;
     const lp = h?.lastPass as { ms?: number; size?: number; failures?: string[] } | null | undefined;
     out.push([
-      n.id.padEnd(5), (st.exitCapable ? 'yes' : 'no').padEnd(5), (s.slots.filter((x) => x.node === n.id).map((x) => x.slot).join(',') || '-').padEnd(6),
-      (n.running ? `running pid ${n.pid}` : 'STOPPED').padEnd(21), `${h ? String(h.appliedVersion) : '?'}/${n.serverView ?? '?'}`.padEnd(15),
+      n.id.padEnd(5), (st.exitCapable ? 'yes' : 'no').padEnd(5), ((r.holders ? Object.entries(r.holders).filter(([, v]) => v === n.id).map(([k]) => k) : s.slots.filter((x) => x.node === n.id).map((x) => x.slot)).join(',') || '-').padEnd(6),
+      (n.running ? `running pid ${n.pid}` : st.failed ? 'FAILED (sim fail)' : 'STOPPED').padEnd(21), `${h ? String(h.appliedVersion) : '?'}/${n.serverView ?? '?'}`.padEnd(15),
       (h ? (h.serverReachable ? 'yes' : 'NO') : '?').padEnd(17), lp ? `${lp.size} cmds, ${Math.round(lp.ms ?? 0)} ms${lp.failures?.length ? `, ${lp.failures.length} FAILED` : ''}` : '-',
     ].join(' '));
   }
