@@ -7,7 +7,7 @@
 //   (d) removing one tenant network (one ExitPoint and its 255 remote NRs) from it
 // WireGuard is off ("none"): the ExitPoints' peers are remote and 1000 wireguard-go processes
 // would be 11000 threads; every other object of DESIGN.md section 3 is built. Needs root.
-// Namespaces "xb-", allocation 501. Options: --eps N (a), --rounds R, --skip-a, --only-a.
+// Namespaces "xb-ag-", allocation 501. Options: --eps N (a), --rounds R, --skip-a, --only-a, --ns-prefix P.
 import { writeFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,8 @@ const EPS = argN('eps', 1000);
 const ROUNDS = argN('rounds', 5);
 const A = 501;
 const P = '2001:db8:5e::/48';
-const PX = 'xb-';
+// Its own namespaces only: other benches use "xb-" too (xb-seg, xb-n1 …) and must not lose theirs.
+const PX = args.includes('--ns-prefix') ? args[args.indexOf('--ns-prefix') + 1]! : 'xb-ag-';
 const ROOT = `${PX}root`;
 const SEG = `${PX}seg`;
 const alloc = allocation(P, A);
