@@ -1,4 +1,4 @@
-// Group commit of allocations (migrations/003_batch_alloc.sql and PgStore's per-slot queues):
+// Group commit of allocations (migrations/003_batch_alloc.sql and PgStore's queue):
 // concurrent requests batched into one transaction get exactly the answers they would get one by
 // one — lowest free ids in request order, Idempotency-Key replays and mismatches inside a batch
 // and across batches, and a full slot refusing only the items past the last free id.

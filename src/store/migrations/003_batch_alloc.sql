@@ -1,5 +1,5 @@
 -- Group commit of NR allocations: one instance hands the NRs that requests asked for while its
--- previous transaction on the slot was in flight to ONE call, so that the slot row lock, the
+-- previous allocation transaction was in flight to ONE call, so that the slot row locks, the
 -- plpgsql call and the commit (the WAL flush) are paid once per batch instead of once per NR.
 -- Correctness stays here, not in the caller's queue: the slot rows are locked FOR UPDATE (in
 -- (allocation, slot) order, so two instances' batches never wait on each other in a cycle), and
