@@ -21,7 +21,9 @@ async function serve(args: string[]): Promise<Child> {
   const out: string[] = [];
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out.join('')}`)), 30_000);
+    // A start that takes too long (PGlite's first initdb on a loaded machine) fails the test, and
+    // the process goes too: left running it would keep writing into the directory being removed.
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start within 60 s: ${out.join('')}`)); }, 60_000);
     proc.stdout!.on('data', (d: Buffer) => {
       out.push(d.toString());
       const m = /listening on (http:\/\/\S+)/.exec(out.join(''));
