@@ -5,9 +5,12 @@
 //             1 s, heartbeat 1 s, agent margin 1 s) — the baseline of this run
 //   fast      the same with TTL 2 s, server margin 0.5 s, heartbeat 0.5 s, agent margin 0.5 s
 //   move      exitnode slot move (planned), default timers
-//   200 TNs   one slot (the other exit-capable node a standby) carrying --tns networks (default
-//             200; each an ExitPoint on the holder plus one NR on the non-exit node), sim fail of
-//             the holder: the same split, and the time until the new holder applied all of them
+//   N TNs     one slot (the other exit-capable node a standby) carrying --tns networks (default
+//             100: tenant 1 of the sim plus ExitPoint-only networks), sim fail of the holder: the
+//             same split, and the time until the new holder applied all of them. With userspace
+//             WireGuard each ExitPoint is a wireguard-go process holding an inotify instance, and
+//             fs.inotify.max_user_instances (128 by default) caps them host-wide: 200 TNs need the
+//             kernel module or a higher limit.
 // Options: --rounds N (default 1), --tns N, --skip default,fast,move,tns. Medians when rounds > 1.
 import { parseArgs } from 'node:util';
 import { up, down, adminClient, agentHealth, waitConverged, attachWorkloads } from '../src/sim/farm.js';
@@ -17,7 +20,7 @@ import { readToken, type SimState } from '../src/sim/state.js';
 import { INTERNET4 } from '../src/sim/topology.js';
 import { run } from '../src/kernel/exec.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' }, tns: { type: 'string', default: '200' }, skip: { type: 'string', default: '' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' }, tns: { type: 'string', default: '100' }, skip: { type: 'string', default: '' } } });
 const rounds = Number(values.rounds);
 const skip = new Set(values.skip!.split(',').filter(Boolean));
 const STATE = '/run/exitnode-sim-xb-bench';
@@ -97,10 +100,7 @@ try {
     const s = await farm({ slots: 1, tenants: 1 });
     const t0 = Date.now();
     const tc = adminClient(s).as(readToken(s.tenants[0]!.tokenFile));
-    for (let i = s.tenants.length; i < n; i++) {
-      const net = await tc.createNetwork(`bulk-${i}`, s.allocation);
-      await tc.addResource(net.id, 'n3', `bulk-${i}-n3`);
-    }
+    for (let i = s.tenants.length; i < n; i++) await tc.createNetwork(`bulk-${i}`, s.allocation);
     await waitConverged(s, 600_000);
     await attachWorkloads(s);
     console.log(`${n} TNs on slot 1 built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
