@@ -3,7 +3,7 @@ import { flag, opt, parse, positionals, usageError } from '../args.js';
 import type { Io } from '../io.js';
 
 export const summary = 'run the TNoDB server (embedded PostgreSQL in a data directory, or --db postgres://…)';
-export const usage = 'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S] [--fence-margin S] [--quarantine S] [--log]';
+export const usage = 'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--log]';
 
 function seconds(p: ReturnType<typeof parse>, name: string): number | undefined {
   const v = opt(p, name);
@@ -25,7 +25,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const data = opt(p, 'data') ?? defaultDataDir();
   const srv = await startServer({
     ...(db ? { db } : {}), data, listen: opt(p, 'listen'),
-    leaseTtlMs: seconds(p, 'lease-ttl'), fenceMarginMs: seconds(p, 'fence-margin'), quarantineMs: seconds(p, 'quarantine'),
+    // A slot moves only its TTL plus 1 s after its last renewal; the agent gives up 1 s before the
+    // TTL (docs/failover.md): together 2 s for a node to take its gateway down in time.
+    leaseTtlMs: seconds(p, 'lease-ttl'), fenceMarginMs: seconds(p, 'fence-margin') ?? 1000, quarantineMs: seconds(p, 'quarantine'),
     logger: flag(p, 'log') ? { level: 'info' } : false,
     // EXITNODE_PGLITE_WORKER=1 runs PGlite in a worker thread (compared in bench:alloc).
     pgliteWorker: process.env.EXITNODE_PGLITE_WORKER === '1',
