@@ -2,9 +2,8 @@
 // One `ip -json -batch` process per namespace (links, addresses, our routes of both families,
 // forwarding from netconf), `nft -j list ruleset` only in gateways, one `wg show all dump`.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ExitnodeError } from '../core/errors.js';
 import { Ip4, Ip6, parsePrefix } from '../core/ip.js';
 import { isOwnedLink, isWgLink, NFT_SET_PREFIX_LEN, NFT_TABLES, parseOwnedNamespace, ROUTE_PROTO } from '../core/ownership.js';
@@ -110,17 +109,26 @@ async function observeIp(name: string): Promise<ActualNs> {
 /** Namespaces one xargs reads in a row. */
 export const GROUP_SIZE = 24;
 
-let batchFile: string | undefined;
-
-/** LINES_OF_OBSERVE in a file: the processes xargs starts get /dev/null as standard input. */
-function observeBatchFile(): string {
-  if (batchFile && existsSync(batchFile)) return batchFile;
-  const dir = mkdtempSync(join(tmpdir(), 'exitnode-observe-'));
-  batchFile = join(dir, 'observe.batch');
-  writeFileSync(batchFile, LINES_OF_OBSERVE.join('\n') + '\n', { mode: 0o600 });
-  const file = batchFile;
-  process.once('exit', () => rmSync(dirname(file), { recursive: true, force: true }));
-  return batchFile;
+/**
+ * LINES_OF_OBSERVE in the state directory (run/observe.batch): the processes xargs starts get
+ * /dev/null as standard input, so ip reads its batch from a file. Undefined when it cannot be
+ * written (the groups are then read one namespace at a time).
+ */
+function observeBatchFile(stateDir: string): string | undefined {
+  const file = join(runDir(stateDir), 'observe.batch');
+  const text = LINES_OF_OBSERVE.join('\n') + '\n';
+  try {
+    if (readFileSync(file, 'utf8') === text) return file;
+  } catch { /* not there yet */ }
+  try {
+    mkdirSync(runDir(stateDir), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}`;
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, file);
+    return file;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -129,8 +137,10 @@ function observeBatchFile(): string {
  * when anything is off (a failure, an interrupted dump, not 5 lists per namespace): the caller
  * then reads them one by one, so that each failure names its own namespace.
  */
-async function observeGroup(names: string[]): Promise<ActualNs[] | undefined> {
-  const r = await run(['xargs', '-0', '-I{}', 'nsenter', `--net=${NETNS_DIR}/{}`, 'ip', '-json', '-d', '-batch', observeBatchFile()], names.join('\0'));
+async function observeGroup(names: string[], stateDir: string): Promise<ActualNs[] | undefined> {
+  const batch = observeBatchFile(stateDir);
+  if (batch === undefined) return undefined;
+  const r = await run(['xargs', '-0', '-I{}', 'nsenter', `--net=${NETNS_DIR}/{}`, 'ip', '-json', '-d', '-batch', batch], names.join('\0'));
   if (r.code !== 0 || r.stderr.trim() !== '') return undefined;
   let parts: unknown[];
   try {
@@ -252,7 +262,7 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
   for (let i = 0; i < rest.length; i += GROUP_SIZE) jobs.push(rest.slice(i, i + GROUP_SIZE));
   const read = (await pool(jobs, OBSERVE_CONCURRENCY, async (names) => {
     if (names.length === 1) return [await single(names[0]!)];
-    const all = await observeGroup(names);
+    const all = await observeGroup(names, opts.stateDir);
     // Anything odd (a namespace gone, an interrupted dump): read them one by one, with their own errors.
     return all ?? Promise.all(names.map(single));
   })).flat();
