@@ -13,7 +13,7 @@
 //             kernel module or a higher limit.
 // Options: --rounds N (default 1), --tns N, --skip default,fast,move,tns. Medians when rounds > 1.
 import { parseArgs } from 'node:util';
-import { up, down, adminClient, agentHealth, waitConverged, attachWorkloads } from '../src/sim/farm.js';
+import { up, down, adminClient, agentHealth, waitConverged } from '../src/sim/farm.js';
 import { fail } from '../src/sim/failover.js';
 import { HolderSampler, PingStream, outageOf, outageText, waitMoved, type OutageReport } from '../src/sim/outage.js';
 import { readToken, type SimState } from '../src/sim/state.js';
@@ -102,7 +102,6 @@ try {
     const tc = adminClient(s).as(readToken(s.tenants[0]!.tokenFile));
     for (let i = s.tenants.length; i < n; i++) await tc.createNetwork(`bulk-${i}`, s.allocation);
     await waitConverged(s, 600_000);
-    await attachWorkloads(s);
     console.log(`${n} TNs on slot 1 built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const { r, note } = await failRound(s, async (moved) => {
       const node = s.nodes.find((x) => x.id === moved.node)!;
