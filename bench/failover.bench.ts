@@ -1,4 +1,4 @@
-// npm run bench:failover — failover figures on the simulated farm (root; namespaces "xb-",
+// npm run bench:failover — failover figures on the simulated farm (root; namespaces "xfb-",
 // allocation 851), each round on a fresh farm of 3 nodes (2 exit-capable), with 10 ms pings from a
 // workload on the non-exit node to the internet host (IPv4 out through the slot's gateway):
 //   default   sim fail of the slot-1 holder with the default timers (lease TTL 5 s, server margin
@@ -23,7 +23,7 @@ import { run } from '../src/kernel/exec.js';
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' }, tns: { type: 'string', default: '100' }, skip: { type: 'string', default: '' } } });
 const rounds = Number(values.rounds);
 const skip = new Set(values.skip!.split(',').filter(Boolean));
-const STATE = '/run/exitnode-sim-xb-bench';
+const STATE = '/run/exitnode-sim-xfb-bench';
 const FAST = { EXITNODE_SIM_LEASE_TTL_MS: '2000', EXITNODE_SIM_SERVER_MARGIN_MS: '500', EXITNODE_SIM_HEARTBEAT: '0.5', EXITNODE_SIM_FENCE_MARGIN: '0.5' };
 
 function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
@@ -33,8 +33,8 @@ function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<
 }
 
 async function farm(o: { slots?: number; tenants?: number } = {}): Promise<SimState> {
-  await down({ stateDir: STATE, nsPrefix: 'xb-' });
-  return up({ stateDir: STATE, nsPrefix: 'xb-', allocation: 851, nodes: 3, exitNodes: 2, tenants: o.tenants ?? 2, ...(o.slots ? { slots: o.slots } : {}) });
+  await down({ stateDir: STATE, nsPrefix: 'xfb-' });
+  return up({ stateDir: STATE, nsPrefix: 'xfb-', allocation: 851, nodes: 3, exitNodes: 2, tenants: o.tenants ?? 2, ...(o.slots ? { slots: o.slots } : {}) });
 }
 
 async function failRound(s: SimState, extra?: (moved: { at: number; node: string }) => Promise<string>): Promise<{ r: OutageReport; note: string }> {
@@ -116,7 +116,7 @@ try {
     console.log(out.at(-1));
   }
 } finally {
-  await down({ stateDir: STATE, nsPrefix: 'xb-' });
+  await down({ stateDir: STATE, nsPrefix: 'xfb-' });
   await run(['true']);
 }
 console.log('\n' + out.join('\n'));
