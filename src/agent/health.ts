@@ -11,7 +11,9 @@
 
 import { gatewayNamespace } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
-import { inNs, run } from '../kernel/exec.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import type { NodeConfig } from './config.js';
 
 export const FAILS_TO_UNHEALTHY = 2;
@@ -37,6 +39,8 @@ export async function probeUplink(config: NodeConfig, view: NodeView, slot: { al
   const a = view.allocations.find((x) => x.number === slot.allocation);
   if (!a) return undefined;
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
+  // No gateway namespace (a pass is still to build it, or a test's fake kernel): no verdict.
+  if (!existsSync(join(NETNS_DIR, ns))) return undefined;
   const dev = `pub-${slot.slot}-${slot.allocation}`;
   const ll = a.upstream.ll;
   const probes: Promise<string | undefined>[] = [ping(ns, ['-6', `${ll}%${dev}`]).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`))];
