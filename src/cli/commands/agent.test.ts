@@ -1,8 +1,8 @@
 // The agent and doctor commands in-process: bad input is one line and exit 2; a dry run prints
 // the exact commands and runs none (it only reads the host namespace, so it needs no root).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../main.js';
@@ -14,6 +14,7 @@ function io(): { out: string[]; err: string[]; io: { out(t: string): void; err(t
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'exitnode-agent-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const fixture = JSON.parse(readFileSync(new URL('../../../test/fixtures/views/two-tns.json', import.meta.url), 'utf8')) as { config: Record<string, unknown>; view: unknown };
 const state = join(dir, 'state');
 writeFileSync(join(dir, 'view.json'), JSON.stringify(fixture.view));
