@@ -86,6 +86,15 @@ export async function doctor(opts: { config?: NodeConfig; expectNrs?: number }):
     else add('ok', 'pid_max', `~${threads} wireguard-go threads for ${n} NRs; pid_max ${pidMax}, threads-max ${threadsMax}`);
   } else add('info', 'pid_max', `kernel.pid_max ${pidMax}, kernel.threads-max ${threadsMax}`, '');
 
+  // Each wireguard-go holds one inotify instance, and the limit is per user for the whole host:
+  // measured here, the 129th wireguard-go of root failed with "too many open files" at 128.
+  const inotify = Number(sysctl('fs.inotify.max_user_instances') ?? '0');
+  if (!kernelWg && n > 0) {
+    const needI = n + 32;
+    if (inotify < needI) add('fail', 'inotify instances', `${n} wireguard-go instances need ${n} inotify instances (one each, counted for all of root's processes on the host); fs.inotify.max_user_instances is ${inotify}`, `sysctl -w fs.inotify.max_user_instances=${2 ** Math.ceil(Math.log2(needI * 2))} (persist in /etc/sysctl.d/), or use kernel WireGuard`);
+    else add('ok', 'inotify instances', `fs.inotify.max_user_instances ${inotify} for ${n} wireguard-go instances`);
+  } else if (!kernelWg) add('info', 'inotify instances', `fs.inotify.max_user_instances ${inotify}: each wireguard-go uses one; pass --expect-nrs N to check it`, '');
+
   const nics = readdirSync('/sys/class/net').filter((d) => existsSync(join('/sys/class/net', d, 'device')));
   if (nics.length >= 2) add('ok', 'NICs', `${nics.length} physical NICs: ${nics.join(', ')}`);
   else add('warn', 'NICs', `${nics.length} physical NIC${nics.length === 1 ? '' : 's'} (${nics.join(', ') || 'none'}): an ExitNode uses a second NIC for the PrefixZero uplink`, 'add a NIC on the upstream router\'s segment, or use uplink {kind:"macvlan", parent} on the one you have');

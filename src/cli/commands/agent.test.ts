@@ -60,4 +60,10 @@ test('doctor --json: every finding says what to change when it is not ok', async
   assert.equal(neigh.status, 'fail');
   assert.match(neigh.fix, /gc_thresh3=524288/);
   for (const f of findings) if (f.status === 'fail' || f.status === 'warn') assert.ok(f.fix.length > 0, `${f.check} says what to change`);
+  if (!existsSync('/sys/module/wireguard')) {
+    // userspace WireGuard: one inotify instance per wireguard-go, far more than any default limit
+    const ino = findings.find((f) => f.check === 'inotify instances')!;
+    assert.equal(ino.status, 'fail');
+    assert.match(ino.fix, /fs\.inotify\.max_user_instances=262144/);
+  }
 });
