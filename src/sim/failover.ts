@@ -196,6 +196,25 @@ export async function rehomeWorkloads(s: SimState): Promise<string[]> {
     s.workloads[i] = now;
     moved.push(`${w.name} → ${name} on ${nr.node}`);
   }
+  // The sim stands in for the container runtime that attached each workload to its NR's bridge.
+  // When an agent rebuilds an NR (its slot went away and came back to this node, so the ExitPoint
+  // NR was removed and made again), the new bridge has lost the workload's port: attach it again,
+  // and say so, since a real runtime would have to do the same.
+  for (const w of s.workloads) {
+    const node = s.nodes.find((n) => n.id === w.node)!;
+    if (node.failed) continue;
+    const r = await run(inNs(node.ns, ['ip', '-json', 'link', 'show', `wl-${w.name}`]));
+    const master = (() => {
+      try {
+        return (JSON.parse(r.stdout) as { master?: string }[])[0]?.master;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (r.code !== 0 || master === w.bridge) continue;
+    await t.attach(w.name, t.nodes.find((n) => n.id === w.node)!, w.bridge);
+    moved.push(`${w.name} re-attached to ${w.bridge} on ${w.node} (the agent rebuilt that NR)`);
+  }
   saveState(s);
   return moved;
 }

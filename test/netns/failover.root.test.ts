@@ -54,6 +54,7 @@ async function checkOk(s: SimState, what: string): Promise<void> {
   // Peers of the moved ExitPoint converge from the next view: give them a few seconds.
   for (let i = 0; i < 10 && !r.ok; i++) {
     await sleep(1000);
+    await rehomeWorkloads(s);
     r = await check(live());
   }
   assert.ok(r.ok, `${what}: sim check failed: ${r.cells.filter((c) => !c.ok).map((c) => c.name).join('; ')}`);

@@ -73,7 +73,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const st = loadState(stateDir);
       // Workloads follow their NR when a slot moved its ExitPoint to another node.
       const moved = await (await import('../../sim/failover.js')).rehomeWorkloads(st).catch(() => []);
-      if (moved.length && !json) io.out(`workloads restarted beside their ExitPoint's new node: ${moved.join(', ')}`);
+      if (moved.length && !json) io.out(`workloads moved beside their ExitPoint's new node, or re-attached to a rebuilt bridge: ${moved.join(', ')}`);
       const down = st.workloads.filter((w) => st.nodes.find((n) => n.id === w.node)?.failed);
       if (down.length && !json) io.out(`left out (their node failed: sim recover NODE): ${down.map((w) => w.name).join(', ')}`);
       const r = await check({ ...st, workloads: st.workloads.filter((w) => !down.includes(w)) });
