@@ -19,6 +19,13 @@ import { measureChanges, summarize } from '../../src/sim/measure.js';
 import { namespacesWith, processesIn } from '../../src/sim/procs.js';
 import { INTERNET4, INTERNET6 } from '../../src/sim/topology.js';
 
+// This file is about the farm staying up in place: agents restarted (SIGTERM, SIGKILL), the server
+// stopped and back. With the default 5 s lease, a SIGKILLed agent that takes longer than that to come
+// back on a loaded machine (seen in CI) has its slot failed over, as it should be; that is what
+// failover.root.test.ts tests with the default timers. Here leases last 15 s, so a slow restart stays
+// a restart. The sim's server and agents inherit this from the environment.
+process.env.EXITNODE_SIM_LEASE_TTL_MS ??= '15000';
+
 const STATE = '/run/exitnode-sim-xs-test';
 const A = 601;
 const cli = (args: string[]): ReturnType<typeof run> => run([process.execPath, 'bin/exitnode.js', ...args]);
