@@ -63,7 +63,7 @@ export function nextHealth(prev: SlotHealth | undefined, failure: string | undef
  * cache holds for the slot's addresses. `arp_notify` sends gratuitous ARP only when the link comes
  * up (the addresses arrive later in a pass), and `ndisc_notify`'s advertisement may precede the
  * upstream's interest; an ARP request or neighbour solicitation from the gateway's own address
- * (what a ping to the upstream starts, the gateway's cache being empty) overrides the upstream's
+ * (what a ping to the upstream starts once the gateway's entries on the uplink are flushed) overrides the upstream's
  * entry for the sender in every Linux-like stack. IPv4 goes at once; IPv6 after duplicate address
  * detection of GWPubLL (the uplink keeps DAD), polled every 50 ms for up to 3 s.
  * Returns the milliseconds until the upstream answered on each family.
@@ -75,8 +75,14 @@ export async function announceUplink(config: NodeConfig, view: NodeView, slot: {
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
   const dev = `pub-${slot.slot}-${slot.allocation}`;
   const t0 = performance.now();
+  // The cache is not always empty: the gateway may have learnt the upstream's MAC passively (from an
+  // ARP request of the upstream, or traffic) before this runs, and then the ping solicits nothing and
+  // the upstream keeps the old holder's MAC until its entry times out (seen in CI: 60 s of IPv4
+  // loss). Flushing our own uplink's entries first makes the solicitation certain.
   const v4 = a.upstream.ipv4Gateway
-    ? ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway]).then((ok) => { if (ok) out.ipv4Ms = performance.now() - t0; else out.failed.push(a.upstream.ipv4Gateway!); })
+    ? run(inNs(ns, ['ip', '-4', 'neigh', 'flush', 'dev', dev]))
+      .then(() => ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway!]))
+      .then((ok) => { if (ok) out.ipv4Ms = performance.now() - t0; else out.failed.push(a.upstream.ipv4Gateway!); })
     : Promise.resolve();
   const v6 = (async () => {
     const end = Date.now() + 3000;
@@ -85,6 +91,7 @@ export async function announceUplink(config: NodeConfig, view: NodeView, slot: {
       if (r.code === 0 && !r.stdout.trim()) break;
       await new Promise((res) => setTimeout(res, 50));
     }
+    await run(inNs(ns, ['ip', '-6', 'neigh', 'flush', 'dev', dev]));
     if (await ping(ns, ['-6', `${a.upstream.ll}%${dev}`])) out.ipv6Ms = performance.now() - t0;
     else out.failed.push(a.upstream.ll);
   })();
