@@ -42,6 +42,12 @@ export async function probeUplink(config: NodeConfig, view: NodeView, slot: { al
   // No gateway namespace (a pass is still to build it, or a test's fake kernel): no verdict.
   if (!existsSync(join(NETNS_DIR, ns))) return undefined;
   const dev = `pub-${slot.slot}-${slot.allocation}`;
+  // A freshly built uplink keeps duplicate address detection: while GWPubLL is tentative no ping can
+  // leave from it, which says nothing about forwarding. Two such rounds (DAD takes 1-2 s, longer on a
+  // loaded machine) made a node give up a healthy new gateway in CI. No verdict until DAD is done.
+  const tentative = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
+  if (tentative.code !== 0) return `uplink ${dev} is missing in ${ns}`;
+  if (tentative.stdout.trim()) return undefined;
   const ll = a.upstream.ll;
   const probes: Promise<string | undefined>[] = [ping(ns, ['-6', `${ll}%${dev}`]).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`))];
   if (a.upstream.ipv4Gateway) {
