@@ -45,9 +45,9 @@ export async function probeUplink(config: NodeConfig, view: NodeView, slot: { al
   // A freshly built uplink keeps duplicate address detection: while GWPubLL is tentative no ping can
   // leave from it, which says nothing about forwarding. Two such rounds (DAD takes 1-2 s, longer on a
   // loaded machine) made a node give up a healthy new gateway in CI. No verdict until DAD is done.
-  const tentative = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
-  if (tentative.code !== 0) return `uplink ${dev} is missing in ${ns}`;
-  if (tentative.stdout.trim()) return undefined;
+  const dad = await uplinkInDad(ns, dev);
+  if (dad === undefined) return `uplink ${dev} is missing in ${ns}`;
+  if (dad) return undefined;
   const ll = a.upstream.ll;
   const probes: Promise<string | undefined>[] = [ping(ns, ['-6', `${ll}%${dev}`]).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`))];
   if (a.upstream.ipv4Gateway) {
@@ -55,6 +55,12 @@ export async function probeUplink(config: NodeConfig, view: NodeView, slot: { al
   }
   const bad = (await Promise.all(probes)).filter((x): x is string => !!x);
   return bad.length ? bad.join('; ') : undefined;
+}
+
+/** Whether the uplink still has tentative IPv6 addresses (DAD running); undefined if it is missing. */
+async function uplinkInDad(ns: string, dev: string): Promise<boolean | undefined> {
+  const r = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
+  return r.code === 0 ? r.stdout.trim() !== '' : undefined;
 }
 
 /** Folds one round into the slot's record. */
@@ -93,8 +99,7 @@ export async function announceUplink(config: NodeConfig, view: NodeView, slot: {
   const v6 = (async () => {
     const end = Date.now() + 3000;
     while (Date.now() < end) {
-      const r = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
-      if (r.code === 0 && !r.stdout.trim()) break;
+      if ((await uplinkInDad(ns, dev)) === false) break;
       await new Promise((res) => setTimeout(res, 50));
     }
     await run(inNs(ns, ['ip', '-6', 'neigh', 'flush', 'dev', dev]));
