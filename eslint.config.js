@@ -9,7 +9,18 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', AbortController: 'readonly', fetch: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+        AbortController: 'readonly',
+        fetch: 'readonly',
+      },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -22,8 +33,14 @@ export default tseslint.config(
     rules: {
       // pure parts: no I/O, no clock (STYLE.md)
       'no-console': 'error',
-      'no-restricted-imports': ['error', { patterns: ['node:fs*', 'node:child_process', 'node:net', 'node:http*', 'node:dgram'] }],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'pure parts take time as an input' }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['node:fs*', 'node:child_process', 'node:net', 'node:http*', 'node:dgram'] },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'pure parts take time as an input' },
+      ],
     },
   },
 );

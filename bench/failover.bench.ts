@@ -20,24 +20,51 @@ import { readToken, type SimState } from '../src/sim/state.js';
 import { INTERNET4 } from '../src/sim/topology.js';
 import { run } from '../src/kernel/exec.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' }, tns: { type: 'string', default: '100' }, skip: { type: 'string', default: '' } } });
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '1' },
+    tns: { type: 'string', default: '100' },
+    skip: { type: 'string', default: '' },
+  },
+});
 const rounds = Number(values.rounds);
 const skip = new Set(values.skip!.split(',').filter(Boolean));
 const STATE = '/run/exitnode-sim-xfb-bench';
-const FAST = { EXITNODE_SIM_LEASE_TTL_MS: '2000', EXITNODE_SIM_SERVER_MARGIN_MS: '500', EXITNODE_SIM_HEARTBEAT: '0.5', EXITNODE_SIM_FENCE_MARGIN: '0.5' };
+const FAST = {
+  EXITNODE_SIM_LEASE_TTL_MS: '2000',
+  EXITNODE_SIM_SERVER_MARGIN_MS: '500',
+  EXITNODE_SIM_HEARTBEAT: '0.5',
+  EXITNODE_SIM_FENCE_MARGIN: '0.5',
+};
 
 function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
   const old = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
-  return fn().finally(() => { for (const [k, v] of Object.entries(old)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; } });
+  return fn().finally(() => {
+    for (const [k, v] of Object.entries(old)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
 }
 
 async function farm(o: { slots?: number; tenants?: number } = {}): Promise<SimState> {
   await down({ stateDir: STATE, nsPrefix: 'xfb-' });
-  return up({ stateDir: STATE, nsPrefix: 'xfb-', allocation: 851, nodes: 3, exitNodes: 2, tenants: o.tenants ?? 2, ...(o.slots ? { slots: o.slots } : {}) });
+  return up({
+    stateDir: STATE,
+    nsPrefix: 'xfb-',
+    allocation: 851,
+    nodes: 3,
+    exitNodes: 2,
+    tenants: o.tenants ?? 2,
+    ...(o.slots ? { slots: o.slots } : {}),
+  });
 }
 
-async function failRound(s: SimState, extra?: (moved: { at: number; node: string }) => Promise<string>): Promise<{ r: OutageReport; note: string }> {
+async function failRound(
+  s: SimState,
+  extra?: (moved: { at: number; node: string }) => Promise<string>,
+): Promise<{ r: OutageReport; note: string }> {
   const tn = s.tenants.find((x) => x.slot === 1)!;
   const w = s.workloads.find((x) => x.tenant === tn.name && x.node === 'n3')!;
   const pings = new PingStream(w.ns, INTERNET4);
@@ -77,12 +104,22 @@ async function moveRound(s: SimState): Promise<OutageReport> {
 const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 function summary(name: string, rs: OutageReport[]): string {
   const m = (k: keyof OutageReport): number => med(rs.map((r) => r[k] as number));
-  return outageText(`${name} (median of ${rs.length})`, { detectionMs: m('detectionMs'), rebuildMs: m('rebuildMs'), peersMs: m('peersMs'), totalMs: m('totalMs'), to: rs[0]!.to, epoch: rs[0]!.epoch });
+  return outageText(`${name} (median of ${rs.length})`, {
+    detectionMs: m('detectionMs'),
+    rebuildMs: m('rebuildMs'),
+    peersMs: m('peersMs'),
+    totalMs: m('totalMs'),
+    to: rs[0]!.to,
+    epoch: rs[0]!.epoch,
+  });
 }
 
 const out: string[] = [];
 try {
-  for (const [name, env] of [['default timers', {}], ['fast timers (TTL 2 s, margins 0.5 s, heartbeat 0.5 s)', FAST]] as const) {
+  for (const [name, env] of [
+    ['default timers', {}],
+    ['fast timers (TTL 2 s, margins 0.5 s, heartbeat 0.5 s)', FAST],
+  ] as const) {
     if (skip.has(name.startsWith('default') ? 'default' : 'fast')) continue;
     const rs: OutageReport[] = [];
     for (let i = 0; i < rounds; i++) rs.push(await withEnv(env, async () => (await failRound(await farm())).r));
@@ -108,7 +145,8 @@ try {
       const admin = adminClient(s);
       for (;;) {
         const [v, h] = await Promise.all([admin.view(node.id), agentHealth(node.stateDir)]);
-        if (h && h.appliedVersion === v.version && h.status === 'ok') return `; the new holder applied all ${n} ExitPoints ${((Date.now() - moved.at) / 1000).toFixed(1)} s after the move`;
+        if (h && h.appliedVersion === v.version && h.status === 'ok')
+          return `; the new holder applied all ${n} ExitPoints ${((Date.now() - moved.at) / 1000).toFixed(1)} s after the move`;
         await new Promise((res) => setTimeout(res, 100));
       }
     });

@@ -56,7 +56,9 @@ const r = measure(reference);
 if (o.count !== 61184 || r.count !== 61184) throw new Error(`expected 61184 plans, got ${o.count} / ${r.count}`);
 const row = (name: string, m: { ms: number; count: number; all: number[] }): string =>
   `${name.padEnd(36)} ${m.ms.toFixed(1).padStart(8)} ms  ${((m.ms * 1000) / m.count).toFixed(2).padStart(6)} µs/plan   rounds: ${m.all.map((x) => x.toFixed(0)).join(' ')}`;
-console.log(`plan of every NR id of one /48: ${o.count} NRs + 15 slots, median of ${ROUNDS} rounds (node ${process.version})`);
+console.log(
+  `plan of every NR id of one /48: ${o.count} NRs + 15 slots, median of ${ROUNDS} rounds (node ${process.version})`,
+);
 console.log(row('exitnode core (src/core/plan.ts)', o));
 console.log(row('baseline: ipaddr.js reference', r));
 console.log(`ratio: ${(o.ms / r.ms).toFixed(2)}x the baseline; goal < 1000 ms: ${o.ms < 1000 ? 'met' : 'NOT met'}`);

@@ -20,12 +20,22 @@ try {
   const t1 = performance.now();
   const check = await cli(['sim', 'check', '--state', STATE]);
   const checkMs = performance.now() - t1;
-  console.log(`sim up (3 nodes, 2 exit-capable, 2 tenants), without its check: ${(upMs / 1000).toFixed(1)} s; sim check: ${(checkMs / 1000).toFixed(1)} s (${check.stdout.trim().split('\n').pop()})`);
+  console.log(
+    `sim up (3 nodes, 2 exit-capable, 2 tenants), without its check: ${(upMs / 1000).toFixed(1)} s; sim check: ${(checkMs / 1000).toFixed(1)} s (${check.stdout.trim().split('\n').pop()})`,
+  );
   const s = loadState(STATE);
-  for (const [tenant, node] of [['t2', 'n3'], ['t1', 'n2']] as const) {
+  for (const [tenant, node] of [
+    ['t2', 'n3'],
+    ['t1', 'n2'],
+  ] as const) {
     const timings = await measureChanges(s, { tenant, node, count: COUNT });
     console.log(`changes of ${tenant}'s NR on ${node} (a node ${node === 'n3' ? 'without' : 'with'} a gateway):`);
-    console.log(summarize(timings).split('\n').map((l) => `  ${l}`).join('\n'));
+    console.log(
+      summarize(timings)
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
   }
 } finally {
   await cli(['sim', 'down', '--state', STATE, '--ns-prefix', 'xb-']);

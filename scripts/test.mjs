@@ -34,23 +34,45 @@ const groups = [];
 if (want !== 'root' && unit.length) groups.push({ name: 'unit', files: unit, concurrency: 2 });
 if (want !== 'unit' && rootTests.length) groups.push({ name: 'root', files: rootTests, concurrency: 1 });
 
-let passed = 0, failed = 0, skipped = 0, status = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0,
+  status = 0;
 const tmp = mkdtempSync(join(tmpdir(), 'exitnode-test-'));
 for (const g of groups) {
   const tap = join(tmp, `${g.name}.tap`);
   console.log(`\n== ${g.name} tests: ${g.files.length} files`);
-  const r = spawnSync(process.execPath, [
-    '--import', 'tsx', '--test', `--test-concurrency=${g.concurrency}`,
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
-    ...g.files,
-  ], { cwd: root, stdio: 'inherit', env: process.env });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${g.concurrency}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tap}`,
+      ...g.files,
+    ],
+    { cwd: root, stdio: 'inherit', env: process.env },
+  );
   let text = '';
-  try { text = readFileSync(tap, 'utf8'); } catch { /* runner died before writing */ }
+  try {
+    text = readFileSync(tap, 'utf8');
+  } catch {
+    /* runner died before writing */
+  }
   const num = (k) => Number((text.match(new RegExp(`^# ${k} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
-  passed += num('pass'); failed += num('fail') + num('cancelled'); skipped += num('skipped');
+  passed += num('pass');
+  failed += num('fail') + num('cancelled');
+  skipped += num('skipped');
   if (r.status !== 0) status = 1;
-  if (!text) { failed += 1; status = 1; console.error(`test runner for ${g.name} exited with ${r.status} and no report`); }
+  if (!text) {
+    failed += 1;
+    status = 1;
+    console.error(`test runner for ${g.name} exited with ${r.status} and no report`);
+  }
 }
 rmSync(tmp, { recursive: true, force: true });
 console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);

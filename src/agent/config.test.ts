@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseNodeConfig } from './config.js';
 
-const good = { node: 'n1', namespacePrefix: 'n1-', rootNamespace: 'n1', publicNamespace: '', stateDir: '/var/lib/exitnode', uplink: { kind: 'veth', peerNamespace: 'seg', bridge: 'pz0' }, wireguard: 'userspace' };
+const good = {
+  node: 'n1',
+  namespacePrefix: 'n1-',
+  rootNamespace: 'n1',
+  publicNamespace: '',
+  stateDir: '/var/lib/exitnode',
+  uplink: { kind: 'veth', peerNamespace: 'seg', bridge: 'pz0' },
+  wireguard: 'userspace',
+};
 
 test('a good config, and defaults', () => {
   assert.deepEqual(parseNodeConfig(good), good);
@@ -24,6 +32,9 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
 ];
 for (const [name, patch, re] of bad) {
   test(`refused: ${name}`, () => {
-    assert.throws(() => parseNodeConfig({ ...good, ...patch }), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message));
+    assert.throws(
+      () => parseNodeConfig({ ...good, ...patch }),
+      (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message),
+    );
   });
 }

@@ -52,31 +52,51 @@ export function parseNodeConfig(input: unknown): NodeConfig {
     try {
       json = JSON.parse(input);
     } catch (e) {
-      throw new ExitnodeError(AgentErrors.CONFIG_INVALID, `the node configuration is not JSON: ${(e as Error).message}`);
+      throw new ExitnodeError(
+        AgentErrors.CONFIG_INVALID,
+        `the node configuration is not JSON: ${(e as Error).message}`,
+      );
     }
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('config', json, 'is not an object');
   const o = json as Record<string, unknown>;
   const nsRule = 'is not a namespace name (letters, digits, ".", "_", "-"; "" for the host\'s own)';
   const node = str(o, 'node', /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'is not a node id');
-  const namespacePrefix = str(o, 'namespacePrefix', NAMESPACE_PREFIX_RE, 'is not a namespace prefix (up to 16 lowercase letters, digits, "-")', '');
+  const namespacePrefix = str(
+    o,
+    'namespacePrefix',
+    NAMESPACE_PREFIX_RE,
+    'is not a namespace prefix (up to 16 lowercase letters, digits, "-")',
+    '',
+  );
   const rootNamespace = str(o, 'rootNamespace', NETNS_RE, nsRule, '');
   const publicNamespace = str(o, 'publicNamespace', NETNS_RE, nsRule, '');
   const stateDir = str(o, 'stateDir', /^\/[^\0\n]*$/, 'is not an absolute path');
   const u = o.uplink;
-  if (typeof u !== 'object' || u === null) fail('uplink', u, 'is not an object: {kind:"nic",device} | {kind:"macvlan",parent} | {kind:"veth",peerNamespace,bridge}');
+  if (typeof u !== 'object' || u === null)
+    fail(
+      'uplink',
+      u,
+      'is not an object: {kind:"nic",device} | {kind:"macvlan",parent} | {kind:"veth",peerNamespace,bridge}',
+    );
   const uo = u as Record<string, unknown>;
   let uplink: UplinkMode;
   const ifRule = 'is not an interface name (1-15 characters)';
   if (uo.kind === 'nic') uplink = { kind: 'nic', device: str(uo, 'device', IFNAME_RE, ifRule) };
   else if (uo.kind === 'macvlan') uplink = { kind: 'macvlan', parent: str(uo, 'parent', IFNAME_RE, ifRule) };
   else if (uo.kind === 'veth') {
-    uplink = { kind: 'veth', peerNamespace: str(uo, 'peerNamespace', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, nsRule), bridge: str(uo, 'bridge', IFNAME_RE, ifRule) };
+    uplink = {
+      kind: 'veth',
+      peerNamespace: str(uo, 'peerNamespace', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, nsRule),
+      bridge: str(uo, 'bridge', IFNAME_RE, ifRule),
+    };
   } else fail('uplink.kind', uo.kind, 'is not one of "nic", "macvlan", "veth"');
   const wireguard = (o.wireguard ?? 'auto') as WireGuardMode;
-  if (!['auto', 'kernel', 'userspace', 'none'].includes(wireguard)) fail('wireguard', o.wireguard, 'is not one of "auto", "kernel", "userspace", "none"');
+  if (!['auto', 'kernel', 'userspace', 'none'].includes(wireguard))
+    fail('wireguard', o.wireguard, 'is not one of "auto", "kernel", "userspace", "none"');
   for (const k of Object.keys(o)) {
-    if (!['node', 'namespacePrefix', 'rootNamespace', 'publicNamespace', 'stateDir', 'uplink', 'wireguard'].includes(k)) fail(k, o[k], 'is not a configuration field');
+    if (!['node', 'namespacePrefix', 'rootNamespace', 'publicNamespace', 'stateDir', 'uplink', 'wireguard'].includes(k))
+      fail(k, o[k], 'is not a configuration field');
   }
   return { node, namespacePrefix, rootNamespace, publicNamespace, stateDir, uplink, wireguard };
 }

@@ -29,14 +29,38 @@ function fakeApply(seen: NodeView[]): (v: NodeView, c: NodeConfig) => Promise<Pa
   return async (v, c) => {
     seen.push(v);
     const publicKeys: Record<string, string> = {};
-    for (const n of v.networks) for (const r of n.resources) if (r.node === c.node) publicKeys[`wg-${r.id}-${n.allocation}`] = keyOf(`${r.id}`);
-    const desired: DesiredState = { node: c.node, namespacePrefix: c.namespacePrefix, namespaces: [], wireguard: [] } as unknown as DesiredState;
-    return { version: v.version, plan: { steps: [] }, size: 0, dryRun: false, failures: [], desired, observed: true, publicKeys, timings: { compileMs: 0, observeMs: 0, diffMs: 0, applyMs: 0 } };
+    for (const n of v.networks)
+      for (const r of n.resources) if (r.node === c.node) publicKeys[`wg-${r.id}-${n.allocation}`] = keyOf(`${r.id}`);
+    const desired: DesiredState = {
+      node: c.node,
+      namespacePrefix: c.namespacePrefix,
+      namespaces: [],
+      wireguard: [],
+    } as unknown as DesiredState;
+    return {
+      version: v.version,
+      plan: { steps: [] },
+      size: 0,
+      dryRun: false,
+      failures: [],
+      desired,
+      observed: true,
+      publicKeys,
+      timings: { compileMs: 0, observeMs: 0, diffMs: 0, applyMs: 0 },
+    };
   };
 }
 
 function config(node: string): NodeConfig {
-  return { node, namespacePrefix: '', rootNamespace: '', publicNamespace: '', stateDir: join(dir, node), uplink: { kind: 'nic', device: 'eth1' }, wireguard: 'none' };
+  return {
+    node,
+    namespacePrefix: '',
+    rootNamespace: '',
+    publicNamespace: '',
+    stateDir: join(dir, node),
+    uplink: { kind: 'nic', device: 'eth1' },
+    wireguard: 'none',
+  };
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 15000): Promise<T> {
@@ -50,10 +74,21 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
 }
 
 before(async () => {
-  srv = await startServer({ data: join(dir, 'server'), listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, logger: false });
+  srv = await startServer({
+    data: join(dir, 'server'),
+    listen: '127.0.0.1:0',
+    adminToken: ADMIN,
+    noTokenFile: true,
+    logger: false,
+  });
   const admin = new TnodbClient({ server: srv.url, token: ADMIN });
   const farm = admin.as((await admin.createFarm('xd')).token);
-  await farm.addAllocation({ farm: 'xd', prefix: '2001:db8:5f::/48', number: A, ipv4: { addresses: ['198.51.100.11'], prefixLength: 24, gateway: '198.51.100.1' } });
+  await farm.addAllocation({
+    farm: 'xd',
+    prefix: '2001:db8:5f::/48',
+    number: A,
+    ipv4: { addresses: ['198.51.100.11'], prefixLength: 24, gateway: '198.51.100.1' },
+  });
   tokens.g1 = (await farm.addNode({ farm: 'xd', id: 'xd-g1', publicIPv4: '192.0.2.1', exitCapable: true })).token;
   tokens.w1 = (await farm.addNode({ farm: 'xd', id: 'xd-w1', publicIPv4: '192.0.2.2', exitCapable: false })).token;
   await farm.assignSlot(A, 1, 'xd-g1');
@@ -71,12 +106,21 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('two daemons: each applies its view, publishes its NR key, and sees the other\'s key in its next view', async () => {
+test("two daemons: each applies its view, publishes its NR key, and sees the other's key in its next view", async () => {
   const seen: Record<string, NodeView[]> = { g1: [], w1: [] };
   const lines: string[] = [];
-  const ds = (['g1', 'w1'] as const).map((n) => new AgentDaemon({
-    config: config(`xd-${n}`), server: srv.url, token: tokens[n]!, metrics: '127.0.0.1:0', heartbeatMs: 200, apply: fakeApply(seen[n]!), log: (l) => lines.push(l),
-  }));
+  const ds = (['g1', 'w1'] as const).map(
+    (n) =>
+      new AgentDaemon({
+        config: config(`xd-${n}`),
+        server: srv.url,
+        token: tokens[n]!,
+        metrics: '127.0.0.1:0',
+        heartbeatMs: 200,
+        apply: fakeApply(seen[n]!),
+        log: (l) => lines.push(l),
+      }),
+  );
   try {
     for (const d of ds) await d.start();
     const admin = new TnodbClient({ server: srv.url, token: ADMIN });
@@ -90,11 +134,17 @@ test('two daemons: each applies its view, publishes its NR key, and sees the oth
       const v = await admin.view(n);
       await until(`${n} applied ${v.version}`, () => ds[i]!.state.appliedVersion === v.version || undefined);
       const last = seen[i === 0 ? 'g1' : 'w1']!.at(-1)!;
-      assert.ok(last.networks[0]!.resources.every((r) => r.publicKey), `${n}'s last pass had every key`);
+      assert.ok(
+        last.networks[0]!.resources.every((r) => r.publicKey),
+        `${n}'s last pass had every key`,
+      );
     }
     const g1 = ds[0]!;
     await until('a lease from the heartbeat', () => g1.state.leases.length > 0 || undefined);
-    assert.deepEqual(g1.state.leases.map((l) => [l.allocation, l.slot, l.epoch]), [[A, 1, 1]]);
+    assert.deepEqual(
+      g1.state.leases.map((l) => [l.allocation, l.slot, l.epoch]),
+      [[A, 1, 1]],
+    );
     const h = (await (await fetch(`${g1.metricsUrl}/healthz`)).json()) as Record<string, unknown>;
     assert.equal(h.status, 'ok');
     assert.equal(h.serverReachable, true);
@@ -104,7 +154,10 @@ test('two daemons: each applies its view, publishes its NR key, and sees the oth
     assert.match(m, /^exitnode_agent_lease_seconds_left\{allocation="699",epoch="1",slot="1"\} [0-9.]+$/m);
     assert.match(m, /^exitnode_agent_reconcile_seconds_count\{kind="full"\} \d+$/m);
     assert.equal((await fetch(`${g1.metricsUrl}/nope`)).status, 404);
-    assert.ok(lines.some((l) => JSON.parse(l).event === 'key.published'), 'a structured log line per published key');
+    assert.ok(
+      lines.some((l) => JSON.parse(l).event === 'key.published'),
+      'a structured log line per published key',
+    );
     assert.ok(lines.every((l) => typeof JSON.parse(l).ts === 'string'));
   } finally {
     for (const d of ds) await d.stop();
@@ -114,8 +167,21 @@ test('two daemons: each applies its view, publishes its NR key, and sees the oth
 
 test('the SlotPolicy hook decides which slots a pass is given (the fencing issue plugs in here)', async () => {
   const seen: NodeView[] = [];
-  const fenced: SlotPolicy = { servable: (v, st) => v.slots.filter((s) => st.leases.some((l) => l.slot === s.slot && l.epoch === s.epoch && l.expiresAt > Date.now() + 60_000)) };
-  const d = new AgentDaemon({ config: config('xd-g1'), server: srv.url, token: tokens.g1!, heartbeatMs: 200, apply: fakeApply(seen), policy: fenced, log: () => undefined });
+  const fenced: SlotPolicy = {
+    servable: (v, st) =>
+      v.slots.filter((s) =>
+        st.leases.some((l) => l.slot === s.slot && l.epoch === s.epoch && l.expiresAt > Date.now() + 60_000),
+      ),
+  };
+  const d = new AgentDaemon({
+    config: config('xd-g1'),
+    server: srv.url,
+    token: tokens.g1!,
+    heartbeatMs: 200,
+    apply: fakeApply(seen),
+    policy: fenced,
+    log: () => undefined,
+  });
   try {
     await d.start();
     await until('a pass', () => seen.length > 0 || undefined);
@@ -134,11 +200,23 @@ test('agent run: bad flags are one line and exit 2 (usage errors), never a stack
   for (const [args, re] of [
     [['--config', cfg, '--server', 'ftp://x', '--token', 't'], /--server "ftp:\/\/x" is not an http\(s\) URL/],
     [['--config', cfg, '--server', srv.url], /--token TOKEN or --token-file FILE/],
-    [['--config', cfg, '--server', srv.url, '--token', 't', '--resync', '0'], /--resync "0" must be a number of seconds > 0/],
+    [
+      ['--config', cfg, '--server', srv.url, '--token', 't', '--resync', '0'],
+      /--resync "0" must be a number of seconds > 0/,
+    ],
   ] as const) {
-    await assert.rejects(runVerb('run', [...args], io), (e: Error & { kind?: string }) => re.test(e.message) && e.kind === 'input');
+    await assert.rejects(
+      runVerb('run', [...args], io),
+      (e: Error & { kind?: string }) => re.test(e.message) && e.kind === 'input',
+    );
   }
-  const d = new AgentDaemon({ config: config('xd-g1'), server: srv.url, token: tokens.g1!, metrics: 'nope', log: () => undefined });
+  const d = new AgentDaemon({
+    config: config('xd-g1'),
+    server: srv.url,
+    token: tokens.g1!,
+    metrics: 'nope',
+    log: () => undefined,
+  });
   await assert.rejects(d.start(), /--metrics "nope" must be HOST:PORT/);
   await d.stop();
 });

@@ -32,7 +32,15 @@ import { applyView, viewFile, type PassResult } from './index.js';
 import type { NodeConfig } from './config.js';
 import { Metrics } from './metrics.js';
 import { AgentErrors } from './errors.js';
-import { DEFAULT_AGENT_MARGIN_MS, FENCE_TICK_MS, fenceGateway, fenceReason, leaseDeadline, leasePolicy, slotKey } from './fencing.js';
+import {
+  DEFAULT_AGENT_MARGIN_MS,
+  FENCE_TICK_MS,
+  fenceGateway,
+  fenceReason,
+  leaseDeadline,
+  leasePolicy,
+  slotKey,
+} from './fencing.js';
 import { announceUplink, nextHealth, probeUplink, type SlotHealth } from './health.js';
 
 export interface Lease {
@@ -107,7 +115,16 @@ export const DEFAULT_RESYNC_MS = 60_000;
 export const DEFAULT_HEARTBEAT_MS = 1_000;
 
 function counts(d: DesiredState): { labels: Record<string, string>; value: number }[] {
-  const c: Record<string, number> = { namespace: d.namespaces.length, link: 0, address: 0, route: 0, nft_table: 0, nft_element: 0, wireguard: d.wireguard.length, wireguard_peer: 0 };
+  const c: Record<string, number> = {
+    namespace: d.namespaces.length,
+    link: 0,
+    address: 0,
+    route: 0,
+    nft_table: 0,
+    nft_element: 0,
+    wireguard: d.wireguard.length,
+    wireguard_peer: 0,
+  };
   for (const ns of d.namespaces) {
     c.link! += ns.links.length;
     c.address! += ns.addrs.length;
@@ -146,7 +163,17 @@ export class AgentDaemon {
     this.config = opts.config;
     this.policy = opts.policy ?? leasePolicy();
     this.client = new TnodbClient({ server: opts.server, token: opts.token, timeoutMs: 5000 });
-    this.state = { node: opts.config.node, startedAt: Date.now(), serverReachable: false, leases: [], published: {}, released: {}, health: {}, fenced: {}, served: [] };
+    this.state = {
+      node: opts.config.node,
+      startedAt: Date.now(),
+      serverReachable: false,
+      leases: [],
+      published: {},
+      released: {},
+      health: {},
+      fenced: {},
+      served: [],
+    };
   }
 
   log(event: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' | 'error' = 'info'): void {
@@ -161,7 +188,9 @@ export class AgentDaemon {
     // start, before the first heartbeat answers (serving them on means no drop on restart).
     try {
       this.state.leases = JSON.parse(readFileSync(join(this.config.stateDir, 'leases.json'), 'utf8')) as Lease[];
-    } catch { /* none yet */ }
+    } catch {
+      /* none yet */
+    }
     const saved = viewFile(this.config.stateDir);
     if (existsSync(saved)) {
       try {
@@ -176,7 +205,12 @@ export class AgentDaemon {
     this.loops.push(this.viewLoop(), this.heartbeatLoop());
     this.timers.push(setInterval(() => this.requestPass(true, 'resync'), this.opts.resyncMs ?? DEFAULT_RESYNC_MS));
     this.timers.push(setInterval(() => void this.checkFences(), FENCE_TICK_MS));
-    this.log('agent.started', { server: this.opts.server, metrics: this.metricsUrl, resyncMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS, heartbeatMs: this.opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS });
+    this.log('agent.started', {
+      server: this.opts.server,
+      metrics: this.metricsUrl,
+      resyncMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS,
+      heartbeatMs: this.opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    });
   }
 
   /** Stops the loops; the data plane stays exactly as it is. */
@@ -237,7 +271,14 @@ export class AgentDaemon {
     } catch (e) {
       this.previous = undefined;
       const msg = e instanceof ExitnodeError ? e.message : String((e as Error).stack ?? e);
-      this.state.lastPass = { at: Date.now(), version: view.version, full, size: 0, failures: [msg], ms: performance.now() - t0 };
+      this.state.lastPass = {
+        at: Date.now(),
+        version: view.version,
+        full,
+        size: 0,
+        failures: [msg],
+        ms: performance.now() - t0,
+      };
       this.metrics.inc('exitnode_agent_pass_errors_total', 'Passes that threw before applying');
       this.log('pass.error', { version: view.version, error: msg }, 'error');
       return;
@@ -248,9 +289,16 @@ export class AgentDaemon {
     this.passes++;
     for (const k of this.state.served) {
       if (!before.has(k)) {
-        this.log('slot.built', { slot: k, epoch: served.slots.find((x) => slotKey(x) === k)?.epoch, version: view.version, ms: Math.round(ms) });
+        this.log('slot.built', {
+          slot: k,
+          epoch: served.slots.find((x) => slotKey(x) === k)?.epoch,
+          version: view.version,
+          ms: Math.round(ms),
+        });
         const [al, sl] = k.split('/').map(Number) as [number, number];
-        void announceUplink(this.config, view, { allocation: al, slot: sl }).then((r) => this.log('slot.announced', { slot: k, ...r }, r.failed.length ? 'warn' : 'info'));
+        void announceUplink(this.config, view, { allocation: al, slot: sl }).then((r) =>
+          this.log('slot.announced', { slot: k, ...r }, r.failed.length ? 'warn' : 'info'),
+        );
       }
     }
     const failures = r.failures.map((f) => `${f.object}: ${f.reason}`);
@@ -258,27 +306,62 @@ export class AgentDaemon {
     this.state.lastPass = { at: Date.now(), version: view.version, full, size: r.size, failures, ms };
     const changed = r.plan.steps.flatMap((s) => s.objects);
     const kind = full ? 'full' : 'incremental';
-    this.metrics.observe('exitnode_agent_reconcile_seconds', 'Duration of a reconcile pass (compile, observe, diff, apply)', ms / 1000, { kind });
-    this.metrics.inc('exitnode_agent_passes_total', 'Reconcile passes', 1, { kind, result: failures.length ? 'failed' : 'ok' });
-    this.metrics.gaugeSet('exitnode_agent_objects', 'Kernel objects this node holds for its view, by kind', counts(r.desired));
+    this.metrics.observe(
+      'exitnode_agent_reconcile_seconds',
+      'Duration of a reconcile pass (compile, observe, diff, apply)',
+      ms / 1000,
+      { kind },
+    );
+    this.metrics.inc('exitnode_agent_passes_total', 'Reconcile passes', 1, {
+      kind,
+      result: failures.length ? 'failed' : 'ok',
+    });
+    this.metrics.gaugeSet(
+      'exitnode_agent_objects',
+      'Kernel objects this node holds for its view, by kind',
+      counts(r.desired),
+    );
     // A full pass that changes something while the view is the one already applied is drift repair.
     if (full && r.size > 0 && this.state.appliedVersion === view.version) {
-      this.metrics.inc('exitnode_agent_drift_repairs_total', 'Objects a full pass found different from the applied view and repaired', changed.length);
+      this.metrics.inc(
+        'exitnode_agent_drift_repairs_total',
+        'Objects a full pass found different from the applied view and repaired',
+        changed.length,
+      );
       this.log('drift.repaired', { version: view.version, objects: changed });
     }
     if (!failures.length) {
       this.state.appliedVersion = view.version;
       this.state.appliedAt = Date.now();
-      this.metrics.gauge('exitnode_agent_applied_view_version', 'Version of the last view applied without failures', view.version);
+      this.metrics.gauge(
+        'exitnode_agent_applied_view_version',
+        'Version of the last view applied without failures',
+        view.version,
+      );
     } else {
       this.metrics.inc('exitnode_agent_apply_failures_total', 'Objects that failed to apply', failures.length);
       // Do not wait for the next view or resync: a slot's rebuild may be what failed.
-      if (!this.retry) this.retry = setTimeout(() => { this.retry = undefined; this.requestPass(true, 'retry after failures'); }, 1000);
+      if (!this.retry)
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.requestPass(true, 'retry after failures');
+        }, 1000);
     }
     if (r.size > 0 || failures.length) {
-      this.log(failures.length ? 'pass.failed' : 'pass.applied', {
-        version: view.version, kind, reasons, size: r.size, ms: Math.round(ms), changed: changed.slice(0, 50), ...(changed.length > 50 ? { more: changed.length - 50 } : {}), failures,
-      }, failures.length ? 'error' : 'info');
+      this.log(
+        failures.length ? 'pass.failed' : 'pass.applied',
+        {
+          version: view.version,
+          kind,
+          reasons,
+          size: r.size,
+          ms: Math.round(ms),
+          changed: changed.slice(0, 50),
+          ...(changed.length > 50 ? { more: changed.length - 50 } : {}),
+          failures,
+        },
+        failures.length ? 'error' : 'info',
+      );
     }
     // A key whose interface failed to come up is published by the pass that completes it: a peer
     // that learns it earlier starts its handshake into the void and retries only after 5 s.
@@ -309,16 +392,39 @@ export class AgentDaemon {
         const reason = fenceReason(l, now, this.state.released[k] !== undefined);
         const f = await fenceGateway(this.config, { allocation: a, slot: e });
         this.state.fenced[k] = { at: Date.now(), reason, ms: f.ms, pass: this.passes };
-        this.metrics.inc('exitnode_agent_fences_total', 'Gateways this node fenced (uplink taken away) because it may no longer serve the slot', 1, { allocation: String(a), slot: String(e) });
-        this.log('slot.fenced', { slot: k, reason, existed: f.existed, ms: Math.round(f.ms), ...(f.error ? { error: f.error } : {}), lateMs: l?.deadline !== undefined ? Math.max(0, now - l.deadline) : null }, f.error ? 'error' : 'warn');
+        this.metrics.inc(
+          'exitnode_agent_fences_total',
+          'Gateways this node fenced (uplink taken away) because it may no longer serve the slot',
+          1,
+          { allocation: String(a), slot: String(e) },
+        );
+        this.log(
+          'slot.fenced',
+          {
+            slot: k,
+            reason,
+            existed: f.existed,
+            ms: Math.round(f.ms),
+            ...(f.error ? { error: f.error } : {}),
+            lateMs: l?.deadline !== undefined ? Math.max(0, now - l.deadline) : null,
+          },
+          f.error ? 'error' : 'warn',
+        );
         pass = true;
       }
       if (pass) this.requestPass(true, 'fence');
-      else if (!this.pending && !this.working && [...keys].some((k) => !this.state.served.includes(k))) this.requestPass(false, 'lease granted');
+      else if (!this.pending && !this.working && [...keys].some((k) => !this.state.served.includes(k)))
+        this.requestPass(false, 'lease granted');
       // A planned move: once the gateway is gone (the pass without the slot ran), release it.
       if (Object.keys(this.state.released).some((k) => !this.state.served.includes(k))) this.wakeHeartbeat?.();
-      this.metrics.gaugeSet('exitnode_agent_slot_served', 'Slots whose gateway this node serves now (1) or holds a lease for but does not serve (0)',
-        this.state.leases.map((l) => ({ labels: { allocation: String(l.allocation), slot: String(l.slot) }, value: keys.has(slotKey(l)) ? 1 : 0 })));
+      this.metrics.gaugeSet(
+        'exitnode_agent_slot_served',
+        'Slots whose gateway this node serves now (1) or holds a lease for but does not serve (0)',
+        this.state.leases.map((l) => ({
+          labels: { allocation: String(l.allocation), slot: String(l.slot) },
+          value: keys.has(slotKey(l)) ? 1 : 0,
+        })),
+      );
     } finally {
       this.fencing = false;
     }
@@ -331,25 +437,39 @@ export class AgentDaemon {
     try {
       const view = this.state.view;
       const keys = new Set(this.servable(view).slots.map(slotKey));
-      await Promise.all(this.state.served.filter((k) => keys.has(k)).map(async (k) => {
-        const [a, e] = k.split('/').map(Number) as [number, number];
-        const t0 = performance.now();
-        const failure = await probeUplink(this.config, view, { allocation: a, slot: e }).catch((err: unknown) => `probe failed: ${(err as Error).message}`);
-        const prev = this.state.health[k];
-        const h = nextHealth(prev, failure, Date.now(), performance.now() - t0);
-        this.state.health[k] = h;
-        if ((prev?.healthy ?? true) !== h.healthy) {
-          this.log(h.healthy ? 'slot.healthy' : 'slot.unhealthy', { slot: k, ...(h.reason ? { reason: h.reason } : {}) }, h.healthy ? 'info' : 'error');
-          // A gateway that cannot forward loses nothing by fencing: give the slot up now (fence,
-          // remove, release) rather than wait for the lease, so that it moves to a healthy node.
-          const l = this.state.leases.find((x) => slotKey(x) === k);
-          if (!h.healthy && l && this.state.released[k] === undefined) this.state.released[k] = l.epoch;
-          this.wakeHeartbeat?.();
-        }
-        this.metrics.gaugeSet('exitnode_agent_slot_healthy', 'Whether the upstream router answers from the slot\'s gateway (1) or not (0)',
-          Object.entries(this.state.health).map(([kk, v]) => ({ labels: { slot: kk }, value: v.healthy ? 1 : 0 })));
-      }));
-      for (const k of Object.keys(this.state.health)) if (!keys.has(k) || !this.state.served.includes(k)) delete this.state.health[k];
+      await Promise.all(
+        this.state.served
+          .filter((k) => keys.has(k))
+          .map(async (k) => {
+            const [a, e] = k.split('/').map(Number) as [number, number];
+            const t0 = performance.now();
+            const failure = await probeUplink(this.config, view, { allocation: a, slot: e }).catch(
+              (err: unknown) => `probe failed: ${(err as Error).message}`,
+            );
+            const prev = this.state.health[k];
+            const h = nextHealth(prev, failure, Date.now(), performance.now() - t0);
+            this.state.health[k] = h;
+            if ((prev?.healthy ?? true) !== h.healthy) {
+              this.log(
+                h.healthy ? 'slot.healthy' : 'slot.unhealthy',
+                { slot: k, ...(h.reason ? { reason: h.reason } : {}) },
+                h.healthy ? 'info' : 'error',
+              );
+              // A gateway that cannot forward loses nothing by fencing: give the slot up now (fence,
+              // remove, release) rather than wait for the lease, so that it moves to a healthy node.
+              const l = this.state.leases.find((x) => slotKey(x) === k);
+              if (!h.healthy && l && this.state.released[k] === undefined) this.state.released[k] = l.epoch;
+              this.wakeHeartbeat?.();
+            }
+            this.metrics.gaugeSet(
+              'exitnode_agent_slot_healthy',
+              "Whether the upstream router answers from the slot's gateway (1) or not (0)",
+              Object.entries(this.state.health).map(([kk, v]) => ({ labels: { slot: kk }, value: v.healthy ? 1 : 0 })),
+            );
+          }),
+      );
+      for (const k of Object.keys(this.state.health))
+        if (!keys.has(k) || !this.state.served.includes(k)) delete this.state.health[k];
     } finally {
       this.probing = false;
     }
@@ -378,7 +498,14 @@ export class AgentDaemon {
   private sleep(ms: number): Promise<void> {
     return new Promise((res) => {
       const t = setTimeout(res, ms);
-      this.abort.signal.addEventListener('abort', () => { clearTimeout(t); res(); }, { once: true });
+      this.abort.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          res();
+        },
+        { once: true },
+      );
     });
   }
 
@@ -386,7 +513,11 @@ export class AgentDaemon {
     if (ok) this.state.lastServerContact = Date.now();
     if (ok !== this.state.serverReachable) {
       this.state.serverReachable = ok;
-      this.log(ok ? 'server.reachable' : 'server.unreachable', ok ? { server: this.opts.server } : { server: this.opts.server, error }, ok ? 'info' : 'warn');
+      this.log(
+        ok ? 'server.reachable' : 'server.unreachable',
+        ok ? { server: this.opts.server } : { server: this.opts.server, error },
+        ok ? 'info' : 'warn',
+      );
     }
     this.metrics.gauge('exitnode_agent_server_reachable', 'Whether the last request to TNoDB succeeded', ok ? 1 : 0);
   }
@@ -396,7 +527,11 @@ export class AgentDaemon {
     while (this.running) {
       const known = this.state.viewSource === 'server' ? this.state.view?.version : undefined;
       try {
-        const raw = await this.client.view(this.config.node, { ...(known !== undefined ? { after: known } : {}), waitS: this.opts.waitS ?? 25, signal: this.abort.signal });
+        const raw = await this.client.view(this.config.node, {
+          ...(known !== undefined ? { after: known } : {}),
+          waitS: this.opts.waitS ?? 25,
+          signal: this.abort.signal,
+        });
         this.reachable(true);
         backoff = 200;
         let v: NodeView;
@@ -406,17 +541,30 @@ export class AgentDaemon {
           // The server answered, but with a view this agent refuses: keep serving the last good
           // one and ask again later rather than hammering the server.
           this.metrics.inc('exitnode_agent_views_refused_total', 'Views from TNoDB that failed validation');
-          this.log('view.refused', { version: (raw as { version?: unknown }).version, error: (e as Error).message }, 'error');
+          this.log(
+            'view.refused',
+            { version: (raw as { version?: unknown }).version, error: (e as Error).message },
+            'error',
+          );
           await this.sleep(5000);
           continue;
         }
-        if (v.node.id !== this.config.node) throw new ExitnodeError(AgentErrors.CONFIG_INVALID, `the server sent the view of node ${q(v.node.id)} to node ${q(this.config.node)}`);
+        if (v.node.id !== this.config.node)
+          throw new ExitnodeError(
+            AgentErrors.CONFIG_INVALID,
+            `the server sent the view of node ${q(v.node.id)} to node ${q(this.config.node)}`,
+          );
         this.metrics.gauge('exitnode_agent_view_version', 'Newest view version received from TNoDB', v.version);
         if (v.version !== known) {
           const before = this.state.view;
           this.state.view = v;
           this.state.viewSource = 'server';
-          this.log('view.received', { version: v.version, previous: before?.version, networks: v.networks.length, slots: v.slots.map((s) => `${s.allocation}/${s.slot}@${s.epoch}`) });
+          this.log('view.received', {
+            version: v.version,
+            previous: before?.version,
+            networks: v.networks.length,
+            slots: v.slots.map((s) => `${s.allocation}/${s.slot}@${s.epoch}`),
+          });
           // A view equal to the saved one still needs no full pass: the startup pass covered it.
           this.requestPass(false, `view ${v.version}`);
           // A slot given to this node (or a planned move) is confirmed by a heartbeat: send one now.
@@ -438,19 +586,37 @@ export class AgentDaemon {
       const sent = Date.now();
       try {
         // Health of the gateways built; release of slots fenced for a planned move whose gateway is gone.
-        const slots = Object.entries(this.state.health).filter(([k]) => this.state.served.includes(k))
-          .map(([k, h]) => { const [allocation, slot] = k.split('/').map(Number) as [number, number]; return { allocation, slot, healthy: h.healthy, ...(h.reason ? { reason: h.reason } : {}) }; });
-        const release = Object.entries(this.state.released).filter(([k]) => !this.state.served.includes(k))
-          .map(([k, epoch]) => { const [allocation, slot] = k.split('/').map(Number) as [number, number]; return { allocation, slot, epoch }; });
-        const r = await this.client.heartbeat(this.config.node, slots.length || release.length ? { ...(slots.length ? { slots } : {}), ...(release.length ? { release } : {}) } : undefined);
+        const slots = Object.entries(this.state.health)
+          .filter(([k]) => this.state.served.includes(k))
+          .map(([k, h]) => {
+            const [allocation, slot] = k.split('/').map(Number) as [number, number];
+            return { allocation, slot, healthy: h.healthy, ...(h.reason ? { reason: h.reason } : {}) };
+          });
+        const release = Object.entries(this.state.released)
+          .filter(([k]) => !this.state.served.includes(k))
+          .map(([k, epoch]) => {
+            const [allocation, slot] = k.split('/').map(Number) as [number, number];
+            return { allocation, slot, epoch };
+          });
+        const r = await this.client.heartbeat(
+          this.config.node,
+          slots.length || release.length
+            ? { ...(slots.length ? { slots } : {}), ...(release.length ? { release } : {}) }
+            : undefined,
+        );
         this.reachable(true);
         const now = Date.now();
         this.state.lastHeartbeatOk = now;
         if (release.length) this.log('slots.released', { slots: release.map((x) => `${slotKey(x)}@${x.epoch}`) });
         const before = this.state.leases.map((l) => `${l.allocation}/${l.slot}@${l.epoch}`).join(',');
         this.state.leases = r.slots.map((s) => ({
-          allocation: s.allocation, slot: s.slot, epoch: s.epoch, expiresAt: s.leaseExpiresAt, renewedAt: sent,
-          deadline: leaseDeadline(sent, s.leaseExpiresAt, r.now, margin), ...(s.movingTo ? { movingTo: s.movingTo } : {}),
+          allocation: s.allocation,
+          slot: s.slot,
+          epoch: s.epoch,
+          expiresAt: s.leaseExpiresAt,
+          renewedAt: sent,
+          deadline: leaseDeadline(sent, s.leaseExpiresAt, r.now, margin),
+          ...(s.movingTo ? { movingTo: s.movingTo } : {}),
         }));
         // A release is done once the server no longer lists the slot under that epoch.
         for (const [k, epoch] of Object.entries(this.state.released)) {
@@ -465,9 +631,19 @@ export class AgentDaemon {
         }
         const after = this.state.leases.map((l) => `${l.allocation}/${l.slot}@${l.epoch}`).join(',');
         this.saveLeases();
-        if (before !== after) this.log('leases.changed', { leases: after === '' ? [] : after.split(','), version: this.state.view?.version });
-        this.metrics.gaugeSet('exitnode_agent_lease_seconds_left', 'Seconds until each held slot lease lapses (server clock)',
-          this.state.leases.map((l) => ({ labels: { allocation: String(l.allocation), slot: String(l.slot), epoch: String(l.epoch) }, value: Math.max(0, (l.expiresAt - (r.now ?? now)) / 1000) })));
+        if (before !== after)
+          this.log('leases.changed', {
+            leases: after === '' ? [] : after.split(','),
+            version: this.state.view?.version,
+          });
+        this.metrics.gaugeSet(
+          'exitnode_agent_lease_seconds_left',
+          'Seconds until each held slot lease lapses (server clock)',
+          this.state.leases.map((l) => ({
+            labels: { allocation: String(l.allocation), slot: String(l.slot), epoch: String(l.epoch) },
+            value: Math.max(0, (l.expiresAt - (r.now ?? now)) / 1000),
+          })),
+        );
         this.metrics.gauge('exitnode_agent_heartbeat_ok', 'Whether the last heartbeat succeeded', 1);
         await this.checkFences();
         void this.probeAll();
@@ -486,7 +662,11 @@ export class AgentDaemon {
   /** Sleeps until the next heartbeat is due, or until something wants one now. */
   private heartbeatSleep(ms: number): Promise<void> {
     return new Promise((res) => {
-      const done = (): void => { clearTimeout(t); this.wakeHeartbeat = undefined; res(); };
+      const done = (): void => {
+        clearTimeout(t);
+        this.wakeHeartbeat = undefined;
+        res();
+      };
       const t = setTimeout(done, ms);
       this.wakeHeartbeat = done;
       this.abort.signal.addEventListener('abort', done, { once: true });
@@ -506,18 +686,36 @@ export class AgentDaemon {
 
   health(): Record<string, unknown> {
     const s = this.state;
-    const ok = s.appliedVersion !== undefined && s.appliedVersion === s.view?.version && !s.lastPass?.failures.length
-      && Object.values(s.health).every((h) => h.healthy);
+    const ok =
+      s.appliedVersion !== undefined &&
+      s.appliedVersion === s.view?.version &&
+      !s.lastPass?.failures.length &&
+      Object.values(s.health).every((h) => h.healthy);
     return {
-      status: ok ? 'ok' : 'degraded', node: s.node, pid: process.pid,
-      appliedVersion: s.appliedVersion ?? null, viewVersion: s.view?.version ?? null, viewSource: s.viewSource ?? null,
-      appliedAt: s.appliedAt ?? null, serverReachable: s.serverReachable, lastServerContact: s.lastServerContact ?? null,
-      lastPass: s.lastPass ?? null, leases: s.leases, lastHeartbeatOk: s.lastHeartbeatOk ?? null,
+      status: ok ? 'ok' : 'degraded',
+      node: s.node,
+      pid: process.pid,
+      appliedVersion: s.appliedVersion ?? null,
+      viewVersion: s.view?.version ?? null,
+      viewSource: s.viewSource ?? null,
+      appliedAt: s.appliedAt ?? null,
+      serverReachable: s.serverReachable,
+      lastServerContact: s.lastServerContact ?? null,
+      lastPass: s.lastPass ?? null,
+      leases: s.leases,
+      lastHeartbeatOk: s.lastHeartbeatOk ?? null,
       servedSlots: s.view ? this.servable(s.view).slots : [],
       slots: s.leases.map((l) => {
         const k = slotKey(l);
-        return { slot: k, epoch: l.epoch, served: s.served.includes(k), deadlineInMs: l.deadline !== undefined ? l.deadline - Date.now() : null,
-          health: s.health[k] ?? null, ...(l.movingTo ? { movingTo: l.movingTo } : {}), ...(s.released[k] !== undefined ? { released: true } : {}) };
+        return {
+          slot: k,
+          epoch: l.epoch,
+          served: s.served.includes(k),
+          deadlineInMs: l.deadline !== undefined ? l.deadline - Date.now() : null,
+          health: s.health[k] ?? null,
+          ...(l.movingTo ? { movingTo: l.movingTo } : {}),
+          ...(s.released[k] !== undefined ? { released: true } : {}),
+        };
       }),
       fenced: s.fenced,
     };
@@ -525,25 +723,43 @@ export class AgentDaemon {
 
   private async listen(addr: string): Promise<void> {
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
-    if (!m || Number(m[3]) > 65535) throw new ExitnodeError(AgentErrors.CONFIG_INVALID, `--metrics ${q(addr)} must be HOST:PORT (e.g. 127.0.0.1:9464)`);
+    if (!m || Number(m[3]) > 65535)
+      throw new ExitnodeError(
+        AgentErrors.CONFIG_INVALID,
+        `--metrics ${q(addr)} must be HOST:PORT (e.g. 127.0.0.1:9464)`,
+      );
     const host = m[1] ?? m[2]!;
     this.http = createServer((req, res) => {
       if (req.url === '/healthz') {
         const h = this.health();
-        res.writeHead(h.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h) + '\n');
+        res
+          .writeHead(h.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify(h) + '\n');
       } else if (req.url === '/metrics') {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics.text());
       } else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /healthz, /metrics\n');
     });
     await new Promise<void>((res, rej) => {
-      this.http!.once('error', (e) => rej(new ExitnodeError(AgentErrors.CONFIG_INVALID, `cannot listen on --metrics ${q(addr)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+      this.http!.once('error', (e) =>
+        rej(
+          new ExitnodeError(
+            AgentErrors.CONFIG_INVALID,
+            `cannot listen on --metrics ${q(addr)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+          ),
+        ),
+      );
       this.http!.listen(Number(m[3]), host, () => res());
     });
     const a = this.http.address();
     const port = typeof a === 'object' && a ? a.port : Number(m[3]);
     this.metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(this.config.stateDir, 'agent.json'), JSON.stringify({ pid: process.pid, node: this.config.node, metrics: this.metricsUrl, server: this.opts.server }) + '\n', { mode: 0o600 });
+    writeFileSync(
+      join(this.config.stateDir, 'agent.json'),
+      JSON.stringify({ pid: process.pid, node: this.config.node, metrics: this.metricsUrl, server: this.opts.server }) +
+        '\n',
+      { mode: 0o600 },
+    );
   }
 }
 

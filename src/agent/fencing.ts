@@ -37,7 +37,12 @@ export function slotKey(s: { allocation: number; slot: number }): string {
 }
 
 /** The local time until which a heartbeat answer lets this node serve a slot. */
-export function leaseDeadline(sent: number, leaseExpiresAt: number, serverNow: number | undefined, agentMarginMs: number): number {
+export function leaseDeadline(
+  sent: number,
+  leaseExpiresAt: number,
+  serverNow: number | undefined,
+  agentMarginMs: number,
+): number {
   // An older server does not send its clock: fall back to synchronised clocks.
   const left = serverNow === undefined ? leaseExpiresAt - Date.now() : leaseExpiresAt - serverNow;
   return sent + left - agentMarginMs;
@@ -53,7 +58,14 @@ export function leasePolicy(now: () => number = Date.now): SlotPolicy {
     servable(view: NodeView, state: DaemonState): NodeView['slots'] {
       return view.slots.filter((s) => {
         const l = state.leases.find((x) => x.allocation === s.allocation && x.slot === s.slot);
-        return !!l && l.epoch === s.epoch && l.deadline !== undefined && now() < l.deadline && !l.movingTo && !state.released[slotKey(s)];
+        return (
+          !!l &&
+          l.epoch === s.epoch &&
+          l.deadline !== undefined &&
+          now() < l.deadline &&
+          !l.movingTo &&
+          !state.released[slotKey(s)]
+        );
       });
     },
   };
@@ -63,12 +75,16 @@ export function fenceReason(l: Lease | undefined, now: number, released: boolean
   if (released) return 'released (planned move or lost health)';
   if (!l) return 'no lease (the slot moved or the server did not renew it)';
   if (l.movingTo) return `planned move to ${l.movingTo}`;
-  if (l.deadline === undefined || now >= l.deadline) return `lease not renewed in time (deadline ${new Date(l.deadline ?? 0).toISOString()})`;
+  if (l.deadline === undefined || now >= l.deadline)
+    return `lease not renewed in time (deadline ${new Date(l.deadline ?? 0).toISOString()})`;
   return 'epoch changed';
 }
 
 /** Takes the uplink away from the slot's gateway (see the header); true if the gateway existed. */
-export async function fenceGateway(config: NodeConfig, slot: { allocation: number; slot: number }): Promise<{ existed: boolean; ms: number; error?: string }> {
+export async function fenceGateway(
+  config: NodeConfig,
+  slot: { allocation: number; slot: number },
+): Promise<{ existed: boolean; ms: number; error?: string }> {
   const t0 = performance.now();
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
   if (!existsSync(join(NETNS_DIR, ns))) return { existed: false, ms: performance.now() - t0 };
@@ -77,6 +93,7 @@ export async function fenceGateway(config: NodeConfig, slot: { allocation: numbe
   if (config.uplink.kind !== 'nic') lines.push(`link del dev ${up}`);
   const r = await run(inNs(ns, ['ip', '-force', '-batch', '-']), lines.join('\n') + '\n');
   // "Cannot find device" means it is gone already: fenced.
-  const err = r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr) ? r.stderr.trim().split('\n')[0] : undefined;
+  const err =
+    r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr) ? r.stderr.trim().split('\n')[0] : undefined;
   return { existed: true, ms: performance.now() - t0, ...(err ? { error: err } : {}) };
 }

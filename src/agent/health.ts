@@ -35,7 +35,11 @@ async function ping(ns: string, args: string[]): Promise<boolean> {
 }
 
 /** One probe round for one slot's gateway: undefined when healthy, else why not. */
-export async function probeUplink(config: NodeConfig, view: NodeView, slot: { allocation: number; slot: number }): Promise<string | undefined> {
+export async function probeUplink(
+  config: NodeConfig,
+  view: NodeView,
+  slot: { allocation: number; slot: number },
+): Promise<string | undefined> {
   const a = view.allocations.find((x) => x.number === slot.allocation);
   if (!a) return undefined;
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
@@ -49,9 +53,15 @@ export async function probeUplink(config: NodeConfig, view: NodeView, slot: { al
   if (dad === undefined) return `uplink ${dev} is missing in ${ns}`;
   if (dad) return undefined;
   const ll = a.upstream.ll;
-  const probes: Promise<string | undefined>[] = [ping(ns, ['-6', `${ll}%${dev}`]).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`))];
+  const probes: Promise<string | undefined>[] = [
+    ping(ns, ['-6', `${ll}%${dev}`]).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`)),
+  ];
   if (a.upstream.ipv4Gateway) {
-    probes.push(ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway]).then((ok) => (ok ? undefined : `upstream ${a.upstream.ipv4Gateway!} does not answer on ${dev}`)));
+    probes.push(
+      ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway]).then((ok) =>
+        ok ? undefined : `upstream ${a.upstream.ipv4Gateway!} does not answer on ${dev}`,
+      ),
+    );
   }
   const bad = (await Promise.all(probes)).filter((x): x is string => !!x);
   return bad.length ? bad.join('; ') : undefined;
@@ -64,10 +74,21 @@ async function uplinkInDad(ns: string, dev: string): Promise<boolean | undefined
 }
 
 /** Folds one round into the slot's record. */
-export function nextHealth(prev: SlotHealth | undefined, failure: string | undefined, at: number, ms: number): SlotHealth {
+export function nextHealth(
+  prev: SlotHealth | undefined,
+  failure: string | undefined,
+  at: number,
+  ms: number,
+): SlotHealth {
   const fails = failure ? (prev?.fails ?? 0) + 1 : 0;
   const healthy = fails < FAILS_TO_UNHEALTHY;
-  return { healthy, fails, checkedAt: at, ms, ...(failure ? { reason: `${failure} (${fails} round${fails === 1 ? '' : 's'} in a row)` } : {}) };
+  return {
+    healthy,
+    fails,
+    checkedAt: at,
+    ms,
+    ...(failure ? { reason: `${failure} (${fails} round${fails === 1 ? '' : 's'} in a row)` } : {}),
+  };
 }
 
 /**
@@ -80,7 +101,11 @@ export function nextHealth(prev: SlotHealth | undefined, failure: string | undef
  * detection of GWPubLL (the uplink keeps DAD), polled every 50 ms for up to 3 s.
  * Returns the milliseconds until the upstream answered on each family.
  */
-export async function announceUplink(config: NodeConfig, view: NodeView, slot: { allocation: number; slot: number }): Promise<{ ipv4Ms?: number; ipv6Ms?: number; failed: string[] }> {
+export async function announceUplink(
+  config: NodeConfig,
+  view: NodeView,
+  slot: { allocation: number; slot: number },
+): Promise<{ ipv4Ms?: number; ipv6Ms?: number; failed: string[] }> {
   const a = view.allocations.find((x) => x.number === slot.allocation);
   const out: { ipv4Ms?: number; ipv6Ms?: number; failed: string[] } = { failed: [] };
   if (!a) return out;
@@ -93,8 +118,11 @@ export async function announceUplink(config: NodeConfig, view: NodeView, slot: {
   // loss). Flushing our own uplink's entries first makes the solicitation certain.
   const v4 = a.upstream.ipv4Gateway
     ? run(inNs(ns, ['ip', '-4', 'neigh', 'flush', 'dev', dev]))
-      .then(() => ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway!]))
-      .then((ok) => { if (ok) out.ipv4Ms = performance.now() - t0; else out.failed.push(a.upstream.ipv4Gateway!); })
+        .then(() => ping(ns, ['-4', '-I', dev, a.upstream.ipv4Gateway!]))
+        .then((ok) => {
+          if (ok) out.ipv4Ms = performance.now() - t0;
+          else out.failed.push(a.upstream.ipv4Gateway!);
+        })
     : Promise.resolve();
   const v6 = (async () => {
     const end = Date.now() + 3000;

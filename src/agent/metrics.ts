@@ -5,7 +5,10 @@
 type Labels = Record<string, string>;
 
 function key(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}="${labels[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${labels[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+    .join(',');
 }
 
 interface Family {
@@ -46,12 +49,20 @@ export class Metrics {
     f.values.set(k, (f.values.get(k) ?? 0) + by);
   }
 
-  observe(name: string, help: string, seconds: number, labels: Labels = {}, buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]): void {
+  observe(
+    name: string,
+    help: string,
+    seconds: number,
+    labels: Labels = {},
+    buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  ): void {
     const f = this.family(name, help, 'histogram', buckets);
     const k = key(labels);
     let h = f.hist!.get(k);
     if (!h) f.hist!.set(k, (h = { counts: buckets.map(() => 0), sum: 0, count: 0 }));
-    buckets.forEach((b, i) => { if (seconds <= b) h!.counts[i]!++; });
+    buckets.forEach((b, i) => {
+      if (seconds <= b) h!.counts[i]!++;
+    });
     h.sum += seconds;
     h.count++;
   }
@@ -67,7 +78,11 @@ export class Metrics {
       if (f.type === 'histogram') {
         for (const [k, h] of f.hist!) {
           f.buckets!.forEach((b, i) => out.push(`${f.name}_bucket${wrap(k, `le="${b}"`)} ${h.counts[i]}`));
-          out.push(`${f.name}_bucket${wrap(k, 'le="+Inf"')} ${h.count}`, `${f.name}_sum${wrap(k)} ${h.sum}`, `${f.name}_count${wrap(k)} ${h.count}`);
+          out.push(
+            `${f.name}_bucket${wrap(k, 'le="+Inf"')} ${h.count}`,
+            `${f.name}_sum${wrap(k)} ${h.sum}`,
+            `${f.name}_count${wrap(k)} ${h.count}`,
+          );
         }
       } else {
         for (const [k, v] of f.values) out.push(`${f.name}${wrap(k)} ${v}`);

@@ -53,15 +53,24 @@ export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
   const rows: StatusRow[] = [];
   const p = config.namespacePrefix;
   for (const s of view.slots) {
-    rows.push({ kind: 'gateway', id: `${s.allocation}/${s.slot}`, namespace: `${p}gw-${s.slot}-${s.allocation}`, drift: mine(new RegExp(`gw-${s.slot}-${s.allocation}\\b|pub-${s.slot}-${s.allocation}\\b`)) });
+    rows.push({
+      kind: 'gateway',
+      id: `${s.allocation}/${s.slot}`,
+      namespace: `${p}gw-${s.slot}-${s.allocation}`,
+      drift: mine(new RegExp(`gw-${s.slot}-${s.allocation}\\b|pub-${s.slot}-${s.allocation}\\b`)),
+    });
   }
   for (const n of view.networks) {
     for (const r of n.resources) {
       if (r.node !== config.node) continue;
       const peersWithoutKey = n.resources.filter((o) => o.id !== r.id && !o.publicKey).map((o) => o.id);
       rows.push({
-        kind: r.id === n.exit ? 'exitpoint' : 'nr', id: r.id, network: n.id, namespace: `${p}net-${r.id}-${n.allocation}`,
-        drift: mine(new RegExp(`-${r.id}-${n.allocation}\\b`)), ...(peersWithoutKey.length ? { peersWithoutKey } : {}),
+        kind: r.id === n.exit ? 'exitpoint' : 'nr',
+        id: r.id,
+        network: n.id,
+        namespace: `${p}net-${r.id}-${n.allocation}`,
+        drift: mine(new RegExp(`-${r.id}-${n.allocation}\\b`)),
+        ...(peersWithoutKey.length ? { peersWithoutKey } : {}),
       });
     }
   }
@@ -71,11 +80,19 @@ export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
 export function statusText(s: AgentStatus): string {
   const out: string[] = [];
   const d = s.daemon;
-  out.push(`node ${s.node}: saved view version ${s.viewVersion ?? '(none)'}; daemon ${d ? `${String(d.status)}${d.appliedVersion !== undefined ? `, applied version ${String(d.appliedVersion)}, server ${d.serverReachable ? 'reachable' : 'unreachable'}` : ''}` : 'not running'}`);
+  out.push(
+    `node ${s.node}: saved view version ${s.viewVersion ?? '(none)'}; daemon ${d ? `${String(d.status)}${d.appliedVersion !== undefined ? `, applied version ${String(d.appliedVersion)}, server ${d.serverReachable ? 'reachable' : 'unreachable'}` : ''}` : 'not running'}`,
+  );
   out.push('KIND       ID          NETWORK                                NAMESPACE                   STATE');
   for (const r of s.rows) {
-    const state = r.drift.length ? `DRIFT (${r.drift.length}): ${r.drift.slice(0, 3).join('; ')}` : r.peersWithoutKey ? `applied; waiting for keys of ${r.peersWithoutKey.join(', ')}` : 'applied, healthy';
-    out.push(`${r.kind.padEnd(10)} ${r.id.padEnd(11)} ${(r.network ?? '-').padEnd(38)} ${r.namespace.padEnd(27)} ${state}`);
+    const state = r.drift.length
+      ? `DRIFT (${r.drift.length}): ${r.drift.slice(0, 3).join('; ')}`
+      : r.peersWithoutKey
+        ? `applied; waiting for keys of ${r.peersWithoutKey.join(', ')}`
+        : 'applied, healthy';
+    out.push(
+      `${r.kind.padEnd(10)} ${r.id.padEnd(11)} ${(r.network ?? '-').padEnd(38)} ${r.namespace.padEnd(27)} ${state}`,
+    );
   }
   if (s.otherDrift.length) out.push(`other drift: ${s.otherDrift.join('; ')}`);
   return out.join('\n');

@@ -36,27 +36,57 @@ export async function buildApp(o: AppOptions): Promise<App> {
     // router's own answer.
     routerOptions: { maxParamLength: 2048 },
     frameworkErrors: (err, _req, reply) => {
-      void (reply as unknown as { code(n: number): { send(b: unknown): unknown } }).code(400).send({ error: { code: ApiErrors.BAD_REQUEST, message: String(err.message).split('\n')[0]!.slice(0, 300) } });
+      void (reply as unknown as { code(n: number): { send(b: unknown): unknown } })
+        .code(400)
+        .send({ error: { code: ApiErrors.BAD_REQUEST, message: String(err.message).split('\n')[0]!.slice(0, 300) } });
     },
   });
-  const ctx: ApiContext = { store: o.store, auth: new Auth(o.store), watch: new ViewWatch(o.store), metrics: new Metrics(), maxWaitS: o.maxWaitS ?? 300 };
+  const ctx: ApiContext = {
+    store: o.store,
+    auth: new Auth(o.store),
+    watch: new ViewWatch(o.store),
+    metrics: new Metrics(),
+    maxWaitS: o.maxWaitS ?? 300,
+  };
   (app as unknown as App).tnodb = ctx;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    const send = (status: number, code: string, message: string) => reply.code(status).type('application/json').send({ error: { code, message } });
+    const send = (status: number, code: string, message: string) =>
+      reply.code(status).type('application/json').send({ error: { code, message } });
     if (isExitnodeError(err)) return send(err.status, err.code, err.message);
     if (err.validation) return send(400, ApiErrors.BAD_REQUEST, err.message);
     switch (err.code) {
-      case 'FST_ERR_CTP_BODY_TOO_LARGE': return send(413, ApiErrors.PAYLOAD_TOO_LARGE, `the body is larger than ${o.bodyLimit ?? 65536} bytes`);
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return send(415, ApiErrors.UNSUPPORTED_MEDIA_TYPE, `Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')} is not accepted: send application/json`);
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return send(413, ApiErrors.PAYLOAD_TOO_LARGE, `the body is larger than ${o.bodyLimit ?? 65536} bytes`);
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return send(
+          415,
+          ApiErrors.UNSUPPORTED_MEDIA_TYPE,
+          `Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')} is not accepted: send application/json`,
+        );
     }
     const status = err.statusCode ?? 500;
-    if (status >= 400 && status < 500) return send(status, status === 404 ? ApiErrors.NOT_FOUND : ApiErrors.BAD_REQUEST, err.message.split('\n')[0]!);
+    if (status >= 400 && status < 500)
+      return send(status, status === 404 ? ApiErrors.NOT_FOUND : ApiErrors.BAD_REQUEST, err.message.split('\n')[0]!);
     req.log.error({ err }, 'request failed');
-    if (status === 503) return send(503, 'STORE_UNAVAILABLE', 'the server is shutting down or its database is unavailable; retry');
-    return send(500, 'INTERNAL', `internal error while serving ${req.method} ${req.routeOptions?.url ?? 'this route'} (logged on the server)`);
+    if (status === 503)
+      return send(503, 'STORE_UNAVAILABLE', 'the server is shutting down or its database is unavailable; retry');
+    return send(
+      500,
+      'INTERNAL',
+      `internal error while serving ${req.method} ${req.routeOptions?.url ?? 'this route'} (logged on the server)`,
+    );
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: ApiErrors.NOT_FOUND, message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the API is described at /docs` } }));
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({
+        error: {
+          code: ApiErrors.NOT_FOUND,
+          message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the API is described at /docs`,
+        },
+      }),
+  );
 
   // Bodies are JSON only; Fastify's default text/plain parser would turn a 415 into a schema error.
   app.removeContentTypeParser('text/plain');
@@ -72,23 +102,45 @@ export async function buildApp(o: AppOptions): Promise<App> {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'exitnode TNoDB', version: '1', description: 'Lists and keys of an exitnode farm; NR id allocation, slot leases, node views. Errors: {error: {code, message}}; codes in docs/errors.md.' },
+      info: {
+        title: 'exitnode TNoDB',
+        version: '1',
+        description:
+          'Lists and keys of an exitnode farm; NR id allocation, slot leases, node views. Errors: {error: {code, message}}; codes in docs/errors.md.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
   });
 
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness and database round trip', security: [], response: { 200: { type: 'object', properties: { status: { type: 'string' }, driver: { type: 'string' } } } } } }, async () => {
-    await ctx.store.ping();
-    return { status: 'ok', driver: ctx.store.driver };
-  });
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', security: [], response: { 200: { type: 'string' } } } }, async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(await ctx.metrics.render(ctx.store)));
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness and database round trip',
+        security: [],
+        response: { 200: { type: 'object', properties: { status: { type: 'string' }, driver: { type: 'string' } } } },
+      },
+    },
+    async () => {
+      await ctx.store.ping();
+      return { status: 'ok', driver: ctx.store.driver };
+    },
+  );
+  app.get(
+    '/metrics',
+    {
+      schema: { tags: ['health'], summary: 'Prometheus metrics', security: [], response: { 200: { type: 'string' } } },
+    },
+    async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await ctx.metrics.render(ctx.store)),
+  );
   const docs = { schema: { hide: true } };
   app.get('/docs', docs, async () => app.swagger());
   app.get('/docs/json', docs, async () => app.swagger());
   app.get('/docs/errors', { schema: { tags: ['health'], summary: 'The error catalog', security: [] } }, async () =>
-    Object.fromEntries([...catalog()].map(([code, s]) => [code, { status: s.status, summary: s.summary }])));
+    Object.fromEntries([...catalog()].map(([code, s]) => [code, { status: s.status, summary: s.summary }])),
+  );
 
   farmRoutes(app, ctx);
   allocationRoutes(app, ctx);
@@ -96,7 +148,9 @@ export async function buildApp(o: AppOptions): Promise<App> {
   networkRoutes(app, ctx);
 
   // Long-polls would hold a graceful shutdown for up to their wait: end them first.
-  app.addHook('preClose', async () => { ctx.watch.close(); });
+  app.addHook('preClose', async () => {
+    ctx.watch.close();
+  });
   await app.ready();
   return app as unknown as App;
 }

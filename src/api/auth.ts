@@ -28,7 +28,11 @@ export class Auth {
 
   async principal(req: FastifyRequest): Promise<Principal> {
     const h = req.headers.authorization;
-    if (typeof h !== 'string' || !h) throw new ExitnodeError(ApiErrors.UNAUTHORIZED, 'this request needs a token: send "Authorization: Bearer <token>"');
+    if (typeof h !== 'string' || !h)
+      throw new ExitnodeError(
+        ApiErrors.UNAUTHORIZED,
+        'this request needs a token: send "Authorization: Bearer <token>"',
+      );
     const m = /^Bearer ([A-Za-z0-9_-]{1,200})$/.exec(h.trim());
     if (!m) throw new ExitnodeError(ApiErrors.UNAUTHORIZED, 'the Authorization header must be "Bearer <token>"');
     const hash = hashToken(m[1]!);
@@ -47,7 +51,10 @@ export class Auth {
     const p = await this.principal(req);
     if (p.scope === 'admin' && !opts.noAdmin) return p;
     if (!scopes.includes(p.scope)) {
-      throw new ExitnodeError(ApiErrors.FORBIDDEN, `a ${p.scope} token cannot do this; it needs a ${scopes.join(' or ')} token`);
+      throw new ExitnodeError(
+        ApiErrors.FORBIDDEN,
+        `a ${p.scope} token cannot do this; it needs a ${scopes.join(' or ')} token`,
+      );
     }
     return p;
   }
@@ -55,5 +62,9 @@ export class Auth {
 
 /** Refuses a farm token acting on another farm. */
 export function sameFarm(p: Principal, farm: string): void {
-  if (p.scope === 'farm' && p.subject !== farm) throw new ExitnodeError(ApiErrors.FORBIDDEN, `your token is for farm ${JSON.stringify(p.subject)}, not ${JSON.stringify(farm)}`);
+  if (p.scope === 'farm' && p.subject !== farm)
+    throw new ExitnodeError(
+      ApiErrors.FORBIDDEN,
+      `your token is for farm ${JSON.stringify(p.subject)}, not ${JSON.stringify(farm)}`,
+    );
 }

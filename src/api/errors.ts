@@ -2,10 +2,22 @@
 import { defineErrors } from '../core/errors.js';
 
 export const ApiErrors = defineErrors({
-  BAD_REQUEST: { status: 400, kind: 'input', summary: 'the request does not match the route\'s schema (body, path, query or headers), or its JSON is malformed' },
+  BAD_REQUEST: {
+    status: 400,
+    kind: 'input',
+    summary: "the request does not match the route's schema (body, path, query or headers), or its JSON is malformed",
+  },
   UNAUTHORIZED: { status: 401, kind: 'auth', summary: 'no bearer token, or a token TNoDB does not know' },
-  FORBIDDEN: { status: 403, kind: 'auth', summary: 'the token is valid but its scope (admin, farm, tenant, node) does not allow this request' },
+  FORBIDDEN: {
+    status: 403,
+    kind: 'auth',
+    summary: 'the token is valid but its scope (admin, farm, tenant, node) does not allow this request',
+  },
   NOT_FOUND: { status: 404, kind: 'input', summary: 'no such route (method and path); the routes are listed at /docs' },
   PAYLOAD_TOO_LARGE: { status: 413, kind: 'input', summary: 'the request body is larger than the server accepts' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, kind: 'input', summary: 'request bodies are JSON (Content-Type: application/json)' },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    kind: 'input',
+    summary: 'request bodies are JSON (Content-Type: application/json)',
+  },
 });

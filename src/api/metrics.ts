@@ -3,7 +3,11 @@ import type { Store } from '../store/index.js';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-interface Hist { counts: number[]; sum: number; count: number }
+interface Hist {
+  counts: number[];
+  sum: number;
+  count: number;
+}
 
 export class Metrics {
   private hist = new Map<string, Hist>();
@@ -25,13 +29,24 @@ export class Metrics {
     for (const s of st.slots) out.push(`exitnode_slot_nrs{allocation="${s.allocation}",slot="${s.slot}"} ${s.nrs}`);
     out.push('# HELP exitnode_slot_epoch The lease epoch of a slot.');
     out.push('# TYPE exitnode_slot_epoch gauge');
-    for (const s of st.slots) out.push(`exitnode_slot_epoch{allocation="${s.allocation}",slot="${s.slot}",node="${s.node ?? ''}"} ${s.epoch}`);
-    out.push('# HELP exitnode_nrs Network resources in TNoDB.', '# TYPE exitnode_nrs gauge', `exitnode_nrs ${st.resources}`);
-    out.push('# HELP exitnode_networks Tenant networks in TNoDB.', '# TYPE exitnode_networks gauge', `exitnode_networks ${st.networks}`);
+    for (const s of st.slots)
+      out.push(`exitnode_slot_epoch{allocation="${s.allocation}",slot="${s.slot}",node="${s.node ?? ''}"} ${s.epoch}`);
+    out.push(
+      '# HELP exitnode_nrs Network resources in TNoDB.',
+      '# TYPE exitnode_nrs gauge',
+      `exitnode_nrs ${st.resources}`,
+    );
+    out.push(
+      '# HELP exitnode_networks Tenant networks in TNoDB.',
+      '# TYPE exitnode_networks gauge',
+      `exitnode_networks ${st.networks}`,
+    );
     out.push('# HELP exitnode_http_request_duration_seconds HTTP request latency.');
     out.push('# TYPE exitnode_http_request_duration_seconds histogram');
     for (const [k, h] of this.hist) {
-      BUCKETS.forEach((b, i) => out.push(`exitnode_http_request_duration_seconds_bucket{${k},le="${b}"} ${h.counts[i]}`));
+      BUCKETS.forEach((b, i) =>
+        out.push(`exitnode_http_request_duration_seconds_bucket{${k},le="${b}"} ${h.counts[i]}`),
+      );
       out.push(`exitnode_http_request_duration_seconds_bucket{${k},le="+Inf"} ${h.count}`);
       out.push(`exitnode_http_request_duration_seconds_sum{${k}} ${h.sum}`);
       out.push(`exitnode_http_request_duration_seconds_count{${k}} ${h.count}`);

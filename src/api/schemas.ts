@@ -13,23 +13,44 @@ export const NUMBER_TEXT = { type: 'string', pattern: '^[0-9]{1,6}$' } as const;
 
 export const resource = {
   type: 'object',
-  properties: { id: { type: 'string' }, node: { type: 'string' }, prefix: { type: 'string' }, publicKey: { type: 'string' }, warning: { type: 'string' } },
+  properties: {
+    id: { type: 'string' },
+    node: { type: 'string' },
+    prefix: { type: 'string' },
+    publicKey: { type: 'string' },
+    warning: { type: 'string' },
+  },
 } as const;
 
 export const network = {
   type: 'object',
   properties: {
-    id: { type: 'string' }, name: { type: 'string' }, allocation: { type: 'integer' }, slot: { type: 'integer' }, exit: { type: 'string' },
-    resources: { type: 'array', items: resource }, warning: { type: 'string' },
+    id: { type: 'string' },
+    name: { type: 'string' },
+    allocation: { type: 'integer' },
+    slot: { type: 'integer' },
+    exit: { type: 'string' },
+    resources: { type: 'array', items: resource },
+    warning: { type: 'string' },
   },
 } as const;
 
 export const slot = {
   type: 'object',
   properties: {
-    allocation: { type: 'integer' }, slot: { type: 'integer' }, node: { type: ['string', 'null'] }, epoch: { type: 'integer' },
-    leaseExpiresAt: { type: ['integer', 'null'] }, nrs: { type: 'integer' }, ipv4: { type: 'string' }, warning: { type: 'string' },
-    renewedAt: { type: 'integer' }, movingTo: { type: 'string' }, health: { type: 'string' }, healthAt: { type: 'integer' }, now: { type: 'integer' },
+    allocation: { type: 'integer' },
+    slot: { type: 'integer' },
+    node: { type: ['string', 'null'] },
+    epoch: { type: 'integer' },
+    leaseExpiresAt: { type: ['integer', 'null'] },
+    nrs: { type: 'integer' },
+    ipv4: { type: 'string' },
+    warning: { type: 'string' },
+    renewedAt: { type: 'integer' },
+    movingTo: { type: 'string' },
+    health: { type: 'string' },
+    healthAt: { type: 'integer' },
+    now: { type: 'integer' },
   },
 } as const;
 
@@ -47,8 +68,17 @@ export const ipv4Pool = {
 export const allocation = {
   type: 'object',
   properties: {
-    number: { type: 'integer' }, farm: { type: 'string' }, prefix: { type: 'string' },
-    ipv4: { type: 'object', properties: { addresses: { type: 'array', items: { type: 'string' } }, prefixLength: { type: 'integer' }, gateway: { type: 'string' } } },
+    number: { type: 'integer' },
+    farm: { type: 'string' },
+    prefix: { type: 'string' },
+    ipv4: {
+      type: 'object',
+      properties: {
+        addresses: { type: 'array', items: { type: 'string' } },
+        prefixLength: { type: 'integer' },
+        gateway: { type: 'string' },
+      },
+    },
     upstream: { type: 'object', properties: { ll: { type: 'string' }, ip6: { type: 'string' } } },
     slots: { type: 'array', items: slot },
   },
@@ -57,8 +87,13 @@ export const allocation = {
 export const node = {
   type: 'object',
   properties: {
-    id: { type: 'string' }, farm: { type: 'string' }, publicIPv4: { type: 'string' }, publicIPv6: { type: 'string' },
-    exitCapable: { type: 'boolean' }, lastHeartbeat: { type: 'integer' }, healthy: { type: 'boolean' },
+    id: { type: 'string' },
+    farm: { type: 'string' },
+    publicIPv4: { type: 'string' },
+    publicIPv6: { type: 'string' },
+    exitCapable: { type: 'boolean' },
+    lastHeartbeat: { type: 'integer' },
+    healthy: { type: 'boolean' },
   },
 } as const;
 
@@ -66,16 +101,64 @@ export const nodeView = {
   type: 'object',
   properties: {
     version: { type: 'integer' },
-    node: { type: 'object', properties: { id: { type: 'string' }, publicIPv4: { type: 'string' }, publicIPv6: { type: 'string' } } },
-    allocations: { type: 'array', items: { type: 'object', properties: {
-      number: { type: 'integer' }, prefix: { type: 'string' },
-      upstream: { type: 'object', properties: { ll: { type: 'string' }, ip6: { type: 'string' }, ipv4Gateway: { type: 'string' }, ipv4PrefixLength: { type: 'integer' } } },
-    } } },
-    slots: { type: 'array', items: { type: 'object', properties: { allocation: { type: 'integer' }, slot: { type: 'integer' }, epoch: { type: 'integer' }, ipv4: { type: 'string' } } } },
-    networks: { type: 'array', items: { type: 'object', properties: {
-      id: { type: 'string' }, allocation: { type: 'integer' }, exit: { type: 'string' },
-      resources: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' }, publicKey: { type: 'string' }, endpoint: { type: 'string' } } } },
-    } } },
+    node: {
+      type: 'object',
+      properties: { id: { type: 'string' }, publicIPv4: { type: 'string' }, publicIPv6: { type: 'string' } },
+    },
+    allocations: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          number: { type: 'integer' },
+          prefix: { type: 'string' },
+          upstream: {
+            type: 'object',
+            properties: {
+              ll: { type: 'string' },
+              ip6: { type: 'string' },
+              ipv4Gateway: { type: 'string' },
+              ipv4PrefixLength: { type: 'integer' },
+            },
+          },
+        },
+      },
+    },
+    slots: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          allocation: { type: 'integer' },
+          slot: { type: 'integer' },
+          epoch: { type: 'integer' },
+          ipv4: { type: 'string' },
+        },
+      },
+    },
+    networks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          allocation: { type: 'integer' },
+          exit: { type: 'string' },
+          resources: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                id: { type: 'string' },
+                node: { type: 'string' },
+                publicKey: { type: 'string' },
+                endpoint: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
 

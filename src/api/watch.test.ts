@@ -5,16 +5,32 @@ import type { Store } from '../store/index.js';
 import { ViewWatch } from './watch.js';
 
 function fakeStore() {
-  const versions = new Map<string, number>([['a', 1], ['b', 1]]);
+  const versions = new Map<string, number>([
+    ['a', 1],
+    ['b', 1],
+  ]);
   const listeners = new Set<(n: string[]) => void>();
   let queries = 0;
   const store = {
-    versions: async (nodes: string[]) => { queries++; return new Map(nodes.filter((n) => versions.has(n)).map((n) => [n, versions.get(n)!])); },
-    onViewChange: (cb: (n: string[]) => void) => { listeners.add(cb); return () => listeners.delete(cb); },
+    versions: async (nodes: string[]) => {
+      queries++;
+      return new Map(nodes.filter((n) => versions.has(n)).map((n) => [n, versions.get(n)!]));
+    },
+    onViewChange: (cb: (n: string[]) => void) => {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
   } as unknown as Store;
   return {
-    store, versions, get queries() { return queries; },
-    write(node: string, local: boolean) { versions.set(node, versions.get(node)! + 1); if (local) for (const l of listeners) l(['*']); },
+    store,
+    versions,
+    get queries() {
+      return queries;
+    },
+    write(node: string, local: boolean) {
+      versions.set(node, versions.get(node)! + 1);
+      if (local) for (const l of listeners) l(['*']);
+    },
   };
 }
 

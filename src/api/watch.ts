@@ -6,7 +6,10 @@ import type { Store } from '../store/index.js';
 
 export const POLL_MS = 40;
 
-interface Waiter { after: number; done(changed: boolean): void }
+interface Waiter {
+  after: number;
+  done(changed: boolean): void;
+}
 
 export class ViewWatch {
   private waiters = new Map<string, Set<Waiter>>();
@@ -17,7 +20,10 @@ export class ViewWatch {
   /** Set at shutdown: waits end at once so that the server can close. */
   closed = false;
 
-  constructor(private store: Store, private pollMs = POLL_MS) {
+  constructor(
+    private store: Store,
+    private pollMs = POLL_MS,
+  ) {
     this.off = store.onViewChange(() => this.kick());
   }
 
@@ -33,7 +39,10 @@ export class ViewWatch {
           clearTimeout(t);
           set!.delete(w);
           if (!set!.size) this.waiters.delete(node);
-          if (!this.waiters.size && this.timer) { clearInterval(this.timer); this.timer = undefined; }
+          if (!this.waiters.size && this.timer) {
+            clearInterval(this.timer);
+            this.timer = undefined;
+          }
           resolve(changed);
         },
       };
@@ -50,11 +59,17 @@ export class ViewWatch {
 
   private kick(): void {
     if (!this.waiters.size) return;
-    if (this.checking) { this.again = true; return; }
+    if (this.checking) {
+      this.again = true;
+      return;
+    }
     this.checking = true;
     void this.check().finally(() => {
       this.checking = false;
-      if (this.again) { this.again = false; this.kick(); }
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
     });
   }
 

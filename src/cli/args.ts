@@ -13,7 +13,12 @@ export interface Parsed {
 
 export function parse(argv: string[], options: Options, usage: string): Parsed {
   try {
-    const r = parseArgs({ args: argv, options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args: argv,
+      options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
     return { values: r.values as Parsed['values'], positionals: r.positionals };
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '') : String(e);
@@ -24,7 +29,8 @@ export function parse(argv: string[], options: Options, usage: string): Parsed {
 /** A required option's string value, or a USAGE error naming it. */
 export function need(p: Parsed, name: string, usage: string): string {
   const v = p.values[name];
-  if (typeof v !== 'string' || v === '') throw new ExitnodeError(CoreErrors.USAGE, `--${name} is required; usage: ${usage}`);
+  if (typeof v !== 'string' || v === '')
+    throw new ExitnodeError(CoreErrors.USAGE, `--${name} is required; usage: ${usage}`);
   return v;
 }
 
@@ -40,7 +46,13 @@ export function flag(p: Parsed, name: string): boolean {
 /** Exactly `n` positionals, named in the usage error. */
 export function positionals(p: Parsed, names: string[], usage: string): string[] {
   if (p.positionals.length !== names.length) {
-    const what = p.positionals.length < names.length ? `missing ${names.slice(p.positionals.length).map((n) => `<${n}>`).join(' ')}` : `unexpected argument ${JSON.stringify(p.positionals[names.length])}`;
+    const what =
+      p.positionals.length < names.length
+        ? `missing ${names
+            .slice(p.positionals.length)
+            .map((n) => `<${n}>`)
+            .join(' ')}`
+        : `unexpected argument ${JSON.stringify(p.positionals[names.length])}`;
     throw new ExitnodeError(CoreErrors.USAGE, `${what}; usage: ${usage}`);
   }
   return p.positionals;

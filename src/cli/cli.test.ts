@@ -7,30 +7,65 @@ import { readFileSync } from 'node:fs';
 import { main } from './main.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8')) as {
-  valid: { input: { prefix: string; allocation: number; slot: number; nr: string }; plan: { allocation: unknown; slot: unknown } }[];
+  valid: {
+    input: { prefix: string; allocation: number; slot: number; nr: string };
+    plan: { allocation: unknown; slot: unknown };
+  }[];
   invalid: { prefix: string; allocation: number; slot: number; nr: string; why: string }[];
 };
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(argv, { out: (t) => { out += t.endsWith('\n') ? t : `${t}\n`; }, err: (t) => { err += t.endsWith('\n') ? t : `${t}\n`; } });
+  const code = await main(argv, {
+    out: (t) => {
+      out += t.endsWith('\n') ? t : `${t}\n`;
+    },
+    err: (t) => {
+      err += t.endsWith('\n') ? t : `${t}\n`;
+    },
+  });
   return { code, out, err };
 }
 
 describe('exitnode plan', () => {
   for (const v of vectors.valid) {
     it(`--json prints the vectors.json plan for ${v.input.nr}`, async () => {
-      const r = await run('plan', v.input.prefix, '--allocation', String(v.input.allocation), '--nr', v.input.nr, '--json');
+      const r = await run(
+        'plan',
+        v.input.prefix,
+        '--allocation',
+        String(v.input.allocation),
+        '--nr',
+        v.input.nr,
+        '--json',
+      );
       assert.equal(r.code, 0, r.err);
       assert.deepEqual(JSON.parse(r.out), v.plan);
-      const s = await run('plan', v.input.prefix, '--allocation', String(v.input.allocation), '--slot', String(v.input.slot), '--json');
+      const s = await run(
+        'plan',
+        v.input.prefix,
+        '--allocation',
+        String(v.input.allocation),
+        '--slot',
+        String(v.input.slot),
+        '--json',
+      );
       assert.deepEqual(JSON.parse(s.out), { allocation: v.plan.allocation, slot: v.plan.slot });
     });
   }
   for (const v of vectors.invalid) {
     it(`exit 2 and one line for ${v.why}: ${v.prefix} ${v.allocation} ${v.slot} ${v.nr}`, async () => {
-      const r = await run('plan', v.prefix, '--allocation', String(v.allocation), '--slot', String(v.slot), '--nr', v.nr);
+      const r = await run(
+        'plan',
+        v.prefix,
+        '--allocation',
+        String(v.allocation),
+        '--slot',
+        String(v.slot),
+        '--nr',
+        v.nr,
+      );
       assert.equal(r.code, 2);
       assert.equal(r.out, '');
       assert.equal(r.err.trimEnd().split('\n').length, 1, r.err);
@@ -75,7 +110,17 @@ describe('exitnode plan', () => {
 
 describe('exitnode explain', () => {
   it('--json gives the explanation object', async () => {
-    const r = await run('explain', '2a02:1802:5e:1abd::9', '--prefix', '2a02:1802:5e::/48', '--allocation', '1', '--exit', '1abc', '--json');
+    const r = await run(
+      'explain',
+      '2a02:1802:5e:1abd::9',
+      '--prefix',
+      '2a02:1802:5e::/48',
+      '--allocation',
+      '1',
+      '--exit',
+      '1abc',
+      '--json',
+    );
     assert.equal(r.code, 0, r.err);
     const e = JSON.parse(r.out);
     assert.equal(e.nr, '1abd');
@@ -91,15 +136,25 @@ describe('exitnode explain', () => {
 describe('the installed executable', () => {
   const bin = new URL('../../bin/exitnode.js', import.meta.url).pathname;
   it('runs plan and exits 0', () => {
-    const r = spawnSync(process.execPath, [bin, 'plan', '2001:db8::/48', '--allocation', '7', '--nr', '3fff', '--json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [bin, 'plan', '2001:db8::/48', '--allocation', '7', '--nr', '3fff', '--json'],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).nr.WGPort, 16383);
   });
   it('bad input: exit 2, one line on stderr, no stack trace; --debug adds the stack', () => {
-    const r = spawnSync(process.execPath, [bin, 'plan', '2001:db8::/47', '--allocation', '7', '--slot', '1'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, 'plan', '2001:db8::/47', '--allocation', '7', '--slot', '1'], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 2);
     assert.equal(r.stderr, 'exitnode: "2001:db8::/47" is a /47; a farm allocation must be exactly a /48\n');
-    const d = spawnSync(process.execPath, [bin, 'plan', '2001:db8::/47', '--allocation', '7', '--slot', '1', '--debug'], { encoding: 'utf8' });
+    const d = spawnSync(
+      process.execPath,
+      [bin, 'plan', '2001:db8::/47', '--allocation', '7', '--slot', '1', '--debug'],
+      { encoding: 'utf8' },
+    );
     assert.equal(d.status, 2);
     assert.match(d.stderr, /\n\s+at /);
   });

@@ -41,7 +41,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     if (name === '--version' || name === 'version') {
       const { readFileSync } = await import('node:fs');
-      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+        version: string;
+      };
       io.out(`exitnode ${pkg.version}`);
       return 0;
     }

@@ -14,7 +14,10 @@ export const clientOptions: Options = {
 export const CLIENT_USAGE = '[--server URL] [--token T] [--json]   (or EXITNODE_SERVER, EXITNODE_TOKEN)';
 
 export function clientFrom(p: Parsed): TnodbClient {
-  const server = (typeof p.values.server === 'string' ? p.values.server : undefined) ?? process.env.EXITNODE_SERVER ?? DEFAULT_SERVER;
+  const server =
+    (typeof p.values.server === 'string' ? p.values.server : undefined) ??
+    process.env.EXITNODE_SERVER ??
+    DEFAULT_SERVER;
   const token = (typeof p.values.token === 'string' ? p.values.token : undefined) ?? process.env.EXITNODE_TOKEN;
   return new TnodbClient({ server, ...(token ? { token } : {}) });
 }

@@ -2,7 +2,19 @@
 import { defineErrors } from '../core/errors.js';
 
 export const ClientErrors = defineErrors({
-  SERVER_UNREACHABLE: { status: 503, kind: 'unavailable', summary: 'the TNoDB server did not answer (connection refused, timeout, DNS)' },
-  SERVER_REFUSED: { status: 400, kind: 'input', summary: 'the TNoDB server refused the request (4xx); the message is the server\'s' },
-  SERVER_FAILED: { status: 502, kind: 'unavailable', summary: 'the TNoDB server failed (5xx) or answered something that is not its API' },
+  SERVER_UNREACHABLE: {
+    status: 503,
+    kind: 'unavailable',
+    summary: 'the TNoDB server did not answer (connection refused, timeout, DNS)',
+  },
+  SERVER_REFUSED: {
+    status: 400,
+    kind: 'input',
+    summary: "the TNoDB server refused the request (4xx); the message is the server's",
+  },
+  SERVER_FAILED: {
+    status: 502,
+    kind: 'unavailable',
+    summary: 'the TNoDB server failed (5xx) or answered something that is not its API',
+  },
 });

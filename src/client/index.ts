@@ -3,10 +3,29 @@
 // message, details {status, code}), SERVER_FAILED (5xx).
 import { ExitnodeError } from '../core/errors.js';
 import { ClientErrors } from './errors.js';
-import type { AllocationRecord, Ipv4Pool, HeartbeatReport, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord } from '../store/types.js';
+import type {
+  AllocationRecord,
+  Ipv4Pool,
+  HeartbeatReport,
+  LeaseRecord,
+  NetworkRecord,
+  NodeRecord,
+  NodeView,
+  ResourceRecord,
+  SlotRecord,
+} from '../store/types.js';
 
 export { ClientErrors } from './errors.js';
-export type { AllocationRecord, Ipv4Pool, LeaseRecord, NetworkRecord, NodeRecord, NodeView, ResourceRecord, SlotRecord };
+export type {
+  AllocationRecord,
+  Ipv4Pool,
+  LeaseRecord,
+  NetworkRecord,
+  NodeRecord,
+  NodeView,
+  ResourceRecord,
+  SlotRecord,
+};
 
 export interface ClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8440 */
@@ -32,7 +51,12 @@ export class TnodbClient {
     return new TnodbClient({ server: this.server, token, timeoutMs: this.timeoutMs });
   }
 
-  async request<T>(method: string, path: string, body?: unknown, o: { headers?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal; text?: boolean } = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    o: { headers?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal; text?: boolean } = {},
+  ): Promise<T> {
     const headers: Record<string, string> = { ...o.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -40,12 +64,19 @@ export class TnodbClient {
     if (o.signal) signals.push(o.signal);
     let res: Response;
     try {
-      res = await fetch(`${this.server}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.any(signals) });
+      res = await fetch(`${this.server}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.any(signals),
+      });
     } catch (e) {
       if (o.signal?.aborted) throw e;
       const c = (e as { cause?: { code?: string; message?: string } }).cause;
       const cause = c?.code ?? c?.message ?? (e as Error).message;
-      throw new ExitnodeError(ClientErrors.SERVER_UNREACHABLE, `cannot reach server at ${this.server} (${cause})`, { cause });
+      throw new ExitnodeError(ClientErrors.SERVER_UNREACHABLE, `cannot reach server at ${this.server} (${cause})`, {
+        cause,
+      });
     }
     const text = await res.text();
     if (res.ok) {
@@ -54,35 +85,72 @@ export class TnodbClient {
       try {
         return JSON.parse(text) as T;
       } catch {
-        throw new ExitnodeError(ClientErrors.SERVER_FAILED, `server at ${this.server} answered ${method} ${path} with something that is not JSON`);
+        throw new ExitnodeError(
+          ClientErrors.SERVER_FAILED,
+          `server at ${this.server} answered ${method} ${path} with something that is not JSON`,
+        );
       }
     }
     let err: { code?: string; message?: string } | undefined;
     try {
       err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-    } catch { /* not our API */ }
+    } catch {
+      /* not our API */
+    }
     const message = err?.message ?? `${method} ${path}: HTTP ${res.status}`;
-    throw new ExitnodeError(res.status < 500 ? ClientErrors.SERVER_REFUSED : ClientErrors.SERVER_FAILED, message, { status: res.status, code: err?.code });
+    throw new ExitnodeError(res.status < 500 ? ClientErrors.SERVER_REFUSED : ClientErrors.SERVER_FAILED, message, {
+      status: res.status,
+      code: err?.code,
+    });
   }
 
   // ---- admin ----
-  createFarm(name: string): Promise<{ id: string; token: string }> { return this.request('POST', '/v1/farms', { name }); }
-  createTenant(name: string): Promise<{ id: string; token: string }> { return this.request('POST', '/v1/tenants', { name }); }
+  createFarm(name: string): Promise<{ id: string; token: string }> {
+    return this.request('POST', '/v1/farms', { name });
+  }
+  createTenant(name: string): Promise<{ id: string; token: string }> {
+    return this.request('POST', '/v1/tenants', { name });
+  }
 
   // ---- farm ----
-  addAllocation(a: { farm: string; prefix: string; number?: number; ipv4?: Ipv4Pool; upstream?: { ll?: string; ip6?: string } }): Promise<AllocationRecord> {
+  addAllocation(a: {
+    farm: string;
+    prefix: string;
+    number?: number;
+    ipv4?: Ipv4Pool;
+    upstream?: { ll?: string; ip6?: string };
+  }): Promise<AllocationRecord> {
     return this.request('POST', '/v1/allocations', a);
   }
-  getAllocation(number: number): Promise<AllocationRecord & { slots: SlotRecord[] }> { return this.request('GET', `/v1/allocations/${number}`); }
-  listAllocations(): Promise<AllocationRecord[]> { return this.request('GET', '/v1/allocations'); }
-  addNode(n: { farm: string; id: string; publicIPv4?: string; publicIPv6?: string; exitCapable: boolean }): Promise<{ id: string; token: string }> {
+  getAllocation(number: number): Promise<AllocationRecord & { slots: SlotRecord[] }> {
+    return this.request('GET', `/v1/allocations/${number}`);
+  }
+  listAllocations(): Promise<AllocationRecord[]> {
+    return this.request('GET', '/v1/allocations');
+  }
+  addNode(n: {
+    farm: string;
+    id: string;
+    publicIPv4?: string;
+    publicIPv6?: string;
+    exitCapable: boolean;
+  }): Promise<{ id: string; token: string }> {
     return this.request('POST', '/v1/nodes', n);
   }
-  getNode(id: string): Promise<NodeRecord> { return this.request('GET', `/v1/nodes/${encodeURIComponent(id)}`); }
+  getNode(id: string): Promise<NodeRecord> {
+    return this.request('GET', `/v1/nodes/${encodeURIComponent(id)}`);
+  }
   assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
     return this.request('PUT', `/v1/allocations/${allocation}/slots/${slot}`, { node });
   }
-  farmStatus(farm: string): Promise<{ id: string; allocations: (AllocationRecord & { slots: (SlotRecord & { warning?: string })[] })[]; nodes: NodeRecord[]; warnings: string[] }> {
+  farmStatus(
+    farm: string,
+  ): Promise<{
+    id: string;
+    allocations: (AllocationRecord & { slots: (SlotRecord & { warning?: string })[] })[];
+    nodes: NodeRecord[];
+    warnings: string[];
+  }> {
     return this.request('GET', `/v1/farms/${encodeURIComponent(farm)}`);
   }
   upstream(allocation: number, router: string, iface: string, via?: 'll' | 'global'): Promise<string> {
@@ -91,20 +159,45 @@ export class TnodbClient {
   }
 
   // ---- tenant ----
-  createNetwork(name: string, allocation?: number, idempotencyKey?: string): Promise<NetworkRecord & { warning?: string }> {
-    return this.request('POST', '/v1/networks', { name, ...(allocation !== undefined ? { allocation } : {}) }, idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {});
+  createNetwork(
+    name: string,
+    allocation?: number,
+    idempotencyKey?: string,
+  ): Promise<NetworkRecord & { warning?: string }> {
+    return this.request(
+      'POST',
+      '/v1/networks',
+      { name, ...(allocation !== undefined ? { allocation } : {}) },
+      idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {},
+    );
   }
   addResource(network: string, node: string, idempotencyKey?: string): Promise<ResourceRecord & { warning?: string }> {
-    return this.request('POST', `/v1/networks/${encodeURIComponent(network)}/resources`, { node }, idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {});
+    return this.request(
+      'POST',
+      `/v1/networks/${encodeURIComponent(network)}/resources`,
+      { node },
+      idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {},
+    );
   }
-  removeResource(network: string, nr: string): Promise<void> { return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}`); }
-  deleteNetwork(network: string): Promise<void> { return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}`); }
-  getNetwork(network: string): Promise<NetworkRecord> { return this.request('GET', `/v1/networks/${encodeURIComponent(network)}`); }
-  listNetworks(): Promise<NetworkRecord[]> { return this.request('GET', '/v1/networks'); }
+  removeResource(network: string, nr: string): Promise<void> {
+    return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}`);
+  }
+  deleteNetwork(network: string): Promise<void> {
+    return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}`);
+  }
+  getNetwork(network: string): Promise<NetworkRecord> {
+    return this.request('GET', `/v1/networks/${encodeURIComponent(network)}`);
+  }
+  listNetworks(): Promise<NetworkRecord[]> {
+    return this.request('GET', '/v1/networks');
+  }
 
   // ---- node (the agent) ----
   /** Renews the leases of the slots this node holds; the answer lists them with their epochs. */
-  heartbeat(node: string, report?: HeartbeatReport): Promise<{ slots: LeaseRecord[]; now?: number; leaseTtlMs?: number; fenceMarginMs?: number }> {
+  heartbeat(
+    node: string,
+    report?: HeartbeatReport,
+  ): Promise<{ slots: LeaseRecord[]; now?: number; leaseTtlMs?: number; fenceMarginMs?: number }> {
     return this.request('POST', `/v1/nodes/${encodeURIComponent(node)}/heartbeat`, report);
   }
   /** Planned move of a slot (farm): the holder fences and releases it, then NODE builds it. */
@@ -118,12 +211,17 @@ export class TnodbClient {
     if (o.waitS !== undefined) qs.set('wait', String(o.waitS));
     const s = qs.toString();
     return this.request('GET', `/v1/nodes/${encodeURIComponent(node)}/view${s ? `?${s}` : ''}`, undefined, {
-      timeoutMs: this.timeoutMs + (o.after !== undefined ? (o.waitS ?? 30) * 1000 : 0), ...(o.signal ? { signal: o.signal } : {}),
+      timeoutMs: this.timeoutMs + (o.after !== undefined ? (o.waitS ?? 30) * 1000 : 0),
+      ...(o.signal ? { signal: o.signal } : {}),
     });
   }
   /** Publishes the WireGuard public key of an NR this node hosts. */
   publishKey(network: string, nr: string, publicKey: string): Promise<void> {
-    return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/key`, { publicKey });
+    return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/key`, {
+      publicKey,
+    });
   }
-  health(): Promise<{ status: string; driver: string }> { return this.request('GET', '/healthz'); }
+  health(): Promise<{ status: string; driver: string }> {
+    return this.request('GET', '/healthz');
+  }
 }

@@ -12,7 +12,9 @@ import { parseNodeConfig } from '../agent/config.js';
 
 const dir = new URL('../../test/fixtures/views/', import.meta.url).pathname;
 
-for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
+for (const f of readdirSync(dir)
+  .filter((x) => x.endsWith('.json'))
+  .sort()) {
   test(`golden: ${f}`, () => {
     const { config, view } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { config: unknown; view: unknown };
     const text = desiredText(compile(parseNodeView(view), parseNodeConfig(config)));
@@ -49,23 +51,34 @@ test('gateway of DESIGN.md section 3: one route pair per NR of the TN, via the E
     'net-1abc-1 addr 2a02:1802:5e:1abc::1/64 dev veth-1abc-1 nodad',
     '(host) link vbr-1abc-1 veth (veth peer veth-1abc-1 in net-1abc-1) master br-1abc-1',
     'gw-1-1 link pub-1-1 macvlan (macvlan on eth1 in (host))',
-  ]) assert.ok(text.includes(`${line}\n`), `missing: ${line}`);
+  ])
+    assert.ok(text.includes(`${line}\n`), `missing: ${line}`);
   // The uplink keeps DAD; a NR in another slot's id range never appears in this gateway.
   assert.ok(!/addr fe80::1000:0:0:1\/64 dev pub-1-1 nodad/.test(text));
-  assert.ok(text.includes('gw-1-1 route 2a02:1802:5e:1235::/64 via fe80::1abc:1 dev to-1abc-1\n'), 'an NR on a node without a public address is routed too');
+  assert.ok(
+    text.includes('gw-1-1 route 2a02:1802:5e:1235::/64 via fe80::1abc:1 dev to-1abc-1\n'),
+    'an NR on a node without a public address is routed too',
+  );
 });
 
 test('non-exit NR: defaults into WireGuard with its own source, exit peer carries ::/0 and 0.0.0.0/0, keepalive without public address', () => {
   const text = desiredText(load('nr-only-sim.json'));
   assert.ok(text.includes('n2-net-1abd-401 route ::/0 dev wg-1abd-401 src 2001:db8:5e:1abd::1\n'));
   assert.ok(text.includes('n2-net-1abd-401 route 0.0.0.0/0 dev wg-1abd-401 src 10.26.189.1\n'));
-  assert.ok(text.includes('wg wg-1abd-401 peer zeneXLwfm/zNJ/4VDuaCJHYMH4YoG5UbPd7J1fpnsTs= allowed 2001:db8:5e:1abc::/64,10.26.188.0/24,10.255.26.188/32,fe80::1abc/128,::/0,0.0.0.0/0 endpoint 192.0.2.1:6844 keepalive 25\n'));
+  assert.ok(
+    text.includes(
+      'wg wg-1abd-401 peer zeneXLwfm/zNJ/4VDuaCJHYMH4YoG5UbPd7J1fpnsTs= allowed 2001:db8:5e:1abc::/64,10.26.188.0/24,10.255.26.188/32,fe80::1abc/128,::/0,0.0.0.0/0 endpoint 192.0.2.1:6844 keepalive 25\n',
+    ),
+  );
   assert.ok(!text.includes('gw-'), 'no gateway on a node without a slot');
   assert.ok(!text.includes('nft'), 'no nft outside gateways');
 });
 
 test('a TN compiled before is handed over as the same objects; the result is the one a fresh compile gives', () => {
-  const { config, view } = JSON.parse(readFileSync(join(dir, 'two-tns.json'), 'utf8')) as { config: unknown; view: unknown };
+  const { config, view } = JSON.parse(readFileSync(join(dir, 'two-tns.json'), 'utf8')) as {
+    config: unknown;
+    view: unknown;
+  };
   const c = parseNodeConfig(config);
   const v = (): ReturnType<typeof parseNodeView> => parseNodeView(structuredClone(view));
   const fresh = desiredText(compile(v(), c));
@@ -77,7 +90,10 @@ test('a TN compiled before is handed over as the same objects; the result is the
   const gw1 = first.namespaces.find((n) => n.name === 'gw-1-1')!;
   const gw2 = second.namespaces.find((n) => n.name === 'gw-1-1')!;
   const ofTn = (routes: typeof gw1.routes, dev: string): typeof gw1.routes => routes.filter((r) => r.dev === dev);
-  assert.ok(ofTn(gw2.routes, 'to-1abe-1').every((r, i) => r === ofTn(gw1.routes, 'to-1abe-1')[i]), 'unchanged TN: identical route objects');
+  assert.ok(
+    ofTn(gw2.routes, 'to-1abe-1').every((r, i) => r === ofTn(gw1.routes, 'to-1abe-1')[i]),
+    'unchanged TN: identical route objects',
+  );
   assert.ok(!ofTn(gw2.routes, 'to-1abc-1').some((r) => gw1.routes.includes(r)), 'changed TN: new route objects');
   assert.ok(!desiredText(second).includes('1abd::/64 via'), 'the removed NR has no gateway route');
   // Back to the first view: what a compile without any history gives, line for line.

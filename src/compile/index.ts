@@ -5,13 +5,48 @@
 import { createHash } from 'node:crypto';
 import { Ip4, Ip4Prefix } from '../core/ip.js';
 import {
-  allocation as mkAllocation, epPubLL, GW_TO_EP_IP4, gwPubIP6, gwPubLL, gwToEpLL, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4,
-  nrRouting4, parseNrIdText, planNr, planSlot, slotOfNr, wgAllowedIPs, type Allocation,
+  allocation as mkAllocation,
+  epPubLL,
+  GW_TO_EP_IP4,
+  gwPubIP6,
+  gwPubLL,
+  gwToEpLL,
+  nrLocalIP4,
+  nrLocalIP6,
+  nrPrefix,
+  nrPrefix4,
+  nrRouting4,
+  parseNrIdText,
+  planNr,
+  planSlot,
+  slotOfNr,
+  wgAllowedIPs,
+  type Allocation,
 } from '../core/plan.js';
-import { gatewayNamespace, keyFileName, NFT_FILTER, NFT_NAT, NFT_SET_SRC4, NFT_SET_SRC4_HOST, NFT_SET_SRC6, nrNamespace, uplinkPeerName } from '../core/ownership.js';
+import {
+  gatewayNamespace,
+  keyFileName,
+  NFT_FILTER,
+  NFT_NAT,
+  NFT_SET_SRC4,
+  NFT_SET_SRC4_HOST,
+  NFT_SET_SRC6,
+  nrNamespace,
+  uplinkPeerName,
+} from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import type { NodeConfig } from '../agent/config.js';
-import type { DesiredState, LinkSpec, NftElement, NftTableSpec, NsRole, NsSpec, RouteSpec, WgPeerSpec, WgSpec } from './desired.js';
+import type {
+  DesiredState,
+  LinkSpec,
+  NftElement,
+  NftTableSpec,
+  NsRole,
+  NsSpec,
+  RouteSpec,
+  WgPeerSpec,
+  WgSpec,
+} from './desired.js';
 
 export type { DesiredState } from './desired.js';
 
@@ -52,12 +87,24 @@ function stable(r: RouteSpec): RouteSpec {
   return have;
 }
 
-function gatewayPart(a: Allocation, exitId: number, to: string, resources: NodeView['networks'][number]['resources']): GatewayPart {
+function gatewayPart(
+  a: Allocation,
+  exitId: number,
+  to: string,
+  resources: NodeView['networks'][number]['resources'],
+): GatewayPart {
   let key = `${a.number} ${a.prefix.toString()} ${exitId} ${to}`;
   for (const r of resources) key += ` ${r.id}`;
   const have = parts.get(key);
   if (have) return have;
-  const p: GatewayPart = { key, ifname: to, routes: [], src6: [{ ifname: to, prefix: 'fe80::/64' }], src4: [], src4h: [{ ifname: to, prefix: `${nrRouting4(exitId)}/32` }] };
+  const p: GatewayPart = {
+    key,
+    ifname: to,
+    routes: [],
+    src6: [{ ifname: to, prefix: 'fe80::/64' }],
+    src4: [],
+    src4h: [{ ifname: to, prefix: `${nrRouting4(exitId)}/32` }],
+  };
   const via6 = epPubLL(exitId).toString();
   const via4 = nrRouting4(exitId).toString();
   for (const r of resources) {
@@ -113,18 +160,29 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
     const link: LinkSpec = { name: up, kind: u.kind === 'veth' ? 'veth' : u.kind };
     if (u.kind === 'veth') {
       link.create = { how: 'veth', peer: uplinkPeerName(s.slot, a.number), peerNs: u.peerNamespace };
-      ns(u.peerNamespace, 'segment').links.push({ name: uplinkPeerName(s.slot, a.number), kind: 'veth', master: u.bridge });
+      ns(u.peerNamespace, 'segment').links.push({
+        name: uplinkPeerName(s.slot, a.number),
+        kind: 'veth',
+        master: u.bridge,
+      });
     } else if (u.kind === 'macvlan') link.create = { how: 'macvlan', parent: u.parent, parentNs: config.rootNamespace };
     else link.create = { how: 'nic', device: u.device, fromNs: config.rootNamespace };
     g.links.push(link);
-    Object.assign(g.sysctls, FORWARDING, { [`net.ipv6.conf.${up}.ndisc_notify`]: '1', [`net.ipv4.conf.${up}.arp_notify`]: '1' });
+    Object.assign(g.sysctls, FORWARDING, {
+      [`net.ipv6.conf.${up}.ndisc_notify`]: '1',
+      [`net.ipv4.conf.${up}.arp_notify`]: '1',
+    });
     // The uplink keeps DAD: a second guard against two gateways answering for one slot.
-    g.addrs.push({ dev: up, addr: `${gwPubLL(s.slot)}/64`, nodad: false }, { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false });
+    g.addrs.push(
+      { dev: up, addr: `${gwPubLL(s.slot)}/64`, nodad: false },
+      { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false },
+    );
     // Stable objects, like the TN parts: diff trims identical runs from both ends of the list.
     g.routes.push(stable({ dst: '::/0', via: v.upstream.ll, dev: up }));
     if (s.ipv4 !== undefined) {
       g.addrs.push({ dev: up, addr: `${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`, nodad: false });
-      if (v.upstream.ipv4Gateway !== undefined) g.routes.push(stable({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
+      if (v.upstream.ipv4Gateway !== undefined)
+        g.routes.push(stable({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
     }
     gateways.set(`${s.allocation}/${s.slot}`, { spec: g, parts: [], slot: s });
   }
@@ -140,8 +198,15 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
     const ep = planNr(a, exitId);
     if (gw) {
       const g = gw.spec;
-      g.links.push({ name: ep.GWtoEPName, kind: 'veth', create: { how: 'veth', peer: ep.EPPubName, peerNs: nrNamespace(px, ep.id, A) } });
-      g.addrs.push({ dev: ep.GWtoEPName, addr: ep.GWtoEPLL, nodad: true }, { dev: ep.GWtoEPName, addr: ep.GWtoEPIP4, nodad: true });
+      g.links.push({
+        name: ep.GWtoEPName,
+        kind: 'veth',
+        create: { how: 'veth', peer: ep.EPPubName, peerNs: nrNamespace(px, ep.id, A) },
+      });
+      g.addrs.push(
+        { dev: ep.GWtoEPName, addr: ep.GWtoEPLL, nodad: true },
+        { dev: ep.GWtoEPName, addr: ep.GWtoEPIP4, nodad: true },
+      );
       const part = gatewayPart(a, exitId, ep.GWtoEPName, tn.resources);
       gw.parts.push(part);
       nextParts.set(part.key, part);
@@ -155,9 +220,17 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       Object.assign(s.sysctls, FORWARDING);
       // The workload side: veth-h-A here, vbr-h-A in br-h-A of the root namespace.
       root.links.push({ name: n.BridgeName, kind: 'bridge', create: { how: 'bridge' } });
-      root.links.push({ name: `vbr-${n.id}-${A}`, kind: 'veth', create: { how: 'veth', peer: n.NRLocalName, peerNs: s.name }, master: n.BridgeName });
+      root.links.push({
+        name: `vbr-${n.id}-${A}`,
+        kind: 'veth',
+        create: { how: 'veth', peer: n.NRLocalName, peerNs: s.name },
+        master: n.BridgeName,
+      });
       s.links.push({ name: n.NRLocalName, kind: 'veth', kernelLinkLocal: true });
-      s.addrs.push({ dev: n.NRLocalName, addr: n.NRLocalIP6, nodad: true }, { dev: n.NRLocalName, addr: n.NRLocalIP4, nodad: true });
+      s.addrs.push(
+        { dev: n.NRLocalName, addr: n.NRLocalIP6, nodad: true },
+        { dev: n.NRLocalName, addr: n.NRLocalIP4, nodad: true },
+      );
       const wgOn = config.wireguard !== 'none';
       if (wgOn) {
         s.links.push({ name: n.WGName, kind: 'wireguard', create: { how: 'wireguard', fromNs: pub.name } });
@@ -178,7 +251,10 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       if (isExit) {
         if (gw) {
           s.links.push({ name: n.EPPubName, kind: 'veth' });
-          s.addrs.push({ dev: n.EPPubName, addr: n.EPPubLL, nodad: true }, { dev: n.EPPubName, addr: n.EPPubIP4R, nodad: true });
+          s.addrs.push(
+            { dev: n.EPPubName, addr: n.EPPubLL, nodad: true },
+            { dev: n.EPPubName, addr: n.EPPubIP4R, nodad: true },
+          );
           s.routes.push({ dst: '::/0', via: gwToEpLL(id).toString(), dev: n.EPPubName });
           s.routes.push({ dst: '0.0.0.0/0', via: GW_TO_EP_IP4, dev: n.EPPubName, onlink: true });
         }
@@ -186,7 +262,10 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
           for (const o of tn.resources) {
             if (o.id === r.id) continue;
             const oid = parseNrIdText(o.id);
-            s.routes.push({ dst: nrPrefix(a, oid).toString(), dev: n.WGName }, { dst: nrPrefix4(oid).toString(), dev: n.WGName });
+            s.routes.push(
+              { dst: nrPrefix(a, oid).toString(), dev: n.WGName },
+              { dst: nrPrefix4(oid).toString(), dev: n.WGName },
+            );
           }
         }
       } else if (wgOn) {
@@ -199,7 +278,13 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
   for (const gw of gateways.values()) {
     const { spec, parts } = gw;
     for (const p of parts) for (const r of p.routes) spec.routes.push(r);
-    spec.nft.push(...gatewayNft(gw.slot, { [NFT_SET_SRC6]: joinElements(parts, 'src6'), [NFT_SET_SRC4]: joinElements(parts, 'src4'), [NFT_SET_SRC4_HOST]: joinElements(parts, 'src4h') }));
+    spec.nft.push(
+      ...gatewayNft(gw.slot, {
+        [NFT_SET_SRC6]: joinElements(parts, 'src6'),
+        [NFT_SET_SRC4]: joinElements(parts, 'src4'),
+        [NFT_SET_SRC4_HOST]: joinElements(parts, 'src4h'),
+      }),
+    );
   }
   parts = nextParts;
   routes = nextRoutes;
@@ -230,7 +315,10 @@ function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<
  * of the table text, which is how `observe` tells that the rules are still the ones we wrote:
  * nft 1.0.6 does not return table comments in JSON, and its JSON rules are not the text we write.
  */
-function gatewayNft(slot: { slot: number; allocation: number; ipv4?: string }, sets: Record<string, NftElement[]>): NftTableSpec[] {
+function gatewayNft(
+  slot: { slot: number; allocation: number; ipv4?: string },
+  sets: Record<string, NftElement[]>,
+): NftTableSpec[] {
   const up = `pub-${slot.slot}-${slot.allocation}`;
   const out: NftTableSpec[] = [];
   if (slot.ipv4 !== undefined) {

@@ -15,20 +15,32 @@ export function desiredText(d: DesiredState): string {
       else if (c?.how === 'macvlan') how = `macvlan on ${c.parent} in ${c.parentNs || '(host)'}`;
       else if (c?.how === 'nic') how = `NIC ${c.device} from ${c.fromNs || '(host)'}`;
       else if (c?.how === 'wireguard') how = `wireguard created in ${c.fromNs || '(host)'}`;
-      lines.push(`${at} link ${l.name} ${l.kind} (${how})${l.master ? ` master ${l.master}` : ''}${l.kernelLinkLocal ? ' kernel-ll' : ''}`);
+      lines.push(
+        `${at} link ${l.name} ${l.kind} (${how})${l.master ? ` master ${l.master}` : ''}${l.kernelLinkLocal ? ' kernel-ll' : ''}`,
+      );
     }
-    for (const a of ns.addrs) lines.push(`${at} addr ${a.addr} dev ${a.dev}${a.nodad && a.addr.includes(':') ? ' nodad' : ''}`);
-    for (const r of ns.routes) lines.push(`${at} route ${r.dst}${r.via ? ` via ${r.via}` : ''} dev ${r.dev}${r.onlink ? ' onlink' : ''}${r.src ? ` src ${r.src}` : ''}`);
+    for (const a of ns.addrs)
+      lines.push(`${at} addr ${a.addr} dev ${a.dev}${a.nodad && a.addr.includes(':') ? ' nodad' : ''}`);
+    for (const r of ns.routes)
+      lines.push(
+        `${at} route ${r.dst}${r.via ? ` via ${r.via}` : ''} dev ${r.dev}${r.onlink ? ' onlink' : ''}${r.src ? ` src ${r.src}` : ''}`,
+      );
     for (const [k, v] of Object.entries(ns.sysctls)) lines.push(`${at} sysctl ${k}=${v}`);
     for (const t of ns.nft) {
       lines.push(`${at} nft table ${t.family} ${t.name} ${t.hash}`);
-      for (const body of t.body.split('\n')) if (/^\s+(iifname|oifname)/.test(body)) lines.push(`${at} nft rule ${t.family} ${t.name}: ${body.trim().replace(/ comment .*$/, '')}`);
-      for (const [set, els] of Object.entries(t.sets)) for (const e of els) lines.push(`${at} nft element ${t.family} ${t.name} ${set} "${e.ifname}" . ${e.prefix}`);
+      for (const body of t.body.split('\n'))
+        if (/^\s+(iifname|oifname)/.test(body))
+          lines.push(`${at} nft rule ${t.family} ${t.name}: ${body.trim().replace(/ comment .*$/, '')}`);
+      for (const [set, els] of Object.entries(t.sets))
+        for (const e of els) lines.push(`${at} nft element ${t.family} ${t.name} ${set} "${e.ifname}" . ${e.prefix}`);
     }
   }
   for (const w of d.wireguard) {
     lines.push(`wg ${w.name} in ${w.ns} port ${w.listenPort} key ${w.keyFile}`);
-    for (const p of w.peers) lines.push(`wg ${w.name} peer ${p.publicKey} allowed ${p.allowedIps.join(',')}${p.endpoint ? ` endpoint ${p.endpoint}` : ''}${p.keepalive ? ` keepalive ${p.keepalive}` : ''}`);
+    for (const p of w.peers)
+      lines.push(
+        `wg ${w.name} peer ${p.publicKey} allowed ${p.allowedIps.join(',')}${p.endpoint ? ` endpoint ${p.endpoint}` : ''}${p.keepalive ? ` keepalive ${p.keepalive}` : ''}`,
+      );
   }
   return lines.sort().join('\n') + '\n';
 }

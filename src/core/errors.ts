@@ -75,22 +75,62 @@ export function q(v: unknown): string {
 }
 
 export const CoreErrors = defineErrors({
-  ADDRESS_SYNTAX: { status: 400, kind: 'input', summary: 'the text is not an IPv6 or IPv4 address in a form RFC 4291 / RFC 791 allows' },
-  PREFIX_SYNTAX: { status: 400, kind: 'input', summary: 'the text is not ADDRESS/LENGTH with a length that fits the address family' },
-  PREFIX_HOST_BITS: { status: 400, kind: 'input', summary: 'a prefix has bits set below its length (write the network address)' },
+  ADDRESS_SYNTAX: {
+    status: 400,
+    kind: 'input',
+    summary: 'the text is not an IPv6 or IPv4 address in a form RFC 4291 / RFC 791 allows',
+  },
+  PREFIX_SYNTAX: {
+    status: 400,
+    kind: 'input',
+    summary: 'the text is not ADDRESS/LENGTH with a length that fits the address family',
+  },
+  PREFIX_HOST_BITS: {
+    status: 400,
+    kind: 'input',
+    summary: 'a prefix has bits set below its length (write the network address)',
+  },
   NOT_IPV6: { status: 400, kind: 'input', summary: 'an IPv6 value was required and an IPv4 one was given' },
   NOT_IPV4: { status: 400, kind: 'input', summary: 'an IPv4 value was required and an IPv6 one was given' },
   PREFIX_NOT_48: { status: 400, kind: 'input', summary: 'a farm allocation must be exactly a /48' },
-  PREFIX_NOT_GLOBAL: { status: 400, kind: 'input', summary: 'a farm allocation must be unicast and not link-local (fe80::/10) or multicast (ff00::/8)' },
+  PREFIX_NOT_GLOBAL: {
+    status: 400,
+    kind: 'input',
+    summary: 'a farm allocation must be unicast and not link-local (fe80::/10) or multicast (ff00::/8)',
+  },
   ALLOCATION_RANGE: { status: 400, kind: 'input', summary: 'the allocation number must be an integer from 1 to 65535' },
-  SLOT_PREFIXZERO: { status: 400, kind: 'input', summary: 'slot 0 is PrefixZero, the upstream segment; it never holds NRs' },
+  SLOT_PREFIXZERO: {
+    status: 400,
+    kind: 'input',
+    summary: 'slot 0 is PrefixZero, the upstream segment; it never holds NRs',
+  },
   SLOT_RANGE: { status: 400, kind: 'input', summary: 'the slot (ExitNode number) must be an integer from 1 to 15' },
   NR_ID_SYNTAX: { status: 400, kind: 'input', summary: 'an NR id is 1 to 4 hexadecimal digits (a 16-bit subnet id)' },
   NR_ID_PREFIXZERO: { status: 400, kind: 'input', summary: 'NR ids 0000-0fff belong to PrefixZero and are never NRs' },
-  NR_ID_RESERVED: { status: 400, kind: 'input', summary: 'NR ids ff00-ffff are reserved: their IPv4 /24 would overlap 10.255.0.0/16' },
-  NR_ID_OUTSIDE_SLOT: { status: 400, kind: 'input', summary: 'an NR id must lie in its slot: its first hex digit is the slot number' },
-  ADDRESS_OUTSIDE_ALLOCATION: { status: 400, kind: 'input', summary: 'the address or prefix is not inside the farm allocation /48' },
-  SLOT_LIST_SYNTAX: { status: 400, kind: 'input', summary: 'a slot list is numbers and ranges from 1 to 15, comma separated (1-3,5)' },
-  USAGE: { status: 400, kind: 'input', summary: 'the command line does not match the command\'s usage' },
-  INTERNAL: { status: 500, kind: 'internal', summary: 'an unexpected failure inside exitnode (a bug): the message says where' },
+  NR_ID_RESERVED: {
+    status: 400,
+    kind: 'input',
+    summary: 'NR ids ff00-ffff are reserved: their IPv4 /24 would overlap 10.255.0.0/16',
+  },
+  NR_ID_OUTSIDE_SLOT: {
+    status: 400,
+    kind: 'input',
+    summary: 'an NR id must lie in its slot: its first hex digit is the slot number',
+  },
+  ADDRESS_OUTSIDE_ALLOCATION: {
+    status: 400,
+    kind: 'input',
+    summary: 'the address or prefix is not inside the farm allocation /48',
+  },
+  SLOT_LIST_SYNTAX: {
+    status: 400,
+    kind: 'input',
+    summary: 'a slot list is numbers and ranges from 1 to 15, comma separated (1-3,5)',
+  },
+  USAGE: { status: 400, kind: 'input', summary: "the command line does not match the command's usage" },
+  INTERNAL: {
+    status: 500,
+    kind: 'internal',
+    summary: 'an unexpected failure inside exitnode (a bug): the message says where',
+  },
 });

@@ -44,14 +44,20 @@ describe('explain', () => {
 
   it('gives the hop-by-hop path for an NR behind a known ExitPoint', () => {
     const e = explain(a, '2a02:1802:5e:1abd::9', { exit: 0x1abc, iface: 'swp1' });
-    assert.deepEqual(e.path.map((h) => h.route), [
-      '2a02:1802:5e:1000::/52 via fe80::1000:0:0:1 dev swp1',
-      '2a02:1802:5e:1abd::/64 via fe80::1abc:1 dev to-1abc-1',
-      '2a02:1802:5e:1abd::/64 dev wg-1abc-1',
-      '2a02:1802:5e:1abd::/64 dev veth-1abd-1 (connected)',
-    ]);
+    assert.deepEqual(
+      e.path.map((h) => h.route),
+      [
+        '2a02:1802:5e:1000::/52 via fe80::1000:0:0:1 dev swp1',
+        '2a02:1802:5e:1abd::/64 via fe80::1abc:1 dev to-1abc-1',
+        '2a02:1802:5e:1abd::/64 dev wg-1abc-1',
+        '2a02:1802:5e:1abd::/64 dev veth-1abd-1 (connected)',
+      ],
+    );
     assert.match(e.path[2]!.note, /endpoint <node of 1abd>:6845/);
-    assert.deepEqual(e.carriers.map((c) => `${c.namespace} ${c.interface}`), ['gw-1-1 to-1abc-1', 'net-1abc-1 wg-1abc-1', 'net-1abd-1 veth-1abd-1', '<node root> br-1abd-1']);
+    assert.deepEqual(
+      e.carriers.map((c) => `${c.namespace} ${c.interface}`),
+      ['gw-1-1 to-1abc-1', 'net-1abc-1 wg-1abc-1', 'net-1abd-1 veth-1abd-1', '<node root> br-1abd-1'],
+    );
   });
 
   it('says what the plan cannot know without the ExitPoint', () => {
@@ -76,9 +82,13 @@ describe('explain', () => {
     ['2a02:1802:5e::1/64', 'PREFIX_HOST_BITS'],
   ];
   for (const [input, code] of refused) {
-    it(`refuses ${input} (${code})`, () => assert.throws(() => explain(a, input), (e: unknown) => e instanceof ExitnodeError && e.code === code && e.message.includes(input.split('/')[0]!)));
+    it(`refuses ${input} (${code})`, () =>
+      assert.throws(
+        () => explain(a, input),
+        (e: unknown) => e instanceof ExitnodeError && e.code === code && e.message.includes(input.split('/')[0]!),
+      ));
   }
-  it('refuses an exit id outside the address\'s slot', () => {
+  it("refuses an exit id outside the address's slot", () => {
     assert.throws(() => explain(a, '2a02:1802:5e:1abd::9', { exit: 0x2abc }), /outside slot 1/);
   });
 });

@@ -21,26 +21,55 @@ describe('IPv6 text', () => {
     ['64:ff9b::192.0.2.1', '64:ff9b::c000:201'],
     ['2a02:1802:5e:0:1000:0:0:1', '2a02:1802:5e:0:1000::1'],
   ];
-  for (const [input, want] of canonical) it(`${input} → ${want}`, () => assert.equal(Ip6.parse(input).toString(), want));
+  for (const [input, want] of canonical)
+    it(`${input} → ${want}`, () => assert.equal(Ip6.parse(input).toString(), want));
 
-  const bad = ['', ':', ':::', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', 'g::1', 'fe80::1%eth0', '1:2:3:4:5:6:7::8:9', '::1.2.3', '::256.0.0.1', '1.2.3.4', ' ::1', '::1 ', '1:2:3:4:5:6:7:8::'];
+  const bad = [
+    '',
+    ':',
+    ':::',
+    '1:2:3:4:5:6:7:8:9',
+    '1::2::3',
+    '12345::',
+    'g::1',
+    'fe80::1%eth0',
+    '1:2:3:4:5:6:7::8:9',
+    '::1.2.3',
+    '::256.0.0.1',
+    '1.2.3.4',
+    ' ::1',
+    '::1 ',
+    '1:2:3:4:5:6:7:8::',
+  ];
   for (const b of bad) {
-    it(`refuses ${JSON.stringify(b)}`, () => assert.throws(() => Ip6.parse(b), (e: unknown) => e instanceof ExitnodeError && e.message.includes(JSON.stringify(b))));
+    it(`refuses ${JSON.stringify(b)}`, () =>
+      assert.throws(
+        () => Ip6.parse(b),
+        (e: unknown) => e instanceof ExitnodeError && e.message.includes(JSON.stringify(b)),
+      ));
   }
 
   it('agrees with ipaddr.js on random addresses (RFC 5952 text)', () => {
-    fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 16, maxLength: 16 }), fc.boolean(), (bytes, sparse) => {
-      const b = sparse ? bytes.map((x, i) => (i % 5 === 0 ? x : 0)) : bytes;
-      const ref = ipaddr.fromByteArray(b) as ipaddr.IPv6;
-      if (ref.isIPv4MappedAddress()) return; // ipaddr.js writes these in hex; we follow RFC 5952 section 5
-      const ours = Ip6.parse(ref.toNormalizedString());
-      assert.equal(ours.toString(), ref.toRFC5952String());
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 16, maxLength: 16 }),
+        fc.boolean(),
+        (bytes, sparse) => {
+          const b = sparse ? bytes.map((x, i) => (i % 5 === 0 ? x : 0)) : bytes;
+          const ref = ipaddr.fromByteArray(b) as ipaddr.IPv6;
+          if (ref.isIPv4MappedAddress()) return; // ipaddr.js writes these in hex; we follow RFC 5952 section 5
+          const ours = Ip6.parse(ref.toNormalizedString());
+          assert.equal(ours.toString(), ref.toRFC5952String());
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
 
 describe('IPv4 text', () => {
-  it('parses dotted quads', () => assert.equal(Ip4.parse('10.255.26.188').value, (10 << 24 | 255 << 16 | 26 << 8 | 188) >>> 0));
+  it('parses dotted quads', () =>
+    assert.equal(Ip4.parse('10.255.26.188').value, ((10 << 24) | (255 << 16) | (26 << 8) | 188) >>> 0));
   for (const b of ['010.0.0.1', '1.2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.-4', '', '::1', '1.2.3.4 ']) {
     it(`refuses ${JSON.stringify(b)}`, () => assert.throws(() => Ip4.parse(b), ExitnodeError));
   }
@@ -71,8 +100,14 @@ describe('prefixes', () => {
     ['10.1.2.3/24', 'PREFIX_HOST_BITS'],
     ['x/8', 'PREFIX_SYNTAX'],
   ];
-  for (const [text, code] of bad) it(`refuses ${text} (${code})`, () => assert.throws(() => parsePrefix(text), (e: unknown) => e instanceof ExitnodeError && e.code === code));
-  it('names the network when host bits are set', () => assert.throws(() => parsePrefix('2001:db8::1/48'), /the network is 2001:db8::\/48/));
+  for (const [text, code] of bad)
+    it(`refuses ${text} (${code})`, () =>
+      assert.throws(
+        () => parsePrefix(text),
+        (e: unknown) => e instanceof ExitnodeError && e.code === code,
+      ));
+  it('names the network when host bits are set', () =>
+    assert.throws(() => parsePrefix('2001:db8::1/48'), /the network is 2001:db8::\/48/));
   it('parseAddress picks the family', () => {
     assert.equal(parseAddress('192.0.2.1').family, 4);
     assert.equal(parseAddress('2001:db8::1').family, 6);

@@ -69,19 +69,31 @@ function formatV6(v: bigint): string {
   const hiLo = Number((v >> 64n) & 0xffffffffn);
   const loHi = Number((v >> 32n) & 0xffffffffn);
   const loLo = Number(v & 0xffffffffn);
-  g[0] = hiHi >>> 16; g[1] = hiHi & 0xffff; g[2] = hiLo >>> 16; g[3] = hiLo & 0xffff;
-  g[4] = loHi >>> 16; g[5] = loHi & 0xffff; g[6] = loLo >>> 16; g[7] = loLo & 0xffff;
+  g[0] = hiHi >>> 16;
+  g[1] = hiHi & 0xffff;
+  g[2] = hiLo >>> 16;
+  g[3] = hiLo & 0xffff;
+  g[4] = loHi >>> 16;
+  g[5] = loHi & 0xffff;
+  g[6] = loLo >>> 16;
+  g[7] = loLo & 0xffff;
   // RFC 5952 section 5: an IPv4-mapped address keeps its dotted tail.
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
     return `::ffff:${formatV4(loLo >>> 0)}`;
   }
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = (a: number, b: number): string => {
@@ -141,7 +153,8 @@ export class Ip6 {
 export class Ip4 {
   readonly family = 4 as const;
   constructor(readonly value: number) {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`IPv4 value out of range: ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+      throw new RangeError(`IPv4 value out of range: ${value}`);
   }
   static parse(text: string): Ip4 {
     const v = parseV4Number(text);
@@ -149,7 +162,10 @@ export class Ip4 {
       if (parseV6Bigint(text) !== undefined) {
         throw new ExitnodeError(CoreErrors.NOT_IPV4, `${q(text)} is an IPv6 address; an IPv4 address is required`);
       }
-      throw new ExitnodeError(CoreErrors.ADDRESS_SYNTAX, `${q(text)} is not an IPv4 address (four decimal octets 0-255, no leading zeros)`);
+      throw new ExitnodeError(
+        CoreErrors.ADDRESS_SYNTAX,
+        `${q(text)} is not an IPv4 address (four decimal octets 0-255, no leading zeros)`,
+      );
     }
     return new Ip4(v);
   }
@@ -185,18 +201,24 @@ function splitPrefix(text: string, family: 4 | 6 | undefined): { addr: string; l
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
   const lenText = slash < 0 ? undefined : text.slice(slash + 1);
-  const fam: 4 | 6 | undefined = parseV6Bigint(addr) !== undefined ? 6 : parseV4Number(addr) !== undefined ? 4 : undefined;
+  const fam: 4 | 6 | undefined =
+    parseV6Bigint(addr) !== undefined ? 6 : parseV4Number(addr) !== undefined ? 4 : undefined;
   if (fam === undefined) {
     throw new ExitnodeError(CoreErrors.PREFIX_SYNTAX, `${q(text)} is not a prefix: ${q(addr)} is not an address`);
   }
-  if (family === 6 && fam === 4) throw new ExitnodeError(CoreErrors.NOT_IPV6, `${q(text)} is an IPv4 prefix; an IPv6 prefix is required`);
-  if (family === 4 && fam === 6) throw new ExitnodeError(CoreErrors.NOT_IPV4, `${q(text)} is an IPv6 prefix; an IPv4 prefix is required`);
+  if (family === 6 && fam === 4)
+    throw new ExitnodeError(CoreErrors.NOT_IPV6, `${q(text)} is an IPv4 prefix; an IPv6 prefix is required`);
+  if (family === 4 && fam === 6)
+    throw new ExitnodeError(CoreErrors.NOT_IPV4, `${q(text)} is an IPv6 prefix; an IPv4 prefix is required`);
   const max = fam === 6 ? 128 : 32;
   if (lenText === undefined) {
     throw new ExitnodeError(CoreErrors.PREFIX_SYNTAX, `${q(text)} has no prefix length: write ADDRESS/LENGTH`);
   }
   if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText) || Number(lenText) > max) {
-    throw new ExitnodeError(CoreErrors.PREFIX_SYNTAX, `${q(text)}: prefix length ${q(lenText)} must be a whole number from 0 to ${max}`);
+    throw new ExitnodeError(
+      CoreErrors.PREFIX_SYNTAX,
+      `${q(text)}: prefix length ${q(lenText)} must be a whole number from 0 to ${max}`,
+    );
   }
   return { addr, len: Number(lenText), max, fam };
 }
@@ -204,8 +226,12 @@ function splitPrefix(text: string, family: 4 | 6 | undefined): { addr: string; l
 export class Ip6Prefix {
   readonly family = 6 as const;
   readonly network: Ip6;
-  constructor(network: Ip6 | bigint, readonly length: number) {
-    if (!Number.isInteger(length) || length < 0 || length > 128) throw new RangeError(`IPv6 prefix length out of range: ${length}`);
+  constructor(
+    network: Ip6 | bigint,
+    readonly length: number,
+  ) {
+    if (!Number.isInteger(length) || length < 0 || length > 128)
+      throw new RangeError(`IPv6 prefix length out of range: ${length}`);
     const v = typeof network === 'bigint' ? network : network.value;
     const host = (1n << BigInt(128 - length)) - 1n;
     if ((v & host) !== 0n) throw new RangeError(`host bits set in ${formatV6(v)}/${length}`);
@@ -218,7 +244,10 @@ export class Ip6Prefix {
     const host = (1n << BigInt(128 - len)) - 1n;
     if ((v & host) !== 0n) {
       const net = new Ip6Prefix(v & ~host & MASK128, len);
-      throw new ExitnodeError(CoreErrors.PREFIX_HOST_BITS, `${q(text)} has host bits set below /${len}; the network is ${net}`);
+      throw new ExitnodeError(
+        CoreErrors.PREFIX_HOST_BITS,
+        `${q(text)} has host bits set below /${len}; the network is ${net}`,
+      );
     }
     return new Ip6Prefix(v, len);
   }
@@ -256,8 +285,12 @@ export class Ip6Prefix {
 export class Ip4Prefix {
   readonly family = 4 as const;
   readonly network: Ip4;
-  constructor(network: Ip4 | number, readonly length: number) {
-    if (!Number.isInteger(length) || length < 0 || length > 32) throw new RangeError(`IPv4 prefix length out of range: ${length}`);
+  constructor(
+    network: Ip4 | number,
+    readonly length: number,
+  ) {
+    if (!Number.isInteger(length) || length < 0 || length > 32)
+      throw new RangeError(`IPv4 prefix length out of range: ${length}`);
     const v = typeof network === 'number' ? network : network.value;
     if ((v & hostMask4(length)) !== 0) throw new RangeError(`host bits set in ${formatV4(v)}/${length}`);
     this.network = typeof network === 'number' ? new Ip4(network) : network;
@@ -267,14 +300,17 @@ export class Ip4Prefix {
     const v = parseV4Number(addr)!;
     const host = hostMask4(len);
     if ((v & host) !== 0) {
-      throw new ExitnodeError(CoreErrors.PREFIX_HOST_BITS, `${q(text)} has host bits set below /${len}; the network is ${formatV4((v & ~host) >>> 0)}/${len}`);
+      throw new ExitnodeError(
+        CoreErrors.PREFIX_HOST_BITS,
+        `${q(text)} has host bits set below /${len}; the network is ${formatV4((v & ~host) >>> 0)}/${len}`,
+      );
     }
     return new Ip4Prefix(v, len);
   }
   contains(x: Ip4 | Ip4Prefix): boolean {
     if (x instanceof Ip4Prefix) return x.length >= this.length && this.contains(x.network);
     const host = hostMask4(this.length);
-    return ((x.value & ~host) >>> 0) === this.network.value;
+    return (x.value & ~host) >>> 0 === this.network.value;
   }
   at(offset: number): Ip4 {
     return new Ip4(this.network.value + offset);
@@ -291,7 +327,7 @@ export class Ip4Prefix {
 }
 
 function hostMask4(length: number): number {
-  return length === 0 ? 0xffffffff : length === 32 ? 0 : (2 ** (32 - length) - 1);
+  return length === 0 ? 0xffffffff : length === 32 ? 0 : 2 ** (32 - length) - 1;
 }
 
 export type IpPrefix = Ip6Prefix | Ip4Prefix;

@@ -25,7 +25,11 @@ export const NFT_SET_SRC6 = 'src6';
 export const NFT_SET_SRC4 = 'src4';
 export const NFT_SET_SRC4_HOST = 'src4h';
 /** Set name → the length of every prefix it holds. */
-export const NFT_SET_PREFIX_LEN: Readonly<Record<string, number>> = { [NFT_SET_SRC6]: 64, [NFT_SET_SRC4]: 24, [NFT_SET_SRC4_HOST]: 32 };
+export const NFT_SET_PREFIX_LEN: Readonly<Record<string, number>> = {
+  [NFT_SET_SRC6]: 64,
+  [NFT_SET_SRC4]: 24,
+  [NFT_SET_SRC4_HOST]: 32,
+};
 
 const H = '[0-9a-f]{4}';
 const A = '(?:[1-9][0-9]{0,4})';
@@ -70,8 +74,7 @@ export function uplinkPeerName(slot: number, allocation: number): string {
 }
 
 export type OwnedNamespace =
-  | { kind: 'gateway'; slot: number; allocation: number }
-  | { kind: 'nr'; id: string; allocation: number };
+  { kind: 'gateway'; slot: number; allocation: number } | { kind: 'nr'; id: string; allocation: number };
 
 /** Recognises the namespaces of one node (by its prefix); anything else is not ours. */
 export function parseOwnedNamespace(prefix: string, name: string): OwnedNamespace | undefined {

@@ -10,7 +10,9 @@ interface Vectors {
   valid: { input: { prefix: string; allocation: number; slot: number; nr: string }; plan: unknown }[];
   invalid: { prefix: string; allocation: number; slot: number; nr: string; why: string }[];
 }
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8')) as Vectors;
+const vectors = JSON.parse(
+  readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8'),
+) as Vectors;
 
 /** The rule each `why` of vectors.json maps to in the catalog. */
 const WHY_CODE: Record<string, string> = {
@@ -39,12 +41,15 @@ describe('vectors.json', () => {
     it(`refuses ${v.prefix} A=${v.allocation} E=${v.slot} S=${v.nr} (${v.why})`, () => {
       const code = WHY_CODE[v.why];
       assert.ok(code, `no catalog code mapped for ${v.why}`);
-      assert.throws(() => plan(allocation(v.prefix, v.allocation), { slot: v.slot, nr: v.nr }), (e: unknown) => {
-        assert.ok(e instanceof ExitnodeError, `expected a catalog error, got ${String(e)}`);
-        assert.equal(e.code, code);
-        assert.ok(!e.message.includes('\n'), 'one line');
-        return true;
-      });
+      assert.throws(
+        () => plan(allocation(v.prefix, v.allocation), { slot: v.slot, nr: v.nr }),
+        (e: unknown) => {
+          assert.ok(e instanceof ExitnodeError, `expected a catalog error, got ${String(e)}`);
+          assert.equal(e.code, code);
+          assert.ok(!e.message.includes('\n'), 'one line');
+          return true;
+        },
+      );
     });
   }
 });
@@ -84,7 +89,8 @@ describe('slot ranges', () => {
   });
   it('the longest names fit in 15 characters (veth-ffff-65535 is the longest possible)', () => {
     const n = planNr(allocation('2001:db8:ffff::/48', 65535), 0xfeff);
-    for (const name of [n.Namespace, n.GWtoEPName, n.EPPubName, n.WGName, n.NRLocalName, n.BridgeName]) assert.ok(name.length <= 15, name);
+    for (const name of [n.Namespace, n.GWtoEPName, n.EPPubName, n.WGName, n.NRLocalName, n.BridgeName])
+      assert.ok(name.length <= 15, name);
     assert.equal('veth-ffff-65535'.length, 15);
   });
   it('accepts ids written with upper case or fewer digits and writes them as 4 lowercase digits', () => {

@@ -26,28 +26,43 @@ export interface Allocation {
 
 /** Validates a farm allocation: exactly a /48 with no host bits, and a number 1..65535. */
 export function allocation(prefix: string | Ip6Prefix, number: number | string): Allocation {
-  const p = typeof prefix === 'string' ? parseAllocationPrefix(prefix) : checkAllocationPrefix(prefix, prefix.toString());
+  const p =
+    typeof prefix === 'string' ? parseAllocationPrefix(prefix) : checkAllocationPrefix(prefix, prefix.toString());
   return { prefix: p, number: checkAllocationNumber(number) };
 }
 
 export function parseAllocationPrefix(text: string): Ip6Prefix {
   const slash = text.indexOf('/');
   // The /48 rule is the one the farmer most needs to hear, so check the length before the host bits.
-  if (slash > 0 && Ip6.tryParse(text.slice(0, slash)) && text.slice(slash + 1) !== '48' && /^\d+$/.test(text.slice(slash + 1))) {
-    throw new ExitnodeError(CoreErrors.PREFIX_NOT_48, `${q(text)} is a /${text.slice(slash + 1)}; a farm allocation must be exactly a /48`);
+  if (
+    slash > 0 &&
+    Ip6.tryParse(text.slice(0, slash)) &&
+    text.slice(slash + 1) !== '48' &&
+    /^\d+$/.test(text.slice(slash + 1))
+  ) {
+    throw new ExitnodeError(
+      CoreErrors.PREFIX_NOT_48,
+      `${q(text)} is a /${text.slice(slash + 1)}; a farm allocation must be exactly a /48`,
+    );
   }
   return checkAllocationPrefix(Ip6Prefix.parse(text), text);
 }
 
 function checkAllocationPrefix(p: Ip6Prefix, text: string): Ip6Prefix {
   if (p.length !== 48) {
-    throw new ExitnodeError(CoreErrors.PREFIX_NOT_48, `${q(text)} is a /${p.length}; a farm allocation must be exactly a /48`);
+    throw new ExitnodeError(
+      CoreErrors.PREFIX_NOT_48,
+      `${q(text)} is a /${p.length}; a farm allocation must be exactly a /48`,
+    );
   }
   // The plan's next hops are link-local: a link-local or multicast /48 could never be routed.
   const top = p.network.value >> 112n;
   if (top >> 6n === 0x3fan || top >> 8n === 0xffn) {
     const what = top >> 8n === 0xffn ? 'multicast (ff00::/8)' : 'link-local (fe80::/10)';
-    throw new ExitnodeError(CoreErrors.PREFIX_NOT_GLOBAL, `${q(text)} is ${what}; a farm allocation must be a routable unicast /48`);
+    throw new ExitnodeError(
+      CoreErrors.PREFIX_NOT_GLOBAL,
+      `${q(text)} is ${what}; a farm allocation must be a routable unicast /48`,
+    );
   }
   return p;
 }
@@ -60,7 +75,10 @@ function wholeNumber(v: number | string): number | undefined {
 export function checkAllocationNumber(v: number | string): number {
   const n = wholeNumber(v);
   if (n === undefined || n < 1 || n > MAX_ALLOCATION) {
-    throw new ExitnodeError(CoreErrors.ALLOCATION_RANGE, `allocation number ${q(v)} is out of range: it must be a whole number from 1 to ${MAX_ALLOCATION}`);
+    throw new ExitnodeError(
+      CoreErrors.ALLOCATION_RANGE,
+      `allocation number ${q(v)} is out of range: it must be a whole number from 1 to ${MAX_ALLOCATION}`,
+    );
   }
   return n;
 }
@@ -68,10 +86,16 @@ export function checkAllocationNumber(v: number | string): number {
 export function checkSlot(v: number | string): number {
   const n = wholeNumber(v);
   if (n === 0) {
-    throw new ExitnodeError(CoreErrors.SLOT_PREFIXZERO, `slot 0 is PrefixZero (ids 0000-0fff, the upstream segment) and never holds NRs; slots are 1 to ${MAX_SLOT}`);
+    throw new ExitnodeError(
+      CoreErrors.SLOT_PREFIXZERO,
+      `slot 0 is PrefixZero (ids 0000-0fff, the upstream segment) and never holds NRs; slots are 1 to ${MAX_SLOT}`,
+    );
   }
   if (n === undefined || n < 1 || n > MAX_SLOT) {
-    throw new ExitnodeError(CoreErrors.SLOT_RANGE, `slot ${q(v)} is out of range: slots (ExitNode numbers) are 1 to ${MAX_SLOT}`);
+    throw new ExitnodeError(
+      CoreErrors.SLOT_RANGE,
+      `slot ${q(v)} is out of range: slots (ExitNode numbers) are 1 to ${MAX_SLOT}`,
+    );
   }
   return n;
 }
@@ -79,10 +103,16 @@ export function checkSlot(v: number | string): number {
 /** Parses an NR id written as 1-4 hex digits ("1abc"); checks syntax only. */
 export function parseNrIdText(text: string): number {
   if (!/^[0-9a-fA-F]+$/.test(text)) {
-    throw new ExitnodeError(CoreErrors.NR_ID_SYNTAX, `NR id ${q(text)} is not hexadecimal: an NR id is 1 to 4 hex digits such as "1abc"`);
+    throw new ExitnodeError(
+      CoreErrors.NR_ID_SYNTAX,
+      `NR id ${q(text)} is not hexadecimal: an NR id is 1 to 4 hex digits such as "1abc"`,
+    );
   }
   if (text.length > 4) {
-    throw new ExitnodeError(CoreErrors.NR_ID_SYNTAX, `NR id ${q(text)} is not 16 bits: an NR id is at most 4 hex digits (0000-ffff)`);
+    throw new ExitnodeError(
+      CoreErrors.NR_ID_SYNTAX,
+      `NR id ${q(text)} is not 16 bits: an NR id is at most 4 hex digits (0000-ffff)`,
+    );
   }
   return parseInt(text, 16);
 }
@@ -91,15 +121,24 @@ export function parseNrIdText(text: string): number {
 export function checkNrId(id: number, slot?: number): number {
   const h = nrIdText(id);
   if (id < FIRST_NR_ID) {
-    throw new ExitnodeError(CoreErrors.NR_ID_PREFIXZERO, `NR id ${q(h)} is in PrefixZero (0000-0fff), which never holds NRs`);
+    throw new ExitnodeError(
+      CoreErrors.NR_ID_PREFIXZERO,
+      `NR id ${q(h)} is in PrefixZero (0000-0fff), which never holds NRs`,
+    );
   }
   if (id >= FIRST_RESERVED_ID) {
-    throw new ExitnodeError(CoreErrors.NR_ID_RESERVED, `NR id ${q(h)} is reserved: ids ff00-ffff are never NRs, their IPv4 /24 (10.255.x.0/24) would overlap the WireGuard range ${WG_IP4_RANGE}`);
+    throw new ExitnodeError(
+      CoreErrors.NR_ID_RESERVED,
+      `NR id ${q(h)} is reserved: ids ff00-ffff are never NRs, their IPv4 /24 (10.255.x.0/24) would overlap the WireGuard range ${WG_IP4_RANGE}`,
+    );
   }
   if (slot !== undefined && id >> 12 !== slot) {
     const lo = (slot << 12).toString(16);
     const hi = (slot === MAX_SLOT ? FIRST_RESERVED_ID - 1 : (slot << 12) | 0xfff).toString(16);
-    throw new ExitnodeError(CoreErrors.NR_ID_OUTSIDE_SLOT, `NR id ${q(h)} is outside slot ${slot}: the ids of slot ${slot} are ${lo}-${hi} (their first hex digit is the slot)`);
+    throw new ExitnodeError(
+      CoreErrors.NR_ID_OUTSIDE_SLOT,
+      `NR id ${q(h)} is outside slot ${slot}: the ids of slot ${slot} are ${lo}-${hi} (their first hex digit is the slot)`,
+    );
   }
   return id;
 }
@@ -206,12 +245,12 @@ export function nrPrefix(a: Allocation, id: number): Ip6Prefix {
 
 /** The IPv4 /24 of an NR: 10.h0.h1.0/24. */
 export function nrPrefix4(id: number): Ip4Prefix {
-  return new Ip4Prefix((10 << 24 | id << 8) >>> 0, 24);
+  return new Ip4Prefix(((10 << 24) | (id << 8)) >>> 0, 24);
 }
 
 /** EPPubIP4R / WGIP4RT without length: 10.255.h0.h1. */
 export function nrRouting4(id: number): Ip4 {
-  return new Ip4((10 << 24 | 255 << 16 | id) >>> 0);
+  return new Ip4(((10 << 24) | (255 << 16) | id) >>> 0);
 }
 
 /** GWtoEPLL without length: fe80::1:h (the gateway end of an ExitPoint's veth). */

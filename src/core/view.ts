@@ -46,12 +46,14 @@ function arr(v: unknown, field: string): unknown[] {
 }
 
 function int(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(field, v, `is not a whole number from ${min} to ${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    fail(field, v, `is not a whole number from ${min} to ${max}`);
   return v;
 }
 
 function name(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !NAME_RE.test(v)) fail(field, v, 'is not a name (1-64 letters, digits, ".", "_", "-", starting with a letter or digit)');
+  if (typeof v !== 'string' || !NAME_RE.test(v))
+    fail(field, v, 'is not a name (1-64 letters, digits, ".", "_", "-", starting with a letter or digit)');
   return v;
 }
 
@@ -73,7 +75,8 @@ function ip6(v: unknown, field: string): string {
 
 /** A WireGuard public key: 32 bytes in base64 (44 characters, the last of them "="). */
 export function checkWgKey(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !KEY_RE.test(v) || Buffer.from(v, 'base64').length !== 32) fail(field, v, 'is not a WireGuard key (32 bytes in base64, 44 characters)');
+  if (typeof v !== 'string' || !KEY_RE.test(v) || Buffer.from(v, 'base64').length !== 32)
+    fail(field, v, 'is not a WireGuard key (32 bytes in base64, 44 characters)');
   return v;
 }
 
@@ -81,7 +84,8 @@ export function checkWgKey(v: unknown, field: string): string {
 export function checkEndpoint(v: unknown, field: string): string {
   const m = typeof v === 'string' ? /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(v) : null;
   const port = m ? Number(m[3]) : 0;
-  if (!m || port < 1 || port > 65535 || !/^[1-9]/.test(m[3]!)) fail(field, v, 'is not an endpoint (IPv4:port or [IPv6]:port, port 1-65535)');
+  if (!m || port < 1 || port > 65535 || !/^[1-9]/.test(m[3]!))
+    fail(field, v, 'is not an endpoint (IPv4:port or [IPv6]:port, port 1-65535)');
   if (m[1] !== undefined) {
     const a = Ip6.tryParse(m[1]);
     if (!a) fail(field, v, 'is not an endpoint: the part in brackets is not an IPv6 address');
@@ -97,7 +101,8 @@ function core<T>(field: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof ExitnodeError) throw new ExitnodeError(ViewErrors.VIEW_INVALID, `view field ${field}: ${e.message}`, { field, cause: e.code });
+    if (e instanceof ExitnodeError)
+      throw new ExitnodeError(ViewErrors.VIEW_INVALID, `view field ${field}: ${e.message}`, { field, cause: e.code });
     throw e;
   }
 }
@@ -188,7 +193,9 @@ export function parseNodeView(input: unknown): NodeView {
       const g = `${f}.resources[${j}]`;
       const r = obj(y, g);
       if (typeof r.id !== 'string') fail(`${g}.id`, r.id, 'is not an NR id');
-      const rid = core(`${g}.id`, () => nrId(r.id as string, slot)).toString(16).padStart(4, '0');
+      const rid = core(`${g}.id`, () => nrId(r.id as string, slot))
+        .toString(16)
+        .padStart(4, '0');
       if (seenNr.has(`${allocation}/${rid}`)) fail(`${g}.id`, rid, `appears twice in allocation ${allocation}`);
       seenNr.add(`${allocation}/${rid}`);
       const res: NodeView['networks'][number]['resources'][number] = { id: rid, node: name(r.node, `${g}.node`) };
@@ -198,7 +205,7 @@ export function parseNodeView(input: unknown): NodeView {
       if (ep !== undefined) res.endpoint = ep;
       resources.push(res);
     });
-    if (!resources.some((r) => r.id === exit)) fail(`${f}.exit`, t.exit, 'is not one of the network\'s resources');
+    if (!resources.some((r) => r.id === exit)) fail(`${f}.exit`, t.exit, "is not one of the network's resources");
     networks.push({ id, allocation, exit, resources });
   });
   return { version, node, allocations, slots, networks };

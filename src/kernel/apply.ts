@@ -38,9 +38,14 @@ export function commandOf(s: Step, stateDir: string): { argv: string[]; input?: 
     case 'sysctl':
       return { argv: inNs(s.ns, ['sysctl', '-q', '-w', ...s.lines]) };
     case 'wg-start':
-      return s.kernel ? { argv: inNs(s.ns, ['ip', 'link', 'add', s.name, 'type', 'wireguard']) } : { argv: inNs(s.ns, ['wireguard-go', '-f', s.name]) };
+      return s.kernel
+        ? { argv: inNs(s.ns, ['ip', 'link', 'add', s.name, 'type', 'wireguard']) }
+        : { argv: inNs(s.ns, ['wireguard-go', '-f', s.name]) };
     case 'wg':
-      return { argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), `${s.name}.conf`)]), input: s.conf.replace('[Interface]\n', `[Interface]\nPrivateKey = <${join(keysDir(stateDir), s.keyFile)}>\n`) };
+      return {
+        argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), `${s.name}.conf`)]),
+        input: s.conf.replace('[Interface]\n', `[Interface]\nPrivateKey = <${join(keysDir(stateDir), s.keyFile)}>\n`),
+      };
     case 'keygen':
       return { argv: ['(x25519 keygen)', join(keysDir(stateDir), s.keyFile)] };
     case 'kill':
@@ -56,9 +61,16 @@ export function planText(p: Plan, stateDir: string): string {
   for (const s of p.steps) {
     const { argv, input } = commandOf(s, stateDir);
     const cmd = argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
-    if (s.tool === 'wg-start' && !s.kernel) out.push(`WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), `${s.name}.log`)} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`);
-    else if (s.tool === 'keygen') out.push(`umask 077; wg genkey >${argv[1]}  # the agent generates it in-process (X25519), never on a command line`);
-    else if (s.tool === 'wg') out.push(`cat >${argv[argv.length - 1]} <<'EOF'  # mode 0600, removed after use\n${input}EOF\n${cmd}`);
+    if (s.tool === 'wg-start' && !s.kernel)
+      out.push(
+        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), `${s.name}.log`)} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`,
+      );
+    else if (s.tool === 'keygen')
+      out.push(
+        `umask 077; wg genkey >${argv[1]}  # the agent generates it in-process (X25519), never on a command line`,
+      );
+    else if (s.tool === 'wg')
+      out.push(`cat >${argv[argv.length - 1]} <<'EOF'  # mode 0600, removed after use\n${input}EOF\n${cmd}`);
     else if (input !== undefined) out.push(`${cmd} <<'EOF'\n${input}EOF`);
     else out.push(cmd);
   }
@@ -73,7 +85,10 @@ export function batchFailures(stderr: string, objects: string[], lines: string[]
     const m = /^Command failed -:(\d+)$/.exec(l.trim());
     if (m) {
       const i = Number(m[1]) - 1;
-      out.push({ object: objects[i] ?? `line ${i + 1}`, reason: `${msg.join('; ') || 'failed'} (ip ${lines[i] ?? ''})` });
+      out.push({
+        object: objects[i] ?? `line ${i + 1}`,
+        reason: `${msg.join('; ') || 'failed'} (ip ${lines[i] ?? ''})`,
+      });
       msg = [];
     } else if (l.trim()) msg.push(l.trim());
   }
@@ -97,7 +112,11 @@ async function startWireguardGo(ns: string, name: string, stateDir: string): Pro
   // nsenter execs wireguard-go in place, so the PID we get is wireguard-go's own. -f keeps it in
   // the foreground (no self-daemonising fork whose PID we would have to hunt for); detached puts
   // it in its own session, so it outlives the agent.
-  const child = spawn(inNs(ns, ['wireguard-go', '-f', name])[0]!, inNs(ns, ['wireguard-go', '-f', name]).slice(1), { detached: true, stdio: ['ignore', log, log], env: WG_ENV });
+  const child = spawn(inNs(ns, ['wireguard-go', '-f', name])[0]!, inNs(ns, ['wireguard-go', '-f', name]).slice(1), {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: WG_ENV,
+  });
   closeSync(log);
   let exited: number | null = null;
   child.on('exit', (c) => (exited = c ?? 1));
@@ -109,8 +128,15 @@ async function startWireguardGo(ns: string, name: string, stateDir: string): Pro
   if (!ok || exited !== null) {
     let tail = '';
     try {
-      tail = readFileSync(join(runDir(stateDir), `${name}.log`), 'utf8').trim().split('\n').filter((l) => !/[│┌└]/.test(l)).slice(-2).join('; ');
-    } catch { /* no log */ }
+      tail = readFileSync(join(runDir(stateDir), `${name}.log`), 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => !/[│┌└]/.test(l))
+        .slice(-2)
+        .join('; ');
+    } catch {
+      /* no log */
+    }
     return `wireguard-go ${exited !== null ? `exited with status ${exited}` : 'did not create its socket within 5 s'}${tail ? `: ${tail}` : ''}`;
   }
   return undefined;
@@ -121,7 +147,10 @@ export function generatePrivateKey(): { privateKey: string; publicKey: string } 
   const { privateKey, publicKey } = generateKeyPairSync('x25519');
   const d = privateKey.export({ format: 'jwk' }).d!;
   const x = publicKey.export({ format: 'jwk' }).x!;
-  return { privateKey: Buffer.from(d, 'base64url').toString('base64'), publicKey: Buffer.from(x, 'base64url').toString('base64') };
+  return {
+    privateKey: Buffer.from(d, 'base64url').toString('base64'),
+    publicKey: Buffer.from(x, 'base64url').toString('base64'),
+  };
 }
 
 async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
@@ -212,14 +241,18 @@ export async function applyPlan(p: Plan, opts: ApplyOptions): Promise<StepFailur
     // The nft transactions first: a gateway's takes 15-25 ms in the kernel (an element deletion
     // waits that long even in a small set), and node's thread is blocked while it starts each
     // process (2-20 ms): the ip batch is started behind the long step, not before it.
-    const steps = p.steps.filter((s) => group(s.phase) === ph).sort((x, y) => Number(y.tool === 'nft') - Number(x.tool === 'nft'));
+    const steps = p.steps
+      .filter((s) => group(s.phase) === ph)
+      .sort((x, y) => Number(y.tool === 'nft') - Number(x.tool === 'nft'));
     const res = await pool(steps, opts.concurrency ?? 4, async (s) => {
       opts.onStep?.(s);
       try {
         if (process.env.EXITNODE_TRACE) {
           const t0 = performance.now();
           const r = await execStep(s, opts.stateDir);
-          process.stderr.write(`trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ?? ''}\n`);
+          process.stderr.write(
+            `trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ?? ''}\n`,
+          );
           return r;
         }
         return await execStep(s, opts.stateDir);

@@ -27,10 +27,18 @@ export function run(argv: string[], input?: string, env?: NodeJS.ProcessEnv): Pr
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') reject(new ExitnodeError(KernelErrors.KERNEL_TOOL_MISSING, `${argv[0]} is not installed (needed for ${argv.join(' ').slice(0, 80)})`));
+      if (e.code === 'ENOENT')
+        reject(
+          new ExitnodeError(
+            KernelErrors.KERNEL_TOOL_MISSING,
+            `${argv[0]} is not installed (needed for ${argv.join(' ').slice(0, 80)})`,
+          ),
+        );
       else reject(e);
     });
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.on('close', (code) =>
+      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
     child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
@@ -39,7 +47,8 @@ export function run(argv: string[], input?: string, env?: NodeJS.ProcessEnv): Pr
 /** Runs with retries while the kernel reports an interrupted dump (a table changed mid-listing). */
 export async function runDump(argv: string[], input?: string): Promise<Result> {
   let r = await run(argv, input);
-  for (let i = 0; i < 5 && /Dump (was|is) interrupted|dump interrupted/i.test(r.stderr); i++) r = await run(argv, input);
+  for (let i = 0; i < 5 && /Dump (was|is) interrupted|dump interrupted/i.test(r.stderr); i++)
+    r = await run(argv, input);
   return r;
 }
 
@@ -61,8 +70,13 @@ export async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>
 export function splitJson(text: string): unknown[] {
   // Fast path: ip -json prints each command's list on one line.
   try {
-    return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
-  } catch { /* a value spans lines: scan */ }
+    return text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as unknown);
+  } catch {
+    /* a value spans lines: scan */
+  }
   const out: unknown[] = [];
   let depth = 0;
   let start = -1;

@@ -6,7 +6,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { join } from 'node:path';
 import { ExitnodeError } from '../core/errors.js';
 import { Ip4, Ip6, parsePrefix } from '../core/ip.js';
-import { isOwnedLink, isWgLink, NFT_SET_PREFIX_LEN, NFT_TABLES, parseOwnedNamespace, ROUTE_PROTO } from '../core/ownership.js';
+import {
+  isOwnedLink,
+  isWgLink,
+  NFT_SET_PREFIX_LEN,
+  NFT_TABLES,
+  parseOwnedNamespace,
+  ROUTE_PROTO,
+} from '../core/ownership.js';
 import type { DesiredState, NftElement } from '../compile/desired.js';
 import type { ActualLink, ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from '../reconcile/actual.js';
 import { KernelErrors } from './errors.js';
@@ -20,7 +27,10 @@ export interface ObserveOptions {
   kernelWireguard: boolean;
 }
 
-const FORWARDING_KEYS: Record<string, string> = { inet: 'net.ipv4.conf.all.forwarding', inet6: 'net.ipv6.conf.all.forwarding' };
+const FORWARDING_KEYS: Record<string, string> = {
+  inet: 'net.ipv4.conf.all.forwarding',
+  inet6: 'net.ipv6.conf.all.forwarding',
+};
 
 /** The namespaces of this host whose names the node's prefix and patterns make ours. */
 export function ownedNamespaces(prefix: string): string[] {
@@ -44,7 +54,8 @@ const PLAIN6 = /^(?:[1-9a-f][0-9a-f]{0,3}|0)?(?::(?:[1-9a-f][0-9a-f]{0,3}|0)?)*$
 const PLAIN4 = /^(?:0|[1-9]\d{0,2})(?:\.(?:0|[1-9]\d{0,2})){3}$/;
 
 function canonAddr(text: string): string {
-  if (text.includes(':')) return PLAIN6.test(text) && !/:0:0(?::|$)|^0:0:/.test(text) ? text : Ip6.parse(text).toString();
+  if (text.includes(':'))
+    return PLAIN6.test(text) && !/:0:0(?::|$)|^0:0:/.test(text) ? text : Ip6.parse(text).toString();
   return PLAIN4.test(text) ? text : Ip4.parse(text).toString();
 }
 
@@ -58,10 +69,30 @@ function canonPrefix(text: string, family: 6 | 4): string {
   return c === addr ? `${c}/${len}` : parsePrefix(`${addr}/${len}`).toString();
 }
 
-interface IpLinkJson { ifname: string; flags?: string[]; master?: string; linkinfo?: { info_kind?: string }; inet6_addr_gen_mode?: string }
-interface IpAddrJson { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }
-interface IpRouteJson { dst: string; dev?: string; gateway?: string; flags?: string[]; prefsrc?: string; table?: string }
-interface NetconfJson { family: string; interface: string; forwarding?: boolean }
+interface IpLinkJson {
+  ifname: string;
+  flags?: string[];
+  master?: string;
+  linkinfo?: { info_kind?: string };
+  inet6_addr_gen_mode?: string;
+}
+interface IpAddrJson {
+  ifname: string;
+  addr_info?: { local?: string; prefixlen?: number }[];
+}
+interface IpRouteJson {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  flags?: string[];
+  prefsrc?: string;
+  table?: string;
+}
+interface NetconfJson {
+  family: string;
+  interface: string;
+  forwarding?: boolean;
+}
 
 /** Parses the output of `ip -json -d -batch -` with LINES_OF_OBSERVE. */
 export function parseIpBatch(name: string, text: string): ActualNs {
@@ -69,23 +100,46 @@ export function parseIpBatch(name: string, text: string): ActualNs {
 }
 
 function parseIpLists(name: string, parts: unknown[][]): ActualNs {
-  if (parts.length !== 5) throw new ExitnodeError(KernelErrors.KERNEL_OUTPUT, `ip -json -batch in ${name || 'the host namespace'} returned ${parts.length} lists, expected 5`);
-  const [links, addrs, r6, r4, netconf] = parts as [IpLinkJson[], IpAddrJson[], IpRouteJson[], IpRouteJson[], NetconfJson[]];
+  if (parts.length !== 5)
+    throw new ExitnodeError(
+      KernelErrors.KERNEL_OUTPUT,
+      `ip -json -batch in ${name || 'the host namespace'} returned ${parts.length} lists, expected 5`,
+    );
+  const [links, addrs, r6, r4, netconf] = parts as [
+    IpLinkJson[],
+    IpAddrJson[],
+    IpRouteJson[],
+    IpRouteJson[],
+    NetconfJson[],
+  ];
   const ns: ActualNs = { name, links: [], addrs: [], routes: [], sysctls: {}, nft: [] };
   for (const l of links) {
-    const link: ActualLink = { name: l.ifname, kind: l.linkinfo?.info_kind ?? '', up: (l.flags ?? []).includes('UP'), addrgenNone: l.inet6_addr_gen_mode === 'none' };
+    const link: ActualLink = {
+      name: l.ifname,
+      kind: l.linkinfo?.info_kind ?? '',
+      up: (l.flags ?? []).includes('UP'),
+      addrgenNone: l.inet6_addr_gen_mode === 'none',
+    };
     if (l.master) link.master = l.master;
     ns.links.push(link);
   }
   for (const a of addrs) {
     for (const i of a.addr_info ?? []) {
-      if (i.local !== undefined && i.prefixlen !== undefined) ns.addrs.push({ dev: a.ifname, addr: `${canonAddr(i.local)}/${i.prefixlen}` });
+      if (i.local !== undefined && i.prefixlen !== undefined)
+        ns.addrs.push({ dev: a.ifname, addr: `${canonAddr(i.local)}/${i.prefixlen}` });
     }
   }
-  for (const [list, fam] of [[r6, 6], [r4, 4]] as const) {
+  for (const [list, fam] of [
+    [r6, 6],
+    [r4, 4],
+  ] as const) {
     for (const r of list) {
       if ((r.table !== undefined && r.table !== 'main') || r.dev === undefined) continue;
-      const route: ActualRoute = { dst: canonPrefix(r.dst, fam), dev: r.dev, onlink: (r.flags ?? []).includes('onlink') };
+      const route: ActualRoute = {
+        dst: canonPrefix(r.dst, fam),
+        dev: r.dev,
+        onlink: (r.flags ?? []).includes('onlink'),
+      };
       if (r.gateway) route.via = canonAddr(r.gateway);
       if (r.prefsrc) route.src = canonAddr(r.prefsrc);
       ns.routes.push(route);
@@ -98,11 +152,21 @@ function parseIpLists(name: string, parts: unknown[][]): ActualNs {
   return ns;
 }
 
-export const LINES_OF_OBSERVE = ['link show', 'addr show', `route show table all proto ${ROUTE_PROTO} root ::/0`, `route show table all proto ${ROUTE_PROTO} root 0.0.0.0/0`, 'netconf show'];
+export const LINES_OF_OBSERVE = [
+  'link show',
+  'addr show',
+  `route show table all proto ${ROUTE_PROTO} root ::/0`,
+  `route show table all proto ${ROUTE_PROTO} root 0.0.0.0/0`,
+  'netconf show',
+];
 
 async function observeIp(name: string): Promise<ActualNs> {
   const r = await runDump(inNs(name, ['ip', '-json', '-d', '-batch', '-']), LINES_OF_OBSERVE.join('\n') + '\n');
-  if (r.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `cannot read namespace ${name || '(host)'}: ${r.stderr.trim().split('\n')[0]}`);
+  if (r.code !== 0)
+    throw new ExitnodeError(
+      KernelErrors.KERNEL_COMMAND_FAILED,
+      `cannot read namespace ${name || '(host)'}: ${r.stderr.trim().split('\n')[0]}`,
+    );
   return parseIpBatch(name, r.stdout);
 }
 
@@ -119,7 +183,9 @@ function observeBatchFile(stateDir: string): string | undefined {
   const text = LINES_OF_OBSERVE.join('\n') + '\n';
   try {
     if (readFileSync(file, 'utf8') === text) return file;
-  } catch { /* not there yet */ }
+  } catch {
+    /* not there yet */
+  }
   try {
     mkdirSync(runDir(stateDir), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}`;
@@ -140,7 +206,10 @@ function observeBatchFile(stateDir: string): string | undefined {
 async function observeGroup(names: string[], stateDir: string): Promise<ActualNs[] | undefined> {
   const batch = observeBatchFile(stateDir);
   if (batch === undefined) return undefined;
-  const r = await run(['xargs', '-0', '-I{}', 'nsenter', `--net=${NETNS_DIR}/{}`, 'ip', '-json', '-d', '-batch', batch], names.join('\0'));
+  const r = await run(
+    ['xargs', '-0', '-I{}', 'nsenter', `--net=${NETNS_DIR}/{}`, 'ip', '-json', '-d', '-batch', batch],
+    names.join('\0'),
+  );
   if (r.code !== 0 || r.stderr.trim() !== '') return undefined;
   let parts: unknown[];
   try {
@@ -153,16 +222,24 @@ async function observeGroup(names: string[], stateDir: string): Promise<ActualNs
   return names.map((name, i) => parseIpLists(name, parts.slice(i * n, (i + 1) * n) as unknown[][]));
 }
 
-interface NftJson { nftables: ({ table?: { family: string; name: string }; set?: { family: string; table: string; name: string; elem?: unknown[] }; rule?: { family: string; table: string; comment?: string } })[] }
+interface NftJson {
+  nftables: {
+    table?: { family: string; name: string };
+    set?: { family: string; table: string; name: string; elem?: unknown[] };
+    rule?: { family: string; table: string; comment?: string };
+  }[];
+}
 
 /** An element of set SET: the address gets the set's prefix length (NFT_SET_PREFIX_LEN). */
 function elemOf(e: unknown, set: string): NftElement | undefined {
-  const c = (e as { concat?: unknown[]; elem?: { val?: unknown } })?.concat ?? ((e as { elem?: { val?: { concat?: unknown[] } } })?.elem?.val?.concat);
+  const c =
+    (e as { concat?: unknown[]; elem?: { val?: unknown } })?.concat ??
+    (e as { elem?: { val?: { concat?: unknown[] } } })?.elem?.val?.concat;
   if (!Array.isArray(c) || c.length !== 2 || typeof c[0] !== 'string') return undefined;
   const v = c[1] as string | { prefix?: { addr: string; len: number } };
   const addr = typeof v === 'string' ? v : v?.prefix?.addr;
   if (addr === undefined) return undefined;
-  const len = typeof v === 'string' ? NFT_SET_PREFIX_LEN[set] ?? (addr.includes(':') ? 128 : 32) : v.prefix!.len;
+  const len = typeof v === 'string' ? (NFT_SET_PREFIX_LEN[set] ?? (addr.includes(':') ? 128 : 32)) : v.prefix!.len;
   try {
     return { ifname: c[0], prefix: canonPrefix(`${addr}/${len}`, addr.includes(':') ? 6 : 4) };
   } catch {
@@ -177,12 +254,21 @@ export function parseNft(json: string): ActualNftTable[] {
   const tables = new Map<string, ActualNftTable>();
   const ours = (f: string, n: string): boolean => NFT_TABLES.some((t) => t.family === f && t.name === n);
   for (const x of d.nftables) {
-    if (x.table && ours(x.table.family, x.table.name)) tables.set(`${x.table.family} ${x.table.name}`, { family: x.table.family, name: x.table.name, ruleHashes: [], sets: {} });
+    if (x.table && ours(x.table.family, x.table.name))
+      tables.set(`${x.table.family} ${x.table.name}`, {
+        family: x.table.family,
+        name: x.table.name,
+        ruleHashes: [],
+        sets: {},
+      });
   }
   for (const x of d.nftables) {
     if (x.set) {
       const t = tables.get(`${x.set.family} ${x.set.table}`);
-      if (t) t.sets[x.set.name] = (x.set.elem ?? []).map((e) => elemOf(e, x.set!.name)).filter((e): e is NftElement => e !== undefined);
+      if (t)
+        t.sets[x.set.name] = (x.set.elem ?? [])
+          .map((e) => elemOf(e, x.set!.name))
+          .filter((e): e is NftElement => e !== undefined);
     } else if (x.rule) {
       const t = tables.get(`${x.rule.family} ${x.rule.table}`);
       if (t) t.ruleHashes.push(/^exitnode:([0-9a-f]+)$/.exec(x.rule.comment ?? '')?.[1] ?? '');
@@ -201,7 +287,10 @@ export function parseWgDump(text: string): Map<string, ActualWg> {
     } else if (f.length === 9) {
       const w = out.get(f[0]!);
       if (!w) continue;
-      const peer: ActualWg['peers'][number] = { publicKey: f[1]!, allowedIps: f[4] === '(none)' ? [] : f[4]!.split(',').map((p) => canonPrefix(p, p.includes(':') ? 6 : 4)) };
+      const peer: ActualWg['peers'][number] = {
+        publicKey: f[1]!,
+        allowedIps: f[4] === '(none)' ? [] : f[4]!.split(',').map((p) => canonPrefix(p, p.includes(':') ? 6 : 4)),
+      };
       if (f[3] !== '(none)') peer.endpoint = f[3]!;
       if (f[8] !== 'off') peer.keepalive = Number(f[8]);
       w.peers.push(peer);
@@ -260,12 +349,14 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
   const jobs: string[][] = [...list.filter((n) => !plain(n)).map((n) => [n])];
   const rest = list.filter(plain);
   for (let i = 0; i < rest.length; i += GROUP_SIZE) jobs.push(rest.slice(i, i + GROUP_SIZE));
-  const read = (await pool(jobs, OBSERVE_CONCURRENCY, async (names) => {
-    if (names.length === 1) return [await single(names[0]!)];
-    const all = await observeGroup(names, opts.stateDir);
-    // Anything odd (a namespace gone, an interrupted dump): read them one by one, with their own errors.
-    return all ?? Promise.all(names.map(single));
-  })).flat();
+  const read = (
+    await pool(jobs, OBSERVE_CONCURRENCY, async (names) => {
+      if (names.length === 1) return [await single(names[0]!)];
+      const all = await observeGroup(names, opts.stateDir);
+      // Anything odd (a namespace gone, an interrupted dump): read them one by one, with their own errors.
+      return all ?? Promise.all(names.map(single));
+    })
+  ).flat();
   const spaces = read.filter((s): s is ActualNs => s !== undefined);
   function isGateway(name: string): boolean {
     return owned.has(name) && parseOwnedNamespace(opts.namespacePrefix, name)?.kind === 'gateway';
@@ -283,7 +374,11 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
       extra.length ? run(inNs(name, ['sysctl', '-e', ...extra])) : undefined,
     ]);
     if (nft) {
-      if (nft.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `cannot list nftables in ${name}: ${nft.stderr.trim()}`);
+      if (nft.code !== 0)
+        throw new ExitnodeError(
+          KernelErrors.KERNEL_COMMAND_FAILED,
+          `cannot list nftables in ${name}: ${nft.stderr.trim()}`,
+        );
       ns.nft = parseNft(nft.stdout || '{"nftables":[]}');
     }
     for (const line of sys?.stdout.split('\n') ?? []) {
@@ -301,7 +396,11 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
   const wireguard = new Map<string, ActualWg>();
   if (wgNames.size) {
     const dumps = opts.kernelWireguard
-      ? await pool(spaces.filter((s) => s.links.some((l) => isWgLink(l.name))).map((s) => s.name), OBSERVE_CONCURRENCY, (n) => run(inNs(n, ['wg', 'show', 'all', 'dump'])))
+      ? await pool(
+          spaces.filter((s) => s.links.some((l) => isWgLink(l.name))).map((s) => s.name),
+          OBSERVE_CONCURRENCY,
+          (n) => run(inNs(n, ['wg', 'show', 'all', 'dump'])),
+        )
       : [await run(['wg', 'show', 'all', 'dump'])];
     for (const r of dumps) for (const [k, v] of parseWgDump(r.stdout)) if (wgNames.has(k)) wireguard.set(k, v);
   }

@@ -15,8 +15,18 @@ const IP = `[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mt
 
 test('ip -json -batch: links, addresses, our routes (main table only), forwarding', () => {
   const ns = parseIpBatch('gw-1-1', IP);
-  assert.deepEqual(ns.links.map((l) => [l.name, l.kind, l.up, l.addrgenNone, l.master ?? '']), [['lo', '', true, false, ''], ['to-1abc-1', 'veth', true, true, ''], ['br-1abc-1', 'bridge', false, true, 'x']]);
-  assert.deepEqual(ns.addrs, [{ dev: 'to-1abc-1', addr: '10.1.0.1/32' }, { dev: 'to-1abc-1', addr: 'fe80::1:1abc/64' }]);
+  assert.deepEqual(
+    ns.links.map((l) => [l.name, l.kind, l.up, l.addrgenNone, l.master ?? '']),
+    [
+      ['lo', '', true, false, ''],
+      ['to-1abc-1', 'veth', true, true, ''],
+      ['br-1abc-1', 'bridge', false, true, 'x'],
+    ],
+  );
+  assert.deepEqual(ns.addrs, [
+    { dev: 'to-1abc-1', addr: '10.1.0.1/32' },
+    { dev: 'to-1abc-1', addr: 'fe80::1:1abc/64' },
+  ]);
   assert.deepEqual(ns.routes, [
     { dst: '2001:db8:5e:1abc::/64', dev: 'to-1abc-1', onlink: false, via: 'fe80::1abc:1' },
     { dst: '::/0', dev: 'pub-1-1', onlink: false, via: 'fe80::1' },
@@ -34,27 +44,79 @@ test('splitJson keeps brackets inside strings', () => {
   assert.deepEqual(splitJson('[{"a":"]["}]\n[]\n{"b":"\\"}"}'), [[{ a: '][' }], [], { b: '"}' }]);
 });
 
-test('nft -j list ruleset: our tables only, elements as prefixes of their set\'s length, rule hashes', () => {
-  const json = JSON.stringify({ nftables: [
-    { metainfo: { version: '1.0.6' } },
-    { table: { family: 'inet', name: 'exitnode-filter', handle: 1 } },
-    { table: { family: 'inet', name: 'operator', handle: 2 } },
-    // 10.26.188.7 was added by hand: host bits under the mask, kept as written so that the plan deletes it.
-    { set: { family: 'inet', name: 'src4', table: 'exitnode-filter', type: ['ifname', 'ipv4_addr'], elem: [{ concat: ['to-1abc-1', '10.26.188.0'] }, { concat: ['to-1abc-1', '10.26.188.7'] }] } },
-    { set: { family: 'inet', name: 'src4h', table: 'exitnode-filter', type: ['ifname', 'ipv4_addr'], elem: [{ concat: ['to-1abc-1', '10.255.26.188'] }] } },
-    { set: { family: 'inet', name: 'src6', table: 'exitnode-filter', elem: [{ concat: ['to-1abc-1', '2001:DB8:5e:1abc::'] }] } },
-    // A set of the former interval layout (its table's rules no longer match: it is rebuilt).
-    { set: { family: 'inet', name: 'old', table: 'exitnode-filter', flags: ['interval'], elem: [{ concat: ['to-1abc-1', { prefix: { addr: '10.26.188.0', len: 24 } }] }] } },
-    { set: { family: 'inet', name: 'x', table: 'operator', elem: ['1.2.3.4'] } },
-    { rule: { family: 'inet', table: 'exitnode-filter', chain: 'forward', handle: 4, comment: 'exitnode:20059b81b2a42379', expr: [] } },
-    { rule: { family: 'inet', table: 'exitnode-filter', chain: 'forward', handle: 5, expr: [] } },
-  ] });
-  assert.deepEqual(parseNft(json), [{ family: 'inet', name: 'exitnode-filter', ruleHashes: ['20059b81b2a42379', ''], sets: {
-    src4: [{ ifname: 'to-1abc-1', prefix: '10.26.188.0/24' }, { ifname: 'to-1abc-1', prefix: '10.26.188.7/24' }],
-    src4h: [{ ifname: 'to-1abc-1', prefix: '10.255.26.188/32' }],
-    src6: [{ ifname: 'to-1abc-1', prefix: '2001:db8:5e:1abc::/64' }],
-    old: [{ ifname: 'to-1abc-1', prefix: '10.26.188.0/24' }],
-  } }]);
+test("nft -j list ruleset: our tables only, elements as prefixes of their set's length, rule hashes", () => {
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: { version: '1.0.6' } },
+      { table: { family: 'inet', name: 'exitnode-filter', handle: 1 } },
+      { table: { family: 'inet', name: 'operator', handle: 2 } },
+      // 10.26.188.7 was added by hand: host bits under the mask, kept as written so that the plan deletes it.
+      {
+        set: {
+          family: 'inet',
+          name: 'src4',
+          table: 'exitnode-filter',
+          type: ['ifname', 'ipv4_addr'],
+          elem: [{ concat: ['to-1abc-1', '10.26.188.0'] }, { concat: ['to-1abc-1', '10.26.188.7'] }],
+        },
+      },
+      {
+        set: {
+          family: 'inet',
+          name: 'src4h',
+          table: 'exitnode-filter',
+          type: ['ifname', 'ipv4_addr'],
+          elem: [{ concat: ['to-1abc-1', '10.255.26.188'] }],
+        },
+      },
+      {
+        set: {
+          family: 'inet',
+          name: 'src6',
+          table: 'exitnode-filter',
+          elem: [{ concat: ['to-1abc-1', '2001:DB8:5e:1abc::'] }],
+        },
+      },
+      // A set of the former interval layout (its table's rules no longer match: it is rebuilt).
+      {
+        set: {
+          family: 'inet',
+          name: 'old',
+          table: 'exitnode-filter',
+          flags: ['interval'],
+          elem: [{ concat: ['to-1abc-1', { prefix: { addr: '10.26.188.0', len: 24 } }] }],
+        },
+      },
+      { set: { family: 'inet', name: 'x', table: 'operator', elem: ['1.2.3.4'] } },
+      {
+        rule: {
+          family: 'inet',
+          table: 'exitnode-filter',
+          chain: 'forward',
+          handle: 4,
+          comment: 'exitnode:20059b81b2a42379',
+          expr: [],
+        },
+      },
+      { rule: { family: 'inet', table: 'exitnode-filter', chain: 'forward', handle: 5, expr: [] } },
+    ],
+  });
+  assert.deepEqual(parseNft(json), [
+    {
+      family: 'inet',
+      name: 'exitnode-filter',
+      ruleHashes: ['20059b81b2a42379', ''],
+      sets: {
+        src4: [
+          { ifname: 'to-1abc-1', prefix: '10.26.188.0/24' },
+          { ifname: 'to-1abc-1', prefix: '10.26.188.7/24' },
+        ],
+        src4h: [{ ifname: 'to-1abc-1', prefix: '10.255.26.188/32' }],
+        src6: [{ ifname: 'to-1abc-1', prefix: '2001:db8:5e:1abc::/64' }],
+        old: [{ ifname: 'to-1abc-1', prefix: '10.26.188.0/24' }],
+      },
+    },
+  ]);
 });
 
 test('wg show all dump', () => {
@@ -68,16 +130,25 @@ test('wg show all dump', () => {
   const w = m.get('wg-1abd-1')!;
   assert.equal(w.listenPort, 6845);
   assert.deepEqual(w.peers, [
-    { publicKey: 'PEERKEY=', endpoint: '192.0.2.1:6844', allowedIps: ['2001:db8:5e:1abc::/64', '10.26.188.0/24', '0.0.0.0/0', '::/0'], keepalive: 25 },
+    {
+      publicKey: 'PEERKEY=',
+      endpoint: '192.0.2.1:6844',
+      allowedIps: ['2001:db8:5e:1abc::/64', '10.26.188.0/24', '0.0.0.0/0', '::/0'],
+      keepalive: 25,
+    },
     { publicKey: 'PEER2=', allowedIps: [] },
   ]);
   assert.ok(m.has('wg-other'));
 });
 
 test('ip -force -batch failures are reported per object', () => {
-  const err = 'Error: Nexthop has invalid gateway.\nCommand failed -:2\nCannot find device "to-1abc-1"\nCommand failed -:3\n';
-  assert.deepEqual(batchFailures(err, ['a', 'route X in gw', 'route Y in gw'], ['l1', 'route replace X', 'route replace Y']), [
-    { object: 'route X in gw', reason: 'Error: Nexthop has invalid gateway. (ip route replace X)' },
-    { object: 'route Y in gw', reason: 'Cannot find device "to-1abc-1" (ip route replace Y)' },
-  ]);
+  const err =
+    'Error: Nexthop has invalid gateway.\nCommand failed -:2\nCannot find device "to-1abc-1"\nCommand failed -:3\n';
+  assert.deepEqual(
+    batchFailures(err, ['a', 'route X in gw', 'route Y in gw'], ['l1', 'route replace X', 'route replace Y']),
+    [
+      { object: 'route X in gw', reason: 'Error: Nexthop has invalid gateway. (ip route replace X)' },
+      { object: 'route Y in gw', reason: 'Cannot find device "to-1abc-1" (ip route replace Y)' },
+    ],
+  );
 });

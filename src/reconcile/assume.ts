@@ -6,26 +6,51 @@ import type { DesiredState } from '../compile/desired.js';
 import type { ActualNs, ActualState } from './actual.js';
 
 /** The result shares arrays with `d`: read-only, as `diff` treats it. */
-export function assumeApplied(d: DesiredState, privateKeys: Map<string, string>, files: Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'>): ActualState {
+export function assumeApplied(
+  d: DesiredState,
+  privateKeys: Map<string, string>,
+  files: Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'>,
+): ActualState {
   const namespaces = new Map<string, ActualNs>();
   for (const ns of d.namespaces) {
     namespaces.set(ns.name, {
       name: ns.name,
       links: [
         { name: 'lo', kind: '', up: true, addrgenNone: false },
-        ...ns.links.map((l) => ({ name: l.name, kind: l.kind === 'wireguard' ? 'tun' : l.kind === 'nic' ? '' : l.kind, up: true, addrgenNone: !l.kernelLinkLocal, ...(l.master ? { master: l.master } : {}) })),
+        ...ns.links.map((l) => ({
+          name: l.name,
+          kind: l.kind === 'wireguard' ? 'tun' : l.kind === 'nic' ? '' : l.kind,
+          up: true,
+          addrgenNone: !l.kernelLinkLocal,
+          ...(l.master ? { master: l.master } : {}),
+        })),
       ],
       addrs: ns.addrs.map((a) => ({ dev: a.dev, addr: a.addr })),
       // Shared, not copied: diff skips runs of objects identical on both sides.
       routes: ns.routes,
       sysctls: { ...ns.sysctls },
-      nft: ns.nft.map((t) => ({ family: t.family, name: t.name, ruleHashes: Array<string>(t.body.split(`exitnode:${t.hash}`).length - 1).fill(t.hash), sets: t.sets })),
+      nft: ns.nft.map((t) => ({
+        family: t.family,
+        name: t.name,
+        ruleHashes: Array<string>(t.body.split(`exitnode:${t.hash}`).length - 1).fill(t.hash),
+        sets: t.sets,
+      })),
     });
   }
-  const wireguard = new Map(d.wireguard.map((w) => [w.name, { name: w.name, privateKey: privateKeys.get(w.name) ?? '', listenPort: w.listenPort, peers: w.peers }]));
+  const wireguard = new Map(
+    d.wireguard.map((w) => [
+      w.name,
+      { name: w.name, privateKey: privateKeys.get(w.name) ?? '', listenPort: w.listenPort, peers: w.peers },
+    ]),
+  );
   return {
-    namespaces, wireguard,
-    owned: new Set(d.namespaces.filter((n) => n.roles.includes('gateway') || n.roles.includes('nr')).map((n) => n.name)),
-    wgProcesses: files.wgProcesses, keyFiles: files.keyFiles, pidFiles: files.pidFiles,
+    namespaces,
+    wireguard,
+    owned: new Set(
+      d.namespaces.filter((n) => n.roles.includes('gateway') || n.roles.includes('nr')).map((n) => n.name),
+    ),
+    wgProcesses: files.wgProcesses,
+    keyFiles: files.keyFiles,
+    pidFiles: files.pidFiles,
   };
 }

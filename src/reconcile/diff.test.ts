@@ -12,10 +12,15 @@ import { assumeApplied } from './assume.js';
 import { diff } from './diff.js';
 import { Phase, type Plan } from './plan.js';
 
-const fixture = JSON.parse(readFileSync(new URL('../../test/fixtures/views/two-tns.json', import.meta.url), 'utf8')) as { config: unknown; view: NodeView };
+const fixture = JSON.parse(
+  readFileSync(new URL('../../test/fixtures/views/two-tns.json', import.meta.url), 'utf8'),
+) as { config: unknown; view: NodeView };
 const config = parseNodeConfig(fixture.config);
 const view = (): NodeView => structuredClone(parseNodeView(fixture.view));
-const KEYS = new Map([['wg-1abc-1', 'KEYC'], ['wg-1abe-1', 'KEYE']]);
+const KEYS = new Map([
+  ['wg-1abc-1', 'KEYC'],
+  ['wg-1abe-1', 'KEYE'],
+]);
 const opts = { kernelWireguard: false, privateKeys: KEYS };
 
 function holding(d: DesiredState): ActualState {
@@ -26,16 +31,36 @@ function holding(d: DesiredState): ActualState {
   });
 }
 
-const lines = (p: Plan): string[] => p.steps.flatMap((s) => ('lines' in s ? s.lines.map((l) => `${s.tool} ${s.ns || '(host)'}: ${l}`) : [`${s.tool} ${s.ns || '(host)'}: ${s.objects.join(', ')}`]));
+const lines = (p: Plan): string[] =>
+  p.steps.flatMap((s) =>
+    'lines' in s
+      ? s.lines.map((l) => `${s.tool} ${s.ns || '(host)'}: ${l}`)
+      : [`${s.tool} ${s.ns || '(host)'}: ${s.objects.join(', ')}`],
+  );
 
 test('from nothing: namespaces first, then links, moves, sysctls, addresses and routes, nft, keys, WireGuard; nothing removed', () => {
   const d = compile(view(), config);
-  const empty: ActualState = { namespaces: new Map([['', { name: '', links: [], addrs: [], routes: [], sysctls: {}, nft: [] }]]), owned: new Set(), wireguard: new Map(), wgProcesses: new Map(), keyFiles: new Set(), pidFiles: new Set() };
+  const empty: ActualState = {
+    namespaces: new Map([['', { name: '', links: [], addrs: [], routes: [], sysctls: {}, nft: [] }]]),
+    owned: new Set(),
+    wireguard: new Map(),
+    wgProcesses: new Map(),
+    keyFiles: new Set(),
+    pidFiles: new Set(),
+  };
   const p = diff(d, empty, { kernelWireguard: false, privateKeys: new Map() });
   const phases = p.steps.map((s) => s.phase);
-  assert.deepEqual(phases, [...phases].sort((a, b) => a - b), 'ordered by phase');
+  assert.deepEqual(
+    phases,
+    [...phases].sort((a, b) => a - b),
+    'ordered by phase',
+  );
   assert.equal(p.steps[0]!.tool, 'ip');
-  assert.deepEqual((p.steps[0] as { lines: string[] }).lines, ['netns add gw-1-1', 'netns add net-1abc-1', 'netns add net-1abe-1']);
+  assert.deepEqual((p.steps[0] as { lines: string[] }).lines, [
+    'netns add gw-1-1',
+    'netns add net-1abc-1',
+    'netns add net-1abe-1',
+  ]);
   assert.ok(!p.steps.some((s) => s.phase >= Phase.LINK_DEL), 'no removals');
   const l = lines(p);
   assert.ok(l.includes('ip (host): link add link eth1 name pub-1-1 netns gw-1-1 type macvlan mode bridge'));
@@ -46,7 +71,13 @@ test('from nothing: namespaces first, then links, moves, sysctls, addresses and 
   assert.ok(l.includes('ip gw-1-1: route replace 10.26.189.0/24 via 10.255.26.188 dev to-1abc-1 onlink proto 77'));
   assert.ok(l.includes('ip net-1abc-1: route replace ::/0 via fe80::1:1abc dev pub-1abc-1 proto 77'));
   assert.ok(l.includes('sysctl gw-1-1: net.ipv6.conf.pub-1-1.ndisc_notify=1'));
-  assert.ok(l.some((x) => x.startsWith('nft gw-1-1: add element inet exitnode-filter src6 { ') && x.includes('"to-1abc-1" . 2a02:1802:5e:1235::,')));
+  assert.ok(
+    l.some(
+      (x) =>
+        x.startsWith('nft gw-1-1: add element inet exitnode-filter src6 { ') &&
+        x.includes('"to-1abc-1" . 2a02:1802:5e:1235::,'),
+    ),
+  );
   assert.equal(p.steps.filter((s) => s.tool === 'keygen').length, 2);
   assert.equal(p.steps.filter((s) => s.tool === 'wg-start').length, 2);
   // Every line of a namespace goes in one batch: one process per namespace per phase.
@@ -63,7 +94,12 @@ test('foreign objects are never touched: links, addresses on them, tables of oth
   const d = compile(view(), config);
   const a = holding(d);
   const host = a.namespaces.get('')!;
-  host.links.push({ name: 'eth0', kind: '', up: true, addrgenNone: false }, { name: 'br-0123456789ab', kind: 'bridge', up: true, addrgenNone: false }, { name: 'docker0', kind: 'bridge', up: true, addrgenNone: false }, { name: 'wg0', kind: 'wireguard', up: true, addrgenNone: false });
+  host.links.push(
+    { name: 'eth0', kind: '', up: true, addrgenNone: false },
+    { name: 'br-0123456789ab', kind: 'bridge', up: true, addrgenNone: false },
+    { name: 'docker0', kind: 'bridge', up: true, addrgenNone: false },
+    { name: 'wg0', kind: 'wireguard', up: true, addrgenNone: false },
+  );
   host.addrs.push({ dev: 'eth0', addr: '192.0.2.1/24' });
   const gw = a.namespaces.get('gw-1-1')!;
   gw.links.push({ name: 'mgmt0', kind: 'veth', up: true, addrgenNone: false });
@@ -95,11 +131,16 @@ test('against the previous pass (shared objects) the plan is the one a kernel re
   const after = compile(v, config);
   const shared = holding(before);
   const copied = holding(structuredClone(before));
-  assert.ok(shared.namespaces.get('gw-1-1')!.routes[5] === before.namespaces.find((n) => n.name === 'gw-1-1')!.routes[5]);
+  assert.ok(
+    shared.namespaces.get('gw-1-1')!.routes[5] === before.namespaces.find((n) => n.name === 'gw-1-1')!.routes[5],
+  );
   const a = lines(diff(after, shared, opts));
   assert.deepEqual(a, lines(diff(after, copied, opts)));
   assert.ok(a.includes('ip gw-1-1: route del 2a02:1802:5e:1abd::/64 dev to-1abc-1 proto 77'));
-  assert.ok(a.some((x) => x.startsWith('ip gw-1-1: route replace 2a02:1802:5e:1aff::/64 via')), a.join('\n'));
+  assert.ok(
+    a.some((x) => x.startsWith('ip gw-1-1: route replace 2a02:1802:5e:1aff::/64 via')),
+    a.join('\n'),
+  );
 });
 
 test('a whole TN removed: its namespace, its links in the gateway and the root namespace, process, key and PID file', () => {
@@ -116,7 +157,11 @@ test('a whole TN removed: its namespace, its links in the gateway and the root n
     'rm (host): PID file wg-1abe-1.pid',
     'rm (host): key file wg-1abe-1.key',
   ]);
-  assert.equal(l.filter((x) => x.startsWith('nft')).length, 3, 'the three src element groups of to-1abe-1 (src6, src4, src4h)');
+  assert.equal(
+    l.filter((x) => x.startsWith('nft')).length,
+    3,
+    'the three src element groups of to-1abe-1 (src6, src4, src4h)',
+  );
 });
 
 test('a rule changed by hand: the table is rebuilt in one transaction; an element missing: one add', () => {
@@ -128,7 +173,11 @@ test('a rule changed by hand: the table is rebuilt in one transaction; an elemen
   const nft = diff(d, a, opts).steps.filter((s) => s.tool === 'nft');
   assert.equal(nft.length, 1, 'one nft -f for the namespace');
   const text = (nft[0] as { lines: string[] }).lines;
-  assert.deepEqual(text.slice(0, 3), ['table inet exitnode-filter', 'delete table inet exitnode-filter', 'table inet exitnode-filter {']);
+  assert.deepEqual(text.slice(0, 3), [
+    'table inet exitnode-filter',
+    'delete table inet exitnode-filter',
+    'table inet exitnode-filter {',
+  ]);
   assert.ok(!text.some((x) => x.includes('exitnode-nat')), 'the intact table is left alone');
 });
 
@@ -142,12 +191,15 @@ test('drift: a deleted route, an address gone, a link down, a wrong WireGuard pe
   ep.links.find((l) => l.name === 'veth-1abc-1')!.up = false;
   const w = a.wireguard.get('wg-1abc-1')!;
   w.peers = [{ ...w.peers[0]!, allowedIps: w.peers[0]!.allowedIps.slice(0, -1) }, ...w.peers.slice(1)];
-  assert.deepEqual(diff(d, a, opts).steps.flatMap((s) => s.objects), [
-    'route 10.26.189.0/24 in gw-1-1',
-    'link veth-1abc-1 in net-1abc-1',
-    'address 10.255.26.188/16 on wg-1abc-1 in net-1abc-1',
-    'WireGuard configuration of wg-1abc-1',
-  ]);
+  assert.deepEqual(
+    diff(d, a, opts).steps.flatMap((s) => s.objects),
+    [
+      'route 10.26.189.0/24 in gw-1-1',
+      'link veth-1abc-1 in net-1abc-1',
+      'address 10.255.26.188/16 on wg-1abc-1 in net-1abc-1',
+      'WireGuard configuration of wg-1abc-1',
+    ],
+  );
 });
 
 test('a WireGuard interface left in the public namespace by an interrupted pass is moved, not restarted', () => {

@@ -4,8 +4,26 @@
 // sysctls, addresses/up/routes, nft, WireGuard), removals after them in reverse. The same desired
 // state against the kernel it produced gives an empty plan.
 
-import { isOwnedNs, type DesiredState, type LinkSpec, type NftElement, type NftTableSpec, type NsSpec, type RouteSpec, type WgSpec } from '../compile/desired.js';
-import { isOwnedLink, isRootLink, isWgLink, keyFileName, NFT_TABLES, parseOwnedNamespace, pidFileName, ROUTE_PROTO } from '../core/ownership.js';
+import {
+  isOwnedNs,
+  type DesiredState,
+  type LinkSpec,
+  type NftElement,
+  type NftTableSpec,
+  type NsSpec,
+  type RouteSpec,
+  type WgSpec,
+} from '../compile/desired.js';
+import {
+  isOwnedLink,
+  isRootLink,
+  isWgLink,
+  keyFileName,
+  NFT_TABLES,
+  parseOwnedNamespace,
+  pidFileName,
+  ROUTE_PROTO,
+} from '../core/ownership.js';
 import type { ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from './actual.js';
 import { Phase, type Plan, type PhaseNo, type Step } from './plan.js';
 
@@ -34,7 +52,13 @@ function routeKey(r: { dst: string }): string {
 }
 
 function sameRoute(d: RouteSpec, a: ActualRoute): boolean {
-  return d === a || (d.dev === a.dev && (d.via ?? '') === (a.via ?? '') && (d.onlink ?? false) === (a.onlink ?? false) && (d.src ?? '') === (a.src ?? ''));
+  return (
+    d === a ||
+    (d.dev === a.dev &&
+      (d.via ?? '') === (a.via ?? '') &&
+      (d.onlink ?? false) === (a.onlink ?? false) &&
+      (d.src ?? '') === (a.src ?? ''))
+  );
 }
 
 /**
@@ -94,7 +118,8 @@ export function wgConfText(w: WgSpec): string {
 }
 
 function sameWg(d: WgSpec, a: ActualWg, key: string | undefined): boolean {
-  if (key === undefined || a.privateKey !== key || a.listenPort !== d.listenPort || a.peers.length !== d.peers.length) return false;
+  if (key === undefined || a.privateKey !== key || a.listenPort !== d.listenPort || a.peers.length !== d.peers.length)
+    return false;
   const byKey = new Map(a.peers.map((p) => [p.publicKey, p]));
   for (const p of d.peers) {
     const q = byKey.get(p.publicKey);
@@ -142,22 +167,29 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
   // A namespace the readers could not read is left alone, and so is every link that would reach
   // into it: the next pass reads it again. Everything else goes ahead.
   const skip = actual.unreadable ?? new Map<string, string>();
-  const reachesSkipped = (l: LinkSpec): boolean => (l.create?.how === 'veth' && skip.has(l.create.peerNs)) || (l.create?.how === 'wireguard' && skip.has(l.create.fromNs));
-  const desired: DesiredState = skip.size === 0 ? full : {
-    ...full,
-    namespaces: full.namespaces.filter((n) => !skip.has(n.name)).map((n) => {
-      const out = new Set(n.links.filter(reachesSkipped).map((l) => l.name));
-      if (out.size === 0) return n;
-      return {
-        ...n,
-        links: n.links.filter((l) => !out.has(l.name)),
-        addrs: n.addrs.filter((x) => !out.has(x.dev)),
-        routes: n.routes.filter((r) => !out.has(r.dev)),
-        // nft elements name interfaces by string: they may stay (and be added) ahead of the link.
-      };
-    }),
-    wireguard: full.wireguard.filter((w) => !skip.has(w.ns)),
-  };
+  const reachesSkipped = (l: LinkSpec): boolean =>
+    (l.create?.how === 'veth' && skip.has(l.create.peerNs)) ||
+    (l.create?.how === 'wireguard' && skip.has(l.create.fromNs));
+  const desired: DesiredState =
+    skip.size === 0
+      ? full
+      : {
+          ...full,
+          namespaces: full.namespaces
+            .filter((n) => !skip.has(n.name))
+            .map((n) => {
+              const out = new Set(n.links.filter(reachesSkipped).map((l) => l.name));
+              if (out.size === 0) return n;
+              return {
+                ...n,
+                links: n.links.filter((l) => !out.has(l.name)),
+                addrs: n.addrs.filter((x) => !out.has(x.dev)),
+                routes: n.routes.filter((r) => !out.has(r.dev)),
+                // nft elements name interfaces by string: they may stay (and be added) ahead of the link.
+              };
+            }),
+          wireguard: full.wireguard.filter((w) => !skip.has(w.ns)),
+        };
   const wantOwned = new Set(desired.namespaces.filter(isOwnedNs).map((n) => n.name));
   const stale = [...actual.owned].filter((n) => !wantOwned.has(n) && !skip.has(n)).sort();
   const staleSet = new Set(stale);
@@ -165,7 +197,8 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
 
   // 1. namespaces
   for (const ns of desired.namespaces) {
-    if (isOwnedNs(ns) && !actual.owned.has(ns.name)) b.ip(Phase.NETNS_ADD, '', `netns add ${ns.name}`, `namespace ${ns.name}`);
+    if (isOwnedNs(ns) && !actual.owned.has(ns.name))
+      b.ip(Phase.NETNS_ADD, '', `netns add ${ns.name}`, `namespace ${ns.name}`);
   }
   const actualOf = (name: string): ActualNs => actual.namespaces.get(name) ?? EMPTY_NS(name);
 
@@ -181,7 +214,12 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
       names.add(l.name);
       const have = a.links.find((x) => x.name === l.name);
       if (have && !kindMatches(l.kind, have.kind)) {
-        b.ip(Phase.LINK_ADD, ns.name, `link del ${l.name}`, `link ${where(l.name, ns.name)} (kind ${have.kind || 'device'}, not ${l.kind})`);
+        b.ip(
+          Phase.LINK_ADD,
+          ns.name,
+          `link del ${l.name}`,
+          `link ${where(l.name, ns.name)} (kind ${have.kind || 'device'}, not ${l.kind})`,
+        );
       } else if (have) continue;
       const c = l.create;
       if (!c) {
@@ -201,21 +239,51 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
           b.ip(Phase.LINK_ADD, ns.name, `link add ${l.name} type bridge`, obj);
           break;
         case 'macvlan':
-          b.ip(Phase.LINK_ADD, c.parentNs, `link add link ${c.parent} name ${l.name} netns ${nsRef(ns.name)} type macvlan mode bridge`, obj);
+          b.ip(
+            Phase.LINK_ADD,
+            c.parentNs,
+            `link add link ${c.parent} name ${l.name} netns ${nsRef(ns.name)} type macvlan mode bridge`,
+            obj,
+          );
           break;
         case 'nic':
-          b.ip(Phase.LINK_ADD, c.fromNs, `link set ${c.device} netns ${nsRef(ns.name)}`, `NIC ${c.device} into ${ns.name}`);
+          b.ip(
+            Phase.LINK_ADD,
+            c.fromNs,
+            `link set ${c.device} netns ${nsRef(ns.name)}`,
+            `NIC ${c.device} into ${ns.name}`,
+          );
           b.ip(Phase.LINK_MOVE, ns.name, `link set ${c.device} name ${l.name}`, obj);
           break;
         case 'wireguard': {
           const inPublic = actualOf(c.fromNs).links.some((x) => x.name === l.name);
           if (!inPublic) {
             const old = actual.wgProcesses.get(l.name);
-            if (old !== undefined) b.add({ tool: 'kill', phase: Phase.WG_START, ns: c.fromNs, name: l.name, pid: old, objects: [`wireguard-go ${l.name} (pid ${old}) without its interface`] });
-            b.add({ tool: 'wg-start', phase: Phase.WG_START, ns: c.fromNs, name: l.name, kernel: opts.kernelWireguard, objects: [`WireGuard ${where(l.name, c.fromNs)}`] });
+            if (old !== undefined)
+              b.add({
+                tool: 'kill',
+                phase: Phase.WG_START,
+                ns: c.fromNs,
+                name: l.name,
+                pid: old,
+                objects: [`wireguard-go ${l.name} (pid ${old}) without its interface`],
+              });
+            b.add({
+              tool: 'wg-start',
+              phase: Phase.WG_START,
+              ns: c.fromNs,
+              name: l.name,
+              kernel: opts.kernelWireguard,
+              objects: [`WireGuard ${where(l.name, c.fromNs)}`],
+            });
             wgStarted.add(l.name);
           }
-          b.ip(Phase.LINK_MOVE, c.fromNs, `link set ${l.name} netns ${nsRef(ns.name)}`, `move ${l.name} into ${ns.name}`);
+          b.ip(
+            Phase.LINK_MOVE,
+            c.fromNs,
+            `link set ${l.name} netns ${nsRef(ns.name)}`,
+            `move ${l.name} into ${ns.name}`,
+          );
           break;
         }
       }
@@ -234,10 +302,19 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
   // 4. nft: one transaction per gateway namespace; stale owned tables in surviving namespaces go.
   for (const ns of desired.namespaces) {
     const a = actualOf(ns.name);
-    for (const t of ns.nft) nftTable(b, ns.name, t, a.nft.find((x) => x.family === t.family && x.name === t.name));
+    for (const t of ns.nft)
+      nftTable(
+        b,
+        ns.name,
+        t,
+        a.nft.find((x) => x.family === t.family && x.name === t.name),
+      );
     if (isOwnedNs(ns)) {
       for (const t of a.nft) {
-        if (NFT_TABLES.some((o) => o.family === t.family && o.name === t.name) && !ns.nft.some((d) => d.family === t.family && d.name === t.name)) {
+        if (
+          NFT_TABLES.some((o) => o.family === t.family && o.name === t.name) &&
+          !ns.nft.some((d) => d.family === t.family && d.name === t.name)
+        ) {
           b.nft(ns.name, `delete table ${t.family} ${t.name}`, `nft table ${t.family} ${t.name} in ${ns.name}`);
         }
       }
@@ -247,11 +324,27 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
   // 5. WireGuard: keys, then the whole configuration of every interface that differs.
   for (const w of desired.wireguard) {
     const key = opts.privateKeys.get(w.name);
-    if (key === undefined) b.add({ tool: 'keygen', phase: Phase.KEYGEN, ns: '', name: w.name, keyFile: w.keyFile, objects: [`private key of ${w.name}`] });
+    if (key === undefined)
+      b.add({
+        tool: 'keygen',
+        phase: Phase.KEYGEN,
+        ns: '',
+        name: w.name,
+        keyFile: w.keyFile,
+        objects: [`private key of ${w.name}`],
+      });
     const a = actual.wireguard.get(w.name);
     const movedOrNew = wgStarted.has(w.name) || fresh.has(`${w.ns}/${w.name}`);
     if (movedOrNew || !a || !sameWg(w, a, key)) {
-      b.add({ tool: 'wg', phase: Phase.WG_CONF, ns: w.ns, name: w.name, keyFile: w.keyFile, conf: wgConfText(w), objects: [`WireGuard configuration of ${w.name}`] });
+      b.add({
+        tool: 'wg',
+        phase: Phase.WG_CONF,
+        ns: w.ns,
+        name: w.name,
+        keyFile: w.keyFile,
+        conf: wgConfText(w),
+        objects: [`WireGuard configuration of ${w.name}`],
+      });
     }
   }
 
@@ -266,7 +359,10 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
     const owned = roles.includes('gateway') || roles.includes('nr');
     for (const l of a.links) {
       if (want.has(l.name) || !isOwnedLink(l.name)) continue;
-      const sweep = owned || (roles.includes('root') && isRootLink(l.name)) || (roles.includes('public') && isWgLink(l.name) && !full.wireguard.some((w) => w.name === l.name));
+      const sweep =
+        owned ||
+        (roles.includes('root') && isRootLink(l.name)) ||
+        (roles.includes('public') && isWgLink(l.name) && !full.wireguard.some((w) => w.name === l.name));
       if (!sweep) continue;
       b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, `link ${where(l.name, name)}`);
     }
@@ -279,7 +375,12 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
     if (nic && gw?.kind === 'gateway') {
       const up = `pub-${gw.slot}-${gw.allocation}`;
       if (actualOf(n).links.some((l) => l.name === up)) {
-        for (const line of [`link set ${up} down`, `link set ${up} name ${nic.device}`, `link set ${nic.device} netns ${nsRef(nic.homeNs)}`]) b.ip(Phase.LINK_DEL, n, line, `NIC ${nic.device} back from ${n}`);
+        for (const line of [
+          `link set ${up} down`,
+          `link set ${up} name ${nic.device}`,
+          `link set ${nic.device} netns ${nsRef(nic.homeNs)}`,
+        ])
+          b.ip(Phase.LINK_DEL, n, line, `NIC ${nic.device} back from ${n}`);
       }
     }
     b.ip(Phase.NETNS_DEL, '', `netns del ${n}`, `namespace ${n}`);
@@ -288,15 +389,33 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
   // 7. processes and files that no desired interface needs.
   const keep = new Set(full.wireguard.map((w) => w.name));
   for (const [name, pid] of [...actual.wgProcesses].sort()) {
-    if (!keep.has(name)) b.add({ tool: 'kill', phase: Phase.KILL, ns: '', name, pid, objects: [`wireguard-go ${name} (pid ${pid})`] });
+    if (!keep.has(name))
+      b.add({ tool: 'kill', phase: Phase.KILL, ns: '', name, pid, objects: [`wireguard-go ${name} (pid ${pid})`] });
   }
   for (const name of [...actual.keyFiles].sort()) {
-    if (!keep.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: keyFileName(name), objects: [`key file ${keyFileName(name)}`] });
+    if (!keep.has(name))
+      b.add({
+        tool: 'rm',
+        phase: Phase.RM,
+        ns: '',
+        file: keyFileName(name),
+        objects: [`key file ${keyFileName(name)}`],
+      });
   }
   for (const name of [...actual.pidFiles].sort()) {
-    if (!keep.has(name)) b.add({ tool: 'rm', phase: Phase.RM, ns: '', file: pidFileName(name), objects: [`PID file ${pidFileName(name)}`] });
+    if (!keep.has(name))
+      b.add({
+        tool: 'rm',
+        phase: Phase.RM,
+        ns: '',
+        file: pidFileName(name),
+        objects: [`PID file ${pidFileName(name)}`],
+      });
   }
-  const steps = b.steps.map((s, i) => ({ s, i })).sort((x, y) => x.s.phase - y.s.phase || x.i - y.i).map((x) => x.s);
+  const steps = b.steps
+    .map((s, i) => ({ s, i }))
+    .sort((x, y) => x.s.phase - y.s.phase || x.i - y.i)
+    .map((x) => x.s);
   return { steps };
 }
 
@@ -323,7 +442,11 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
   const haveAddr = new Set(a.addrs.map((y) => `${y.dev} ${y.addr}`));
   for (const x of ns.addrs) {
     const have = !fresh.has(`${ns.name}/${x.dev}`) && haveAddr.has(`${x.dev} ${x.addr}`);
-    if (!have) adds.push([`addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`, `address ${x.addr} on ${x.dev} in ${at}`]);
+    if (!have)
+      adds.push([
+        `addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`,
+        `address ${x.addr} on ${x.dev} in ${at}`,
+      ]);
   }
   // Only the part between identical runs can differ (an incremental pass: one TN's routes of 8192).
   const [wantRoutes, haveRoutes] = changedMiddle(ns.routes, a.routes);
@@ -337,14 +460,16 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     for (const r of haveRoutes) {
       // Routes through a link that this plan deletes go with the link.
       if (!linkNames.has(r.dev) && isOwnedLink(r.dev)) continue;
-      if (!wantRoute.has(routeKey(r))) dels.push([`route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`, `route ${r.dst} in ${at}`]);
+      if (!wantRoute.has(routeKey(r)))
+        dels.push([`route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`, `route ${r.dst} in ${at}`]);
     }
   }
   for (const x of a.addrs) {
     // Addresses on our links only; on links this plan deletes, the address goes with the link.
-    if (!linkNames.has(x.dev) || !isOwnedLink(x.dev) && !owned) continue;
+    if (!linkNames.has(x.dev) || (!isOwnedLink(x.dev) && !owned)) continue;
     if (keepLL.has(x.dev) && x.addr.startsWith('fe80:')) continue;
-    if (!wantAddr.has(`${x.dev} ${x.addr}`)) dels.push([`addr del ${x.addr} dev ${x.dev}`, `address ${x.addr} on ${x.dev} in ${at}`]);
+    if (!wantAddr.has(`${x.dev} ${x.addr}`))
+      dels.push([`addr del ${x.addr} dev ${x.dev}`, `address ${x.addr} on ${x.dev} in ${at}`]);
   }
   for (const [l, o] of [...adds, ...dels]) b.ip(Phase.CONFIGURE, ns.name, l, o);
 }
@@ -358,7 +483,12 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
     b.nft(ns, `delete table ${t.family} ${t.name}`, obj);
     for (const line of t.body.split('\n')) b.nft(ns, line, obj);
     for (const [set, elems] of Object.entries(t.sets)) {
-      if (elems.length) b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${elems.map(elementText).join(', ')} }`, `${elems.length} elements of set ${set} in ${ns}`);
+      if (elems.length)
+        b.nft(
+          ns,
+          `add element ${t.family} ${t.name} ${set} { ${elems.map(elementText).join(', ')} }`,
+          `${elems.length} elements of set ${set} in ${ns}`,
+        );
     }
     return;
   }
@@ -374,7 +504,17 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
       for (const prefix of prefixes) if (!w?.has(prefix)) del.push(elementText({ ifname, prefix }));
     }
     del.sort();
-    if (add.length) b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`, `${add.length} elements of set ${set} in ${ns}`);
-    if (del.length) b.nft(ns, `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`, `${del.length} stale elements of set ${set} in ${ns}`);
+    if (add.length)
+      b.nft(
+        ns,
+        `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`,
+        `${add.length} elements of set ${set} in ${ns}`,
+      );
+    if (del.length)
+      b.nft(
+        ns,
+        `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`,
+        `${del.length} stale elements of set ${set} in ${ns}`,
+      );
   }
 }

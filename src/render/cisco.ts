@@ -12,7 +12,11 @@ export const cisco: Renderer = {
   checkIface(name) {
     checkPrintable('cisco', name, 64);
     if (!/^[A-Za-z][A-Za-z-]*\d+(?:\/\d+)*(?:\.\d+)?$/.test(name)) {
-      throw ifaceError('cisco', name, 'an IOS interface is a type and a number without spaces, e.g. GigabitEthernet0/0/1, Te1/1/1.100, Vlan10, Port-channel1');
+      throw ifaceError(
+        'cisco',
+        name,
+        'an IOS interface is a type and a number without spaces, e.g. GigabitEthernet0/0/1, Te1/1/1.100, Vlan10, Port-channel1',
+      );
     }
   },
   render(m: UpstreamModel): string {

@@ -3,8 +3,27 @@
 import { defineErrors } from '../core/errors.js';
 
 export const RenderErrors = defineErrors({
-  UPSTREAM_ROUTER_UNKNOWN: { status: 400, kind: 'input', summary: 'the router OS is not one exitnode renders for (linux, ifupdown2, frr, bird, vyos, mikrotik, cisco, junos, openwrt)' },
-  UPSTREAM_IFACE_NAME: { status: 400, kind: 'input', summary: 'the upstream interface name is not a valid interface name for that router OS' },
-  UPSTREAM_ADDRESS_OVERRIDE: { status: 400, kind: 'input', summary: 'an upstream address override does not fit the PrefixZero segment (link-local fe80::/64, global in the first /64 of the /48, not a gateway\'s address)' },
-  UPSTREAM_VIA_UNKNOWN: { status: 400, kind: 'input', summary: 'the next-hop kind must be "ll" (the gateway\'s link-local address) or "global" (its address in PrefixZero)' },
+  UPSTREAM_ROUTER_UNKNOWN: {
+    status: 400,
+    kind: 'input',
+    summary:
+      'the router OS is not one exitnode renders for (linux, ifupdown2, frr, bird, vyos, mikrotik, cisco, junos, openwrt)',
+  },
+  UPSTREAM_IFACE_NAME: {
+    status: 400,
+    kind: 'input',
+    summary: 'the upstream interface name is not a valid interface name for that router OS',
+  },
+  UPSTREAM_ADDRESS_OVERRIDE: {
+    status: 400,
+    kind: 'input',
+    summary:
+      "an upstream address override does not fit the PrefixZero segment (link-local fe80::/64, global in the first /64 of the /48, not a gateway's address)",
+  },
+  UPSTREAM_VIA_UNKNOWN: {
+    status: 400,
+    kind: 'input',
+    summary:
+      'the next-hop kind must be "ll" (the gateway\'s link-local address) or "global" (its address in PrefixZero)',
+  },
 });

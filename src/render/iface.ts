@@ -15,13 +15,17 @@ export interface Renderer {
 }
 
 export function ifaceError(os: RouterOs, name: string, rule: string): ExitnodeError {
-  return new ExitnodeError(RenderErrors.UPSTREAM_IFACE_NAME, `interface name ${q(name)} is not valid for ${os}: ${rule}`);
+  return new ExitnodeError(
+    RenderErrors.UPSTREAM_IFACE_NAME,
+    `interface name ${q(name)} is not valid for ${os}: ${rule}`,
+  );
 }
 
 /** The rules every OS shares. `max` is the OS's length limit, or exitnode's own sanity limit. */
 export function checkPrintable(os: RouterOs, name: string, max: number): void {
   if (name === '') throw ifaceError(os, name, 'it is empty');
-  if (/[^\x21-\x7e]/.test(name)) throw ifaceError(os, name, 'it contains whitespace or a character outside printable ASCII');
+  if (/[^\x21-\x7e]/.test(name))
+    throw ifaceError(os, name, 'it contains whitespace or a character outside printable ASCII');
   if (/["'`\\]/.test(name)) throw ifaceError(os, name, 'it contains a quote or a backslash');
   if (name.length > max) throw ifaceError(os, name, `it is ${name.length} characters long; at most ${max} are allowed`);
 }
@@ -34,6 +38,10 @@ export function checkPrintable(os: RouterOs, name: string, max: number): void {
 export function checkLinuxName(os: RouterOs, name: string): void {
   checkPrintable(os, name, 15);
   if (name === '.' || name === '..' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
-    throw ifaceError(os, name, 'a Linux interface name is letters, digits, "_", "." and "-", starting with a letter or digit (at most 15 characters)');
+    throw ifaceError(
+      os,
+      name,
+      'a Linux interface name is letters, digits, "_", "." and "-", starting with a letter or digit (at most 15 characters)',
+    );
   }
 }

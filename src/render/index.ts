@@ -23,7 +23,17 @@ export { renderedRoutes, type RenderedRoute } from './routes.js';
 
 const RENDERERS: Record<RouterOs, Renderer> = { linux, ifupdown2, frr, bird, vyos, mikrotik, cisco, junos, openwrt };
 
-export const ROUTER_OSES: readonly RouterOs[] = Object.freeze(['linux', 'ifupdown2', 'frr', 'bird', 'vyos', 'mikrotik', 'cisco', 'junos', 'openwrt'] as RouterOs[]);
+export const ROUTER_OSES: readonly RouterOs[] = Object.freeze([
+  'linux',
+  'ifupdown2',
+  'frr',
+  'bird',
+  'vyos',
+  'mikrotik',
+  'cisco',
+  'junos',
+  'openwrt',
+] as RouterOs[]);
 
 export function isRouterOs(v: unknown): v is RouterOs {
   return typeof v === 'string' && (ROUTER_OSES as readonly string[]).includes(v);
@@ -31,7 +41,10 @@ export function isRouterOs(v: unknown): v is RouterOs {
 
 function renderer(router: unknown): Renderer {
   if (!isRouterOs(router)) {
-    throw new ExitnodeError(RenderErrors.UPSTREAM_ROUTER_UNKNOWN, `router ${q(router)} is unknown: exitnode renders for ${ROUTER_OSES.join(', ')}`);
+    throw new ExitnodeError(
+      RenderErrors.UPSTREAM_ROUTER_UNKNOWN,
+      `router ${q(router)} is unknown: exitnode renders for ${ROUTER_OSES.join(', ')}`,
+    );
   }
   return RENDERERS[router];
 }

@@ -13,7 +13,12 @@ export const junos: Renderer = {
   title: TITLE,
   checkIface(name) {
     checkPrintable('junos', name, 64);
-    if (!NAME.test(name)) throw ifaceError('junos', name, 'a Junos interface is e.g. ge-0/0/1, xe-1/0/0:2, ae0 or irb, optionally with a logical unit (ge-0/0/1.100)');
+    if (!NAME.test(name))
+      throw ifaceError(
+        'junos',
+        name,
+        'a Junos interface is e.g. ge-0/0/1, xe-1/0/0:2, ae0 or irb, optionally with a logical unit (ge-0/0/1.100)',
+      );
   },
   render(m: UpstreamModel): string {
     const [, phys, unit = '0'] = NAME.exec(m.iface)!;
@@ -25,9 +30,11 @@ export const junos: Renderer = {
       `set interfaces ${phys} unit ${unit} family inet6 address ${m.upstreamLL}/64`,
     ];
     for (const r of m.routes) {
-      lines.push(m.linkLocal
-        ? `set routing-options rib inet6.0 static route ${r.prefix} qualified-next-hop ${r.nextHop} interface ${logical}`
-        : `set routing-options rib inet6.0 static route ${r.prefix} next-hop ${r.nextHop}`);
+      lines.push(
+        m.linkLocal
+          ? `set routing-options rib inet6.0 static route ${r.prefix} qualified-next-hop ${r.nextHop} interface ${logical}`
+          : `set routing-options rib inet6.0 static route ${r.prefix} next-hop ${r.nextHop}`,
+      );
     }
     return lines.join('\n') + '\n';
   },

@@ -13,7 +13,12 @@ export const mikrotik: Renderer = {
     // RouterOS allows almost any name, but names with spaces or script syntax would need
     // quoting everywhere; exitnode takes the plain ones (ether1, sfp-sfpplus1, vlan100, bridge).
     checkPrintable('mikrotik', name, 64);
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw ifaceError('mikrotik', name, 'exitnode takes RouterOS interface names of letters, digits, "_", "." and "-", starting with a letter or digit');
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name))
+      throw ifaceError(
+        'mikrotik',
+        name,
+        'exitnode takes RouterOS interface names of letters, digits, "_", "." and "-", starting with a letter or digit',
+      );
   },
   render(m: UpstreamModel): string {
     const lines = [

@@ -2,8 +2,18 @@
 // upstream router needs. Addresses come from the core plan (planSlot, gwPubLL, gwPubIP6), never
 // re-derived here, so a renderer cannot disagree with the gateways it points at.
 import {
-  DEFAULT_UPSTREAM_LL, ExitnodeError, Ip6, MAX_SLOT, allocation, gwPubIP6, gwPubLL, planSlot, q, upstreamIP6,
-  type Allocation, type Ip6Prefix,
+  DEFAULT_UPSTREAM_LL,
+  ExitnodeError,
+  Ip6,
+  MAX_SLOT,
+  allocation,
+  gwPubIP6,
+  gwPubLL,
+  planSlot,
+  q,
+  upstreamIP6,
+  type Allocation,
+  type Ip6Prefix,
 } from '../core/index.js';
 import { RenderErrors } from './errors.js';
 import { checkSlots, formatSlotList } from './slots.js';
@@ -66,7 +76,11 @@ function upstreamError(what: string, text: string, rule: string): ExitnodeError 
 function parseHostOn64(what: string, text: string): Ip6 {
   const slash = text.indexOf('/');
   if (slash >= 0 && text.slice(slash + 1) !== '64') {
-    throw upstreamError(what, text, 'has a prefix length other than /64; the PrefixZero segment is a /64 (write the address alone or with /64)');
+    throw upstreamError(
+      what,
+      text,
+      'has a prefix length other than /64; the PrefixZero segment is a /64 (write the address alone or with /64)',
+    );
   }
   return Ip6.parse(slash >= 0 ? text.slice(0, slash) : text);
 }
@@ -76,10 +90,12 @@ const FE80_64 = 0xfe80n << 112n;
 /** The upstream's link-local address on PrefixZero: in fe80::/64, not a gateway's. Also the store's rule for a registered allocation. */
 export function checkUpstreamLL(text: string): string {
   const a = parseHostOn64('upstream link-local address', text);
-  if (a.value >> 64n !== FE80_64 >> 64n) throw upstreamError('upstream link-local address', text, 'is not in fe80::/64 (a link-local address)');
+  if (a.value >> 64n !== FE80_64 >> 64n)
+    throw upstreamError('upstream link-local address', text, 'is not in fe80::/64 (a link-local address)');
   if (a.value === FE80_64) throw upstreamError('upstream link-local address', text, 'has an all-zero interface id');
   for (let e = 1; e <= MAX_SLOT; e++) {
-    if (gwPubLL(e).equals(a)) throw upstreamError('upstream link-local address', text, `is GWPubLL of slot ${e}, the gateway's own address`);
+    if (gwPubLL(e).equals(a))
+      throw upstreamError('upstream link-local address', text, `is GWPubLL of slot ${e}, the gateway's own address`);
   }
   return a.toString();
 }
@@ -89,11 +105,21 @@ export function checkUpstreamIP6(a: Allocation, text: string): string {
   const addr = parseHostOn64('upstream global address', text);
   const seg = a.prefix.subnet(64, 0);
   if (!seg.contains(addr)) {
-    throw upstreamError('upstream global address', text, `is not in ${seg}, PrefixZero's first /64 where the gateways' GWPubIP6 addresses are on-link`);
+    throw upstreamError(
+      'upstream global address',
+      text,
+      `is not in ${seg}, PrefixZero's first /64 where the gateways' GWPubIP6 addresses are on-link`,
+    );
   }
-  if (addr.equals(seg.network)) throw upstreamError('upstream global address', text, `is ${seg.network}, the Subnet-Router anycast address of ${seg}`);
+  if (addr.equals(seg.network))
+    throw upstreamError(
+      'upstream global address',
+      text,
+      `is ${seg.network}, the Subnet-Router anycast address of ${seg}`,
+    );
   for (let e = 1; e <= MAX_SLOT; e++) {
-    if (gwPubIP6(a, e).equals(addr)) throw upstreamError('upstream global address', text, `is GWPubIP6 of slot ${e}, the gateway's own address`);
+    if (gwPubIP6(a, e).equals(addr))
+      throw upstreamError('upstream global address', text, `is GWPubIP6 of slot ${e}, the gateway's own address`);
   }
   return addr.toString();
 }
@@ -101,7 +127,10 @@ export function checkUpstreamIP6(a: Allocation, text: string): string {
 function checkVia(v: unknown): Via {
   if (v === undefined || v === 'll') return 'll';
   if (v === 'global') return 'global';
-  throw new ExitnodeError(RenderErrors.UPSTREAM_VIA_UNKNOWN, `next hop kind ${q(v)} is unknown: use "ll" (GWPubLL, the default) or "global" (GWPubIP6)`);
+  throw new ExitnodeError(
+    RenderErrors.UPSTREAM_VIA_UNKNOWN,
+    `next hop kind ${q(v)} is unknown: use "ll" (GWPubLL, the default) or "global" (GWPubIP6)`,
+  );
 }
 
 /** Validates everything but the interface name (whose rules belong to each OS) and computes the routes. */
@@ -140,7 +169,9 @@ export function buildModel(input: UpstreamInput, router: RouterOs, iface: string
 
 /** The comment block every output starts with, one line per entry, without the comment marker. */
 export function header(m: UpstreamModel, what: string): string[] {
-  const hop = m.linkLocal ? 'its gateway\'s uplink link-local address GWPubLL' : 'its gateway\'s uplink address GWPubIP6, on-link in the segment';
+  const hop = m.linkLocal
+    ? "its gateway's uplink link-local address GWPubLL"
+    : "its gateway's uplink address GWPubIP6, on-link in the segment";
   return [
     `exitnode: upstream router configuration, ${what}`,
     `Farm allocation ${m.allocation}; enabled slots (ExitNodes): ${m.slots.join(', ')}.`,

@@ -29,7 +29,10 @@ function needBinary(t: TestContext, bin: string, pkg: string): boolean {
   return false;
 }
 
-interface Parsed { ok: boolean; output: string }
+interface Parsed {
+  ok: boolean;
+  output: string;
+}
 
 function withTemp<T>(fn: (dir: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), 'xrl-parse-'));
@@ -44,7 +47,10 @@ function vtyshCheck(text: string): Parsed {
   return withTemp((dir) => {
     writeFileSync(join(dir, 'vtysh.conf'), '');
     writeFileSync(join(dir, 'upstream.conf'), text);
-    const r = spawnSync(which('vtysh')!, ['--config_dir', dir, '-C', '-f', join(dir, 'upstream.conf')], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(which('vtysh')!, ['--config_dir', dir, '-C', '-f', join(dir, 'upstream.conf')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     const output = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}`;
     // vtysh -C exits non-zero on an unknown or malformed command and prints "line N: % …".
     return { ok: r.status === 0 && !/%/.test(output), output };
@@ -62,29 +68,46 @@ function birdCheck(text: string): Parsed {
 const P = '2001:db8:5e::/48';
 const INPUTS: [string, Omit<UpstreamInput, 'router'>][] = [
   ['slots 1,2,15 via link-local', { prefix: P, slots: [1, 2, 15], iface: 'swp1' }],
-  ['all fifteen slots via global, overridden addresses', { prefix: P, slots: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], iface: 'eth0', via: 'global', upstreamLL: 'fe80::fe', upstreamIP6: '2001:db8:5e::fe' }],
-  ['a VLAN interface name with a dot, prefix with a zero group', { prefix: '2001:db8::/48', slots: [7], iface: 'eth0.100' }],
+  [
+    'all fifteen slots via global, overridden addresses',
+    {
+      prefix: P,
+      slots: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+      iface: 'eth0',
+      via: 'global',
+      upstreamLL: 'fe80::fe',
+      upstreamIP6: '2001:db8:5e::fe',
+    },
+  ],
+  [
+    'a VLAN interface name with a dot, prefix with a zero group',
+    { prefix: '2001:db8::/48', slots: [7], iface: 'eth0.100' },
+  ],
 ];
 
 /** Mutations a real parser must refuse: each breaks one line of a good output. */
 function breakages(text: string, os: 'frr' | 'bird'): [string, string][] {
-  const cases: [string, string][] = os === 'frr'
-    ? [
-        // (FRR's CLI takes unique abbreviations, so "ipv6 rout" would still be accepted.)
-        ['a misspelt keyword', text.replace(/^ipv6 route /m, 'ipv6 ruote ')],
-        ['a prefix length over 128', text.replace(/^ipv6 route (\S+)\/52 /m, 'ipv6 route $1/129 ')],
-        ['an address that is not one', text.replace(/^ ipv6 address \S+/m, ' ipv6 address 2001:db8::zz/64')],
-      ]
-    : [
-        ['a missing semicolon', text.replace(/(route \S+ via \S+);/, '$1')],
-        ['host bits below the prefix length', text.replace(/route (\S+)\/52 /, 'route $1/51 ').replace(/:1000::\/51/, ':1000::/51')],
-        ['an unknown protocol', text.replace(/^protocol static exitnode/m, 'protocol statik exitnode')],
-      ];
+  const cases: [string, string][] =
+    os === 'frr'
+      ? [
+          // (FRR's CLI takes unique abbreviations, so "ipv6 rout" would still be accepted.)
+          ['a misspelt keyword', text.replace(/^ipv6 route /m, 'ipv6 ruote ')],
+          ['a prefix length over 128', text.replace(/^ipv6 route (\S+)\/52 /m, 'ipv6 route $1/129 ')],
+          ['an address that is not one', text.replace(/^ ipv6 address \S+/m, ' ipv6 address 2001:db8::zz/64')],
+        ]
+      : [
+          ['a missing semicolon', text.replace(/(route \S+ via \S+);/, '$1')],
+          [
+            'host bits below the prefix length',
+            text.replace(/route (\S+)\/52 /, 'route $1/51 ').replace(/:1000::\/51/, ':1000::/51'),
+          ],
+          ['an unknown protocol', text.replace(/^protocol static exitnode/m, 'protocol statik exitnode')],
+        ];
   for (const [why, broken] of cases) assert.notEqual(broken, text, `mutation "${why}" changed nothing`);
   return cases;
 }
 
-describe('FRR output through vtysh -C (FRR\'s own parser)', () => {
+describe("FRR output through vtysh -C (FRR's own parser)", () => {
   for (const [what, input] of INPUTS) {
     it(`accepts ${what}`, (t) => {
       if (!needBinary(t, 'vtysh', 'frr')) return;
@@ -103,7 +126,7 @@ describe('FRR output through vtysh -C (FRR\'s own parser)', () => {
   });
 });
 
-describe('BIRD output through bird -p (BIRD\'s own parser)', () => {
+describe("BIRD output through bird -p (BIRD's own parser)", () => {
   for (const [what, input] of INPUTS) {
     it(`accepts ${what}`, (t) => {
       if (!needBinary(t, 'bird', 'bird2')) return;

@@ -29,7 +29,10 @@ export function renderedRoutes(os: RouterOs, text: string): RenderedRoute[] {
       if (/^config route6 /.test(l)) cur = {};
       else if (cur && /^\toption target '(.+)'$/.test(l)) cur.prefix = /'(.+)'/.exec(l)![1];
       else if (cur && /^\toption gateway '(.+)'$/.test(l)) cur.nextHop = /'(.+)'/.exec(l)![1];
-      if (cur?.prefix && cur.nextHop) { out.push({ prefix: cur.prefix, nextHop: cur.nextHop }); cur = undefined; }
+      if (cur?.prefix && cur.nextHop) {
+        out.push({ prefix: cur.prefix, nextHop: cur.nextHop });
+        cur = undefined;
+      }
     }
     return out;
   }
@@ -40,7 +43,8 @@ export function renderedRoutes(os: RouterOs, text: string): RenderedRoute[] {
       continue;
     }
     const m = PATTERNS[os].exec(l);
-    if (m) out.push(m[3] === undefined ? { prefix: m[1]!, nextHop: m[2]! } : { prefix: m[1]!, nextHop: m[2]!, iface: m[3] });
+    if (m)
+      out.push(m[3] === undefined ? { prefix: m[1]!, nextHop: m[2]! } : { prefix: m[1]!, nextHop: m[2]!, iface: m[3] });
   }
   return out;
 }

@@ -10,7 +10,8 @@ function bad(text: string, part: string, why: string): ExitnodeError {
 
 function slotNumber(text: string, part: string, digits: string): number {
   const n = Number(digits);
-  if (n === 0) return fail(bad(text, part, 'names slot 0, which is PrefixZero (the upstream segment), never an ExitNode'));
+  if (n === 0)
+    return fail(bad(text, part, 'names slot 0, which is PrefixZero (the upstream segment), never an ExitNode'));
   if (n > MAX_SLOT) return fail(bad(text, part, `is out of range: slots are 1 to ${MAX_SLOT}`));
   return n;
 }
@@ -21,7 +22,8 @@ function fail(e: ExitnodeError): never {
 
 /** "1-3,5" → [1, 2, 3, 5]: validated, deduplicated, sorted. Errors name the offending part. */
 export function parseSlotList(text: string): number[] {
-  if (text.trim() === '') throw new ExitnodeError(CoreErrors.SLOT_LIST_SYNTAX, `slot list ${q(text)} is empty; ${RULE}`);
+  if (text.trim() === '')
+    throw new ExitnodeError(CoreErrors.SLOT_LIST_SYNTAX, `slot list ${q(text)} is empty; ${RULE}`);
   const slots = new Set<number>();
   for (const raw of text.split(',')) {
     const part = raw.trim();
@@ -39,7 +41,10 @@ export function parseSlotList(text: string): number[] {
 /** Validates slot numbers given as an array (the API form): each 1..15; deduplicated and sorted. */
 export function checkSlots(slots: readonly number[]): number[] {
   if (!Array.isArray(slots) || slots.length === 0) {
-    throw new ExitnodeError(CoreErrors.SLOT_LIST_SYNTAX, `no slots given; the upstream needs one route per enabled slot, ${RULE}`);
+    throw new ExitnodeError(
+      CoreErrors.SLOT_LIST_SYNTAX,
+      `no slots given; the upstream needs one route per enabled slot, ${RULE}`,
+    );
   }
   return [...new Set(slots.map((s) => checkSlot(s)))].sort((a, b) => a - b);
 }
@@ -47,7 +52,7 @@ export function checkSlots(slots: readonly number[]): number[] {
 /** [1, 2, 3, 5] → "1-3,5", the shortest list that parseSlotList reads back. */
 export function formatSlotList(slots: readonly number[]): string {
   const parts: string[] = [];
-  for (let i = 0; i < slots.length; ) {
+  for (let i = 0; i < slots.length;) {
     let j = i;
     while (j + 1 < slots.length && slots[j + 1] === slots[j]! + 1) j++;
     parts.push(j === i ? String(slots[i]) : j === i + 1 ? `${slots[i]},${slots[j]}` : `${slots[i]}-${slots[j]}`);

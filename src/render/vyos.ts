@@ -19,8 +19,14 @@ export const vyos: Renderer = {
   checkIface(name) {
     checkPrintable('vyos', name, 15);
     const m = /^(eth|bond|br)(\d{1,4})(?:\.(\d{1,4}))?$/.exec(name);
-    if (!m) throw ifaceError('vyos', name, 'exitnode renders VyOS ethernet, bonding and bridge interfaces: ethN, bondN, brN, optionally with a VLAN as .VID (eth1.100)');
-    if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 4094)) throw ifaceError('vyos', name, `VLAN id ${m[3]} is out of range 1-4094`);
+    if (!m)
+      throw ifaceError(
+        'vyos',
+        name,
+        'exitnode renders VyOS ethernet, bonding and bridge interfaces: ethN, bondN, brN, optionally with a VLAN as .VID (eth1.100)',
+      );
+    if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 4094))
+      throw ifaceError('vyos', name, `VLAN id ${m[3]} is out of range 1-4094`);
   },
   render(m: UpstreamModel): string {
     const at = path(m.iface);
@@ -31,9 +37,11 @@ export const vyos: Renderer = {
       `set ${at} address '${m.upstreamLL}/64'`,
     ];
     for (const r of m.routes) {
-      lines.push(m.linkLocal
-        ? `set protocols static route6 ${r.prefix} next-hop ${r.nextHop} interface '${m.iface}'`
-        : `set protocols static route6 ${r.prefix} next-hop ${r.nextHop}`);
+      lines.push(
+        m.linkLocal
+          ? `set protocols static route6 ${r.prefix} next-hop ${r.nextHop} interface '${m.iface}'`
+          : `set protocols static route6 ${r.prefix} next-hop ${r.nextHop}`,
+      );
     }
     return lines.join('\n') + '\n';
   },

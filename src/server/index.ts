@@ -54,7 +54,11 @@ export function defaultDataDir(): string {
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ExitnodeError(CoreErrors.USAGE, `--listen ${q(text)} must be HOST:PORT (e.g. 127.0.0.1:8440 or [::]:8440), port 0-65535`);
+  if (!m || port > 65535)
+    throw new ExitnodeError(
+      CoreErrors.USAGE,
+      `--listen ${q(text)} must be HOST:PORT (e.g. 127.0.0.1:8440 or [::]:8440), port 0-65535`,
+    );
   return { host: m[1] ?? m[2]!, port };
 }
 
@@ -64,7 +68,10 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({
     ...(o.db ? { url: o.db } : { dataDir: join(dataDir, 'pgdata'), pgliteWorker: o.pgliteWorker ?? false }),
-    clock: o.clock, leaseTtlMs: o.leaseTtlMs, fenceMarginMs: o.fenceMarginMs, quarantineMs: o.quarantineMs,
+    clock: o.clock,
+    leaseTtlMs: o.leaseTtlMs,
+    fenceMarginMs: o.fenceMarginMs,
+    quarantineMs: o.quarantineMs,
   });
   let app: App | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -95,18 +102,29 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
     timer = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
-      store.sweep().catch((e: unknown) => app?.log.error({ err: e }, 'lease sweep failed')).finally(() => { sweeping = false; });
+      store
+        .sweep()
+        .catch((e: unknown) => app?.log.error({ err: e }, 'lease sweep failed'))
+        .finally(() => {
+          sweeping = false;
+        });
     }, sweepMs);
     timer.unref();
     let closing: Promise<void> | undefined;
     const running: RunningServer = {
-      url, adminToken, adminTokenFile, dataDir, app, store,
+      url,
+      adminToken,
+      adminTokenFile,
+      dataDir,
+      app,
+      store,
       sweep: () => store.sweep(),
-      close: () => (closing ??= (async () => {
-        clearInterval(timer);
-        await app!.close();
-        await store.close();
-      })()),
+      close: () =>
+        (closing ??= (async () => {
+          clearInterval(timer);
+          await app!.close();
+          await store.close();
+        })()),
     };
     return running;
   } catch (e) {

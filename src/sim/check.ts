@@ -39,7 +39,21 @@ interface Hop {
 async function ping(ns: string, dst: string, deadlineS: number): Promise<boolean> {
   // -c 1 with a deadline: re-sends every 200 ms until one reply, so a neighbour still being
   // resolved costs one retry rather than a failed cell.
-  const r = await run(inNs(ns, ['ping', dst.includes(':') ? '-6' : '-4', '-n', '-q', '-c', '1', '-i', '0.2', '-w', String(deadlineS), dst]));
+  const r = await run(
+    inNs(ns, [
+      'ping',
+      dst.includes(':') ? '-6' : '-4',
+      '-n',
+      '-q',
+      '-c',
+      '1',
+      '-i',
+      '0.2',
+      '-w',
+      String(deadlineS),
+      dst,
+    ]),
+  );
   return r.code === 0;
 }
 
@@ -47,7 +61,8 @@ async function ping(ns: string, dst: string, deadlineS: number): Promise<boolean
 async function locate(hops: Hop[], dst: string, source: string): Promise<string> {
   const reach = await Promise.all(hops.map((h) => ping(h.ns, dst, 1)));
   const first = reach.indexOf(true);
-  if (first === 0) return `stops between ${source} and ${hops[0]!.label} (${hops[0]!.ns} reaches ${dst}, ${source} does not)`;
+  if (first === 0)
+    return `stops between ${source} and ${hops[0]!.label} (${hops[0]!.ns} reaches ${dst}, ${source} does not)`;
   const at = first === -1 ? hops[hops.length - 1]! : hops[first - 1]!;
   return `stops at ${at.label} (${at.ns}${at.route ? `: ${at.route}` : ''})${first === -1 ? ` — not even ${at.ns} reaches ${dst}` : ` — ${hops[first]!.ns} reaches ${dst}`}`;
 }
@@ -60,8 +75,10 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
   const tenantOf = (w: SimWorkload): SimState['tenants'][number] => s.tenants.find((x) => x.name === w.tenant)!;
   const nodeNs = (node: string): string => `${s.nsPrefix}${node}-`;
   const nrNs = (w: { nr: string; node: string }): string => `${nodeNs(w.node)}net-${w.nr}-${s.allocation}`;
-  const exitNode = (w: SimWorkload): string => s.workloads.find((x) => x.tenant === w.tenant && x.nr === tenantOf(w).exit)?.node ?? '?';
-  const gwNs = (w: SimWorkload): string => `${nodeNs(s.slots.find((x) => x.slot === tenantOf(w).slot)?.node ?? '?')}gw-${tenantOf(w).slot}-${s.allocation}`;
+  const exitNode = (w: SimWorkload): string =>
+    s.workloads.find((x) => x.tenant === w.tenant && x.nr === tenantOf(w).exit)?.node ?? '?';
+  const gwNs = (w: SimWorkload): string =>
+    `${nodeNs(s.slots.find((x) => x.slot === tenantOf(w).slot)?.node ?? '?')}gw-${tenantOf(w).slot}-${s.allocation}`;
   const epNs = (w: SimWorkload): string => nrNs({ nr: tenantOf(w).exit, node: exitNode(w) });
 
   /** Hops from the internet to workload W, with explain's route text at each. */
@@ -80,7 +97,11 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
     const hops: Hop[] = [
       { label: `NR ${w.nr}`, ns: nrNs(w), route: '0.0.0.0/0 dev wg (to the ExitPoint)' },
       { label: `ExitPoint ${tenantOf(w).exit}`, ns: epNs(w), route: '0.0.0.0/0 via 10.1.0.1 onlink (the gateway)' },
-      { label: `gateway gw-${tenantOf(w).slot}-${s.allocation}`, ns: gwNs(w), route: `default via the upstream, SNAT to ${s.slots.find((x) => x.slot === tenantOf(w).slot)?.ipv4}` },
+      {
+        label: `gateway gw-${tenantOf(w).slot}-${s.allocation}`,
+        ns: gwNs(w),
+        route: `default via the upstream, SNAT to ${s.slots.find((x) => x.slot === tenantOf(w).slot)?.ipv4}`,
+      },
       { label: 'the upstream router', ns: upNs },
     ];
     return hops.filter((h, i) => hops.findIndex((x) => x.ns === h.ns) === i);
@@ -89,7 +110,11 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
     const path = explain(a, w2.addr6, { exit: parseInt(tenantOf(w2).exit, 16) }).path;
     const hops: Hop[] = [
       { label: `NR ${w1.nr}`, ns: nrNs(w1), route: `${dst} dev wg-${w1.nr}-${s.allocation}` },
-      { label: `ExitPoint ${tenantOf(w1).exit}`, ns: epNs(w1), route: path.find((p) => p.at.startsWith('ExitPoint'))?.route },
+      {
+        label: `ExitPoint ${tenantOf(w1).exit}`,
+        ns: epNs(w1),
+        route: path.find((p) => p.at.startsWith('ExitPoint'))?.route,
+      },
       { label: `NR ${w2.nr}`, ns: nrNs(w2), route: path.find((p) => p.at.startsWith('NR'))?.route },
     ];
     // Traffic between two non-exit NRs goes directly over WireGuard (every NR peers with every other).
@@ -99,7 +124,10 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
 
   type Job = () => Promise<Cell>;
   const jobs: Job[] = [];
-  const timed = async (c: Omit<Cell, 'ms' | 'got' | 'ok'>, fn: () => Promise<{ ok: boolean; got: string; hops?: Hop[]; dst?: string }>): Promise<Cell> => {
+  const timed = async (
+    c: Omit<Cell, 'ms' | 'got' | 'ok'>,
+    fn: () => Promise<{ ok: boolean; got: string; hops?: Hop[]; dst?: string }>,
+  ): Promise<Cell> => {
     const t = performance.now();
     const r = await fn();
     const cell: Cell = { ...c, got: r.got, ok: r.ok, ms: Math.round(performance.now() - t) };
@@ -108,14 +136,28 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
   };
 
   for (const w of s.workloads) {
-    jobs.push(() => timed({ name: `internet → ${w.name} (IPv6 ${w.addr6})`, kind: 'internet→workload', family: 'IPv6', from: 'internet', to: w.name, expect: 'reach' },
-      async () => {
-        const ok = await ping(inet, w.addr6, 3);
-        return { ok, got: ok ? 'reach' : 'no reply', hops: inbound(w), dst: w.addr6 };
-      }));
+    jobs.push(() =>
+      timed(
+        {
+          name: `internet → ${w.name} (IPv6 ${w.addr6})`,
+          kind: 'internet→workload',
+          family: 'IPv6',
+          from: 'internet',
+          to: w.name,
+          expect: 'reach',
+        },
+        async () => {
+          const ok = await ping(inet, w.addr6, 3);
+          return { ok, got: ok ? 'reach' : 'no reply', hops: inbound(w), dst: w.addr6 };
+        },
+      ),
+    );
   }
   // workload → internet over IPv4: one UDP listener on the internet host sees every cell's source.
-  const outCells = s.workloads.map((w) => ({ w, expect: s.slots.find((x) => x.slot === tenantOf(w).slot)?.ipv4 ?? '?' }));
+  const outCells = s.workloads.map((w) => ({
+    w,
+    expect: s.slots.find((x) => x.slot === tenantOf(w).slot)?.ipv4 ?? '?',
+  }));
   const port = 40000 + (process.pid % 20000);
   const listenerPy = [
     'import socket,sys,json,time',
@@ -160,26 +202,52 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
     await isReady;
   };
   await startListener();
-  const senderPy = (name: string): string => `import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(12):\n  s.sendto(b"${name}",("${INTERNET4}",${port}))\n  time.sleep(0.25)\n`;
+  const senderPy = (name: string): string =>
+    `import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(12):\n  s.sendto(b"${name}",("${INTERNET4}",${port}))\n  time.sleep(0.25)\n`;
   const senders = outCells.map(({ w }) => run(inNs(w.ns, ['timeout', '4', 'python3', '-c', senderPy(w.name)])));
 
   for (const w1 of s.workloads) {
     for (const w2 of s.workloads) {
       if (w1 === w2) continue;
       if (w1.tenant === w2.tenant) {
-        for (const [family, dst] of [['IPv6', w2.addr6], ['IPv4', w2.addr4]] as const) {
-          jobs.push(() => timed({ name: `${w1.name} → ${w2.name} (${family} ${dst})`, kind: 'workload↔workload', family, from: w1.name, to: w2.name, expect: 'reach' },
-            async () => {
-              const ok = await ping(w1.ns, dst, 3);
-              return { ok, got: ok ? 'reach' : 'no reply', hops: between(w1, w2, dst), dst };
-            }));
+        for (const [family, dst] of [
+          ['IPv6', w2.addr6],
+          ['IPv4', w2.addr4],
+        ] as const) {
+          jobs.push(() =>
+            timed(
+              {
+                name: `${w1.name} → ${w2.name} (${family} ${dst})`,
+                kind: 'workload↔workload',
+                family,
+                from: w1.name,
+                to: w2.name,
+                expect: 'reach',
+              },
+              async () => {
+                const ok = await ping(w1.ns, dst, 3);
+                return { ok, got: ok ? 'reach' : 'no reply', hops: between(w1, w2, dst), dst };
+              },
+            ),
+          );
         }
       } else if (w1.name < w2.name) {
-        jobs.push(() => timed({ name: `${w1.name} ↛ ${w2.name} (IPv4 ${w2.addr4}, other tenant)`, kind: 'tenant isolation', family: 'IPv4', from: w1.name, to: w2.name, expect: 'blocked' },
-          async () => {
-            const reached = await ping(w1.ns, w2.addr4, 1);
-            return { ok: !reached, got: reached ? 'REACHED' : 'blocked' };
-          }));
+        jobs.push(() =>
+          timed(
+            {
+              name: `${w1.name} ↛ ${w2.name} (IPv4 ${w2.addr4}, other tenant)`,
+              kind: 'tenant isolation',
+              family: 'IPv4',
+              from: w1.name,
+              to: w2.name,
+              expect: 'blocked',
+            },
+            async () => {
+              const reached = await ping(w1.ns, w2.addr4, 1);
+              return { ok: !reached, got: reached ? 'REACHED' : 'blocked' };
+            },
+          ),
+        );
       }
     }
   }
@@ -188,9 +256,20 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
   const seen = await outResult!;
   for (const { w, expect } of outCells) {
     const got = seen[w.name];
-    const cell: Cell = { name: `${w.name} → internet (IPv4 ${INTERNET4}, source seen as ${expect})`, kind: 'workload→internet', family: 'IPv4', from: w.name, to: 'internet', expect, got: got ?? 'nothing arrived', ok: got === expect, ms: 0 };
+    const cell: Cell = {
+      name: `${w.name} → internet (IPv4 ${INTERNET4}, source seen as ${expect})`,
+      kind: 'workload→internet',
+      family: 'IPv4',
+      from: w.name,
+      to: 'internet',
+      expect,
+      got: got ?? 'nothing arrived',
+      ok: got === expect,
+      ms: 0,
+    };
     if (!got) cell.stop = await locate(outbound(w), INTERNET4, w.name);
-    else if (got !== expect) cell.stop = `arrived from ${got}: SNAT at gateway gw-${tenantOf(w).slot}-${s.allocation} should rewrite to ${expect}`;
+    else if (got !== expect)
+      cell.stop = `arrived from ${got}: SNAT at gateway gw-${tenantOf(w).slot}-${s.allocation} should rewrite to ${expect}`;
     cells.push(cell);
   }
   void INTERNET6;
@@ -199,9 +278,15 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
 
 /** The report; `compact` prints only the failing cells and the summary line. */
 export function checkText(r: CheckReport, o: { compact?: boolean } = {}): string {
-  const lines = r.cells.filter((c) => !o.compact || !c.ok).map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}${c.ok ? '' : `: got ${c.got}${c.stop ? `; ${c.stop}` : ''}`}`);
+  const lines = r.cells
+    .filter((c) => !o.compact || !c.ok)
+    .map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}${c.ok ? '' : `: got ${c.got}${c.stop ? `; ${c.stop}` : ''}`}`);
   const failed = r.cells.filter((c) => !c.ok).length;
-  const kinds = [...new Set(r.cells.map((c) => c.kind))].map((k) => `${k} ${r.cells.filter((c) => c.kind === k && c.ok).length}/${r.cells.filter((c) => c.kind === k).length}`);
-  lines.push(`${failed ? `FAILED: ${failed} of ${r.cells.length} cells` : `all ${r.cells.length} cells as expected`} (${kinds.join(', ')}) in ${(r.ms / 1000).toFixed(1)} s`);
+  const kinds = [...new Set(r.cells.map((c) => c.kind))].map(
+    (k) => `${k} ${r.cells.filter((c) => c.kind === k && c.ok).length}/${r.cells.filter((c) => c.kind === k).length}`,
+  );
+  lines.push(
+    `${failed ? `FAILED: ${failed} of ${r.cells.length} cells` : `all ${r.cells.length} cells as expected`} (${kinds.join(', ')}) in ${(r.ms / 1000).toFixed(1)} s`,
+  );
   return lines.join('\n');
 }

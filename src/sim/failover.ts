@@ -27,7 +27,11 @@ import { saveState, type SimNodeState, type SimState } from './state.js';
 
 function nodeOf(s: SimState, id: string): SimNodeState {
   const n = s.nodes.find((x) => x.id === id);
-  if (!n) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`);
+  if (!n)
+    throw new ExitnodeError(
+      SimErrors.SIM_UNKNOWN_HOST,
+      `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`,
+    );
   return n;
 }
 
@@ -35,12 +39,24 @@ export async function startRelay(s: SimState, id: string): Promise<void> {
   const n = nodeOf(s, id);
   if (n.relayPid && isOurs(n.relayPid, `relay-${n.id}@${s.stateDir}`) && alive(n.relayPid)) return;
   n.relayPort ??= await freePort();
-  n.relayPid = startDetached(['sim', 'relay', `relay-${n.id}@${s.stateDir}`, String(n.relayPort), s.server.listen], join(s.stateDir, 'nodes', `${n.id}.relay.log`));
+  n.relayPid = startDetached(
+    ['sim', 'relay', `relay-${n.id}@${s.stateDir}`, String(n.relayPort), s.server.listen],
+    join(s.stateDir, 'nodes', `${n.id}.relay.log`),
+  );
   saveState(s);
-  await waitFor(`the relay of ${n.id} to listen`, 15_000, () => new Promise<boolean | undefined>((res) => {
-    const c = createConnection({ host: '127.0.0.1', port: n.relayPort! }, () => { c.destroy(); res(true); });
-    c.on('error', () => res(undefined));
-  }), 50);
+  await waitFor(
+    `the relay of ${n.id} to listen`,
+    15_000,
+    () =>
+      new Promise<boolean | undefined>((res) => {
+        const c = createConnection({ host: '127.0.0.1', port: n.relayPort! }, () => {
+          c.destroy();
+          res(true);
+        });
+        c.on('error', () => res(undefined));
+      }),
+    50,
+  );
 }
 
 export async function stopRelay(s: SimState, id: string): Promise<boolean> {
@@ -59,14 +75,23 @@ export async function runRelay(port: number, target: string): Promise<void> {
   const srv = createServer((c) => {
     const u = createConnection({ host, port: tport });
     c.pipe(u).pipe(c);
-    const end = (): void => { c.destroy(); u.destroy(); };
+    const end = (): void => {
+      c.destroy();
+      u.destroy();
+    };
     c.on('error', end);
     u.on('error', end);
     c.on('close', end);
     u.on('close', end);
   });
-  await new Promise<void>((res, rej) => { srv.once('error', rej); srv.listen(port, '127.0.0.1', () => res()); });
-  await new Promise<void>((res) => { process.once('SIGTERM', res); process.once('SIGINT', res); });
+  await new Promise<void>((res, rej) => {
+    srv.once('error', rej);
+    srv.listen(port, '127.0.0.1', () => res());
+  });
+  await new Promise<void>((res) => {
+    process.once('SIGTERM', res);
+    process.once('SIGINT', res);
+  });
 }
 
 /** Gateway namespaces of a node ("PREFIXn1-gw-E-A"), as slot and allocation. */
@@ -92,13 +117,18 @@ export async function fail(s: SimState, id: string): Promise<{ killed: boolean; 
     if (!p.comm.startsWith('wireguard-go')) continue;
     try {
       process.kill(p.pid, 'SIGTERM');
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   const cut = [`ul-${n.id}`];
   const lines = [`link set dev ul-${n.id} down`];
   for (const g of gatewaysOf(n)) {
     const dead = `fx-${n.id}-${g.slot}-${g.allocation}`;
-    lines.push(`link set dev pz-${g.slot}-${g.allocation} down`, `link set dev pz-${g.slot}-${g.allocation} name ${dead}`);
+    lines.push(
+      `link set dev pz-${g.slot}-${g.allocation} down`,
+      `link set dev pz-${g.slot}-${g.allocation} name ${dead}`,
+    );
     cut.push(`pz-${g.slot}-${g.allocation} (now ${dead})`);
   }
   await seg(s, lines);
@@ -114,16 +144,23 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
   startAgent(s, id);
   // The first pass judges the saved view by the saved leases: a slot lost meanwhile is removed.
   const admin = adminClient(s);
-  await waitFor(`the agent of ${id} to finish its first pass`, ms, async () => {
-    const h = await agentHealth(n.stateDir);
-    if (!h?.lastPass) return undefined;
-    const held = new Set<string>();
-    for (const sl of (await admin.getAllocation(s.allocation)).slots) if (sl.node === id) held.add(`gw-${sl.slot}-${s.allocation}`);
-    return gatewaysOf(n).every((g) => held.has(g.ns.slice(n.ns.length + 1))) ? true : undefined;
-  }, 100);
+  await waitFor(
+    `the agent of ${id} to finish its first pass`,
+    ms,
+    async () => {
+      const h = await agentHealth(n.stateDir);
+      if (!h?.lastPass) return undefined;
+      const held = new Set<string>();
+      for (const sl of (await admin.getAllocation(s.allocation)).slots)
+        if (sl.node === id) held.add(`gw-${sl.slot}-${s.allocation}`);
+      return gatewaysOf(n).every((g) => held.has(g.ns.slice(n.ns.length + 1))) ? true : undefined;
+    },
+    100,
+  );
   const lines = [`link set dev ul-${n.id} up`];
   const r = await run(inNs(`${s.nsPrefix}seg`, ['ip', '-o', 'link', 'show']));
-  for (const m of r.stdout.matchAll(/^\d+: (fx-[^:@]+)[@:]/gm)) if (m[1]!.startsWith(`fx-${n.id}-`)) lines.push(`link del dev ${m[1]}`);
+  for (const m of r.stdout.matchAll(/^\d+: (fx-[^:@]+)[@:]/gm))
+    if (m[1]!.startsWith(`fx-${n.id}-`)) lines.push(`link del dev ${m[1]}`);
   await seg(s, lines);
   delete n.failed;
   saveState(s);
@@ -132,7 +169,11 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
 
 export async function partition(s: SimState, id: string): Promise<void> {
   const n = nodeOf(s, id);
-  if (!n.relayPort) throw new ExitnodeError(SimErrors.SIM_OPTION, `node ${q(id)} reaches the server directly (a farm from an older sim up): no relay to cut`);
+  if (!n.relayPort)
+    throw new ExitnodeError(
+      SimErrors.SIM_OPTION,
+      `node ${q(id)} reaches the server directly (a farm from an older sim up): no relay to cut`,
+    );
   await stopRelay(s, id);
   n.partitioned = true;
   saveState(s);
@@ -151,7 +192,11 @@ export async function cutUplink(s: SimState, slot: number, up = false): Promise<
   await seg(s, [`link set dev pz-${slot}-${s.allocation} ${up ? 'up' : 'down'}`]);
 }
 
-export interface Holder { node: string; ns: string; slot: number }
+export interface Holder {
+  node: string;
+  ns: string;
+  slot: number;
+}
 
 /**
  * One sample of who answers for each slot: every gateway namespace whose uplink pub-E-A is UP
@@ -163,7 +208,10 @@ export async function sampleHolders(s: SimState): Promise<Holder[]> {
   const out: Holder[] = [];
   let ns = '';
   for (const line of r.stdout.split('\n')) {
-    if (line.startsWith('== ')) { ns = line.slice(3); continue; }
+    if (line.startsWith('== ')) {
+      ns = line.slice(3);
+      continue;
+    }
     const m = /^(pub-(\d+)-\d+)(?:@\S+)?\s+(\S+)\s+(.*)$/.exec(line.trim());
     if (!m || m[3] !== 'UP' || !m[4]!.trim()) continue;
     const node = s.nodes.find((n) => ns.startsWith(`${n.ns}-`))?.id ?? ns;
@@ -182,7 +230,13 @@ export async function rehomeWorkloads(s: SimState): Promise<string[]> {
   const { Topology } = await import('./topology.js');
   const nets = await adminClient(s).listNetworks();
   const moved: string[] = [];
-  const t = new Topology({ prefix: s.nsPrefix, allocation: s.prefix, slots: s.slots.map((x) => x.slot), nodes: s.nodes.length, stateRoot: join(s.stateDir, 'nodes') });
+  const t = new Topology({
+    prefix: s.nsPrefix,
+    allocation: s.prefix,
+    slots: s.slots.map((x) => x.slot),
+    nodes: s.nodes.length,
+    stateRoot: join(s.stateDir, 'nodes'),
+  });
   for (const [i, w] of s.workloads.entries()) {
     const nr = nets.find((n) => n.id === w.network)?.resources.find((r) => r.id === w.nr);
     if (!nr || nr.node === w.node) continue;
@@ -192,7 +246,13 @@ export async function rehomeWorkloads(s: SimState): Promise<string[]> {
     const now = { ...w, name, ns: `${s.nsPrefix}${name}`, node: nr.node };
     await run(['ip', 'netns', 'del', now.ns]);
     await run(inNs(s.nodes.find((n) => n.id === nr.node)!.ns, ['ip', 'link', 'del', `wl-${name}`]));
-    await t.workload(name, t.nodes.find((n) => n.id === nr.node)!, now.bridge, now.addr6, now.addr4);
+    await t.workload(
+      name,
+      t.nodes.find((n) => n.id === nr.node)!,
+      now.bridge,
+      now.addr6,
+      now.addr4,
+    );
     s.workloads[i] = now;
     moved.push(`${w.name} → ${name} on ${nr.node}`);
   }
@@ -212,7 +272,11 @@ export async function rehomeWorkloads(s: SimState): Promise<string[]> {
       }
     })();
     if (r.code !== 0 || master === w.bridge) continue;
-    await t.attach(w.name, t.nodes.find((n) => n.id === w.node)!, w.bridge);
+    await t.attach(
+      w.name,
+      t.nodes.find((n) => n.id === w.node)!,
+      w.bridge,
+    );
     moved.push(`${w.name} re-attached to ${w.bridge} on ${w.node} (the agent rebuilt that NR)`);
   }
   saveState(s);

@@ -16,8 +16,28 @@ import { run } from '../kernel/exec.js';
 import { TnodbClient } from '../client/index.js';
 import { Topology } from './topology.js';
 import { SimErrors } from './errors.js';
-import { DEFAULT_NS_PREFIX, DEFAULT_STATE_DIR, agentServerUrl, loadState, readToken, saveState, stateFile, type SimState, type SimWorkload } from './state.js';
-import { freePort, isOurs, namespacesWith, processesIn, startDetached, stopPid, tail, waitFor, alive } from './procs.js';
+import {
+  DEFAULT_NS_PREFIX,
+  DEFAULT_STATE_DIR,
+  agentServerUrl,
+  loadState,
+  readToken,
+  saveState,
+  stateFile,
+  type SimState,
+  type SimWorkload,
+} from './state.js';
+import {
+  freePort,
+  isOurs,
+  namespacesWith,
+  processesIn,
+  startDetached,
+  stopPid,
+  tail,
+  waitFor,
+  alive,
+} from './procs.js';
 
 export interface UpOptions {
   stateDir?: string;
@@ -37,7 +57,13 @@ export interface UpOptions {
 const POOL = Array.from({ length: 15 }, (_, i) => `198.51.100.${11 + i}`);
 
 function topologyOf(s: Pick<SimState, 'nsPrefix' | 'prefix' | 'slots' | 'nodes' | 'stateDir'>): Topology {
-  return new Topology({ prefix: s.nsPrefix, allocation: s.prefix, slots: s.slots.map((x) => x.slot), nodes: s.nodes.length, stateRoot: join(s.stateDir, 'nodes') });
+  return new Topology({
+    prefix: s.nsPrefix,
+    allocation: s.prefix,
+    slots: s.slots.map((x) => x.slot),
+    nodes: s.nodes.length,
+    stateRoot: join(s.stateDir, 'nodes'),
+  });
 }
 
 export function adminClient(s: SimState): TnodbClient {
@@ -45,7 +71,8 @@ export function adminClient(s: SimState): TnodbClient {
 }
 
 function range(name: string, v: number, lo: number, hi: number): number {
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new ExitnodeError(SimErrors.SIM_OPTION, `--${name} ${q(v)} must be an integer from ${lo} to ${hi}`);
+  if (!Number.isInteger(v) || v < lo || v > hi)
+    throw new ExitnodeError(SimErrors.SIM_OPTION, `--${name} ${q(v)} must be an integer from ${lo} to ${hi}`);
   return v;
 }
 
@@ -55,8 +82,15 @@ export async function startServer(s: SimState): Promise<void> {
   saveState(s);
   const c = new TnodbClient({ server: s.server.url, timeoutMs: 1000 });
   await waitFor('the TNoDB server to answer', 30_000, async () => {
-    if (!alive(s.server.pid!)) throw new ExitnodeError(SimErrors.SIM_PROCESS, `the server exited; its log ${s.server.logFile}:\n${tail(s.server.logFile)}`);
-    return c.health().then(() => true, () => undefined);
+    if (!alive(s.server.pid!))
+      throw new ExitnodeError(
+        SimErrors.SIM_PROCESS,
+        `the server exited; its log ${s.server.logFile}:\n${tail(s.server.logFile)}`,
+      );
+    return c.health().then(
+      () => true,
+      () => undefined,
+    );
   });
 }
 
@@ -69,18 +103,42 @@ export async function stopServer(s: SimState, signal: 'SIGTERM' | 'SIGKILL' = 'S
 
 export function startAgent(s: SimState, id: string): void {
   const n = s.nodes.find((x) => x.id === id);
-  if (!n) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`);
+  if (!n)
+    throw new ExitnodeError(
+      SimErrors.SIM_UNKNOWN_HOST,
+      `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`,
+    );
   if (n.pid && isOurs(n.pid, n.configFile) && alive(n.pid)) return;
   rmSync(join(n.stateDir, 'agent.json'), { force: true });
   const env = (name: string, flag: string): string[] => (process.env[name] ? [flag, process.env[name]!] : []);
-  n.pid = startDetached(['agent', 'run', '--config', n.configFile, '--server', agentServerUrl(s, n), '--token-file', n.tokenFile, '--metrics', '127.0.0.1:0',
-    ...env('EXITNODE_SIM_RESYNC', '--resync'), ...env('EXITNODE_SIM_HEARTBEAT', '--heartbeat'), ...env('EXITNODE_SIM_FENCE_MARGIN', '--fence-margin')], n.logFile);
+  n.pid = startDetached(
+    [
+      'agent',
+      'run',
+      '--config',
+      n.configFile,
+      '--server',
+      agentServerUrl(s, n),
+      '--token-file',
+      n.tokenFile,
+      '--metrics',
+      '127.0.0.1:0',
+      ...env('EXITNODE_SIM_RESYNC', '--resync'),
+      ...env('EXITNODE_SIM_HEARTBEAT', '--heartbeat'),
+      ...env('EXITNODE_SIM_FENCE_MARGIN', '--fence-margin'),
+    ],
+    n.logFile,
+  );
   saveState(s);
 }
 
 export async function stopAgent(s: SimState, id: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<boolean> {
   const n = s.nodes.find((x) => x.id === id);
-  if (!n) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`);
+  if (!n)
+    throw new ExitnodeError(
+      SimErrors.SIM_UNKNOWN_HOST,
+      `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`,
+    );
   const was = await stopPid(n.pid, n.configFile, signal);
   delete n.pid;
   saveState(s);
@@ -106,20 +164,26 @@ export async function waitConverged(s: SimState, ms = 60_000, progress?: (l: str
   const t0 = Date.now();
   const admin = adminClient(s);
   let last = '';
-  await waitFor('every agent to apply its current view', ms, async () => {
-    const lag: string[] = [];
-    const nets = await admin.listNetworks().catch(() => undefined);
-    if (!nets) return undefined;
-    const noKey = nets.flatMap((n) => n.resources.filter((r) => !r.publicKey).map((r) => r.id));
-    for (const n of s.nodes) {
-      const [v, h] = await Promise.all([admin.view(n.id).catch(() => undefined), agentHealth(n.stateDir)]);
-      if (!v || !h || h.appliedVersion !== v.version || h.status !== 'ok') lag.push(`${n.id} ${h ? `applied ${String(h.appliedVersion)}` : 'not answering'}/${v?.version ?? '?'}`);
-    }
-    const text = [...lag, ...(noKey.length ? [`keys missing: ${noKey.join(',')}`] : [])].join('; ');
-    if (progress && text && text !== last) progress(`  waiting: ${text}`);
-    last = text;
-    return lag.length || noKey.length ? undefined : true;
-  }, 50).catch((e: unknown) => {
+  await waitFor(
+    'every agent to apply its current view',
+    ms,
+    async () => {
+      const lag: string[] = [];
+      const nets = await admin.listNetworks().catch(() => undefined);
+      if (!nets) return undefined;
+      const noKey = nets.flatMap((n) => n.resources.filter((r) => !r.publicKey).map((r) => r.id));
+      for (const n of s.nodes) {
+        const [v, h] = await Promise.all([admin.view(n.id).catch(() => undefined), agentHealth(n.stateDir)]);
+        if (!v || !h || h.appliedVersion !== v.version || h.status !== 'ok')
+          lag.push(`${n.id} ${h ? `applied ${String(h.appliedVersion)}` : 'not answering'}/${v?.version ?? '?'}`);
+      }
+      const text = [...lag, ...(noKey.length ? [`keys missing: ${noKey.join(',')}`] : [])].join('; ');
+      if (progress && text && text !== last) progress(`  waiting: ${text}`);
+      last = text;
+      return lag.length || noKey.length ? undefined : true;
+    },
+    50,
+  ).catch((e: unknown) => {
     throw e instanceof ExitnodeError ? new ExitnodeError(e.code as never, `${e.message} (${last})`) : e;
   });
   return Date.now() - t0;
@@ -134,7 +198,17 @@ export function workloadOf(s: SimState, network: string, nr: string, node: strin
   const addr4 = nrPrefix4(id).network.toString().replace(/\.0$/, '.100');
   void nrLocalIP6(a, id);
   void nrLocalIP4(id);
-  return { name, ns: `${s.nsPrefix}${name}`, tenant: tenantName, network, nr, node, bridge: `br-${nr}-${s.allocation}`, addr6, addr4 };
+  return {
+    name,
+    ns: `${s.nsPrefix}${name}`,
+    tenant: tenantName,
+    network,
+    nr,
+    node,
+    bridge: `br-${nr}-${s.allocation}`,
+    addr6,
+    addr4,
+  };
 }
 
 /** Attaches (or re-attaches, after the agent recreated the bridge) every workload of the state. */
@@ -150,8 +224,16 @@ export async function up(o: UpOptions): Promise<SimState> {
   const say = o.progress ?? (() => undefined);
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const nsPrefix = o.nsPrefix ?? DEFAULT_NS_PREFIX;
-  if (process.getuid?.() !== 0) throw new ExitnodeError(SimErrors.SIM_NOT_ROOT, 'exitnode sim up needs root: it creates network namespaces (run it with sudo)');
-  if (!/^[a-z][a-z0-9]{0,5}-$/.test(nsPrefix)) throw new ExitnodeError(SimErrors.SIM_OPTION, `--ns-prefix ${q(nsPrefix)} must be 1-6 lowercase letters or digits and a "-" (e.g. "sim-")`);
+  if (process.getuid?.() !== 0)
+    throw new ExitnodeError(
+      SimErrors.SIM_NOT_ROOT,
+      'exitnode sim up needs root: it creates network namespaces (run it with sudo)',
+    );
+  if (!/^[a-z][a-z0-9]{0,5}-$/.test(nsPrefix))
+    throw new ExitnodeError(
+      SimErrors.SIM_OPTION,
+      `--ns-prefix ${q(nsPrefix)} must be 1-6 lowercase letters or digits and a "-" (e.g. "sim-")`,
+    );
   const nodes = range('nodes', o.nodes ?? 3, 1, 9);
   const exitNodes = range('exit-nodes', o.exitNodes ?? 2, 1, Math.min(nodes, 15));
   const tenants = range('tenants', o.tenants ?? 2, 1, 9);
@@ -160,27 +242,65 @@ export async function up(o: UpOptions): Promise<SimState> {
   planAllocation(prefix, number);
   const missing: string[] = [];
   for (const tool of ['ip', 'nft', 'wg', 'nsenter', 'ping', 'python3', 'sysctl', 'wireguard-go']) {
-    const found = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(join(d, tool)));
+    const found = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
+      .split(':')
+      .some((d) => existsSync(join(d, tool)));
     // wireguard-go is only needed where the kernel has no wireguard module.
     if (!found && !(tool === 'wireguard-go' && existsSync('/sys/module/wireguard'))) missing.push(tool);
   }
-  if (missing.length) throw new ExitnodeError(SimErrors.SIM_TOOL_MISSING, `exitnode sim up needs ${missing.map((m) => q(m)).join(', ')} on the PATH (Debian: apt-get install iproute2 nftables wireguard-tools wireguard-go util-linux iputils-ping python3 procps)`);
-  if (existsSync(stateFile(stateDir))) throw new ExitnodeError(SimErrors.SIM_RUNNING, `a simulated farm already runs from ${q(stateDir)}: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} first`);
+  if (missing.length)
+    throw new ExitnodeError(
+      SimErrors.SIM_TOOL_MISSING,
+      `exitnode sim up needs ${missing.map((m) => q(m)).join(', ')} on the PATH (Debian: apt-get install iproute2 nftables wireguard-tools wireguard-go util-linux iputils-ping python3 procps)`,
+    );
+  if (existsSync(stateFile(stateDir)))
+    throw new ExitnodeError(
+      SimErrors.SIM_RUNNING,
+      `a simulated farm already runs from ${q(stateDir)}: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} first`,
+    );
   const left = namespacesWith(nsPrefix);
-  if (left.length) throw new ExitnodeError(SimErrors.SIM_RUNNING, `namespaces with the prefix ${q(nsPrefix)} exist already (${left.slice(0, 4).join(', ')}${left.length > 4 ? ', …' : ''}): exitnode sim down --ns-prefix ${nsPrefix} removes them`);
+  if (left.length)
+    throw new ExitnodeError(
+      SimErrors.SIM_RUNNING,
+      `namespaces with the prefix ${q(nsPrefix)} exist already (${left.slice(0, 4).join(', ')}${left.length > 4 ? ', …' : ''}): exitnode sim down --ns-prefix ${nsPrefix} removes them`,
+    );
   mkdirSync(join(stateDir, 'nodes'), { recursive: true, mode: 0o700 });
   const port = await freePort();
   const s: SimState = {
-    stateDir, nsPrefix, prefix, allocation: number,
-    slots: Array.from({ length: range('slots', o.slots ?? exitNodes, 1, exitNodes) }, (_, i) => ({ slot: i + 1, node: `n${i + 1}`, ipv4: POOL[i]! })),
-    server: { url: `http://127.0.0.1:${port}`, listen: `127.0.0.1:${port}`, dataDir: join(stateDir, 'server'), logFile: join(stateDir, 'server.log'), adminTokenFile: join(stateDir, 'server', 'admin.token'), farmTokenFile: join(stateDir, 'farm.token') },
-    farm: 'sim', nodes: [], tenants: [], workloads: [], createdAt: new Date().toISOString(),
+    stateDir,
+    nsPrefix,
+    prefix,
+    allocation: number,
+    slots: Array.from({ length: range('slots', o.slots ?? exitNodes, 1, exitNodes) }, (_, i) => ({
+      slot: i + 1,
+      node: `n${i + 1}`,
+      ipv4: POOL[i]!,
+    })),
+    server: {
+      url: `http://127.0.0.1:${port}`,
+      listen: `127.0.0.1:${port}`,
+      dataDir: join(stateDir, 'server'),
+      logFile: join(stateDir, 'server.log'),
+      adminTokenFile: join(stateDir, 'server', 'admin.token'),
+      farmTokenFile: join(stateDir, 'farm.token'),
+    },
+    farm: 'sim',
+    nodes: [],
+    tenants: [],
+    workloads: [],
+    createdAt: new Date().toISOString(),
   };
   const t = topologyOf({ ...s, nodes: Array.from({ length: nodes }, () => ({}) as never) });
   for (const n of t.nodes) {
     s.nodes.push({
-      id: n.id, ns: n.ns, publicIPv4: n.publicIPv4, exitCapable: Number(n.id.slice(1)) <= exitNodes,
-      configFile: join(stateDir, 'nodes', `${n.id}.json`), tokenFile: join(stateDir, 'nodes', `${n.id}.token`), stateDir: n.config.stateDir, logFile: join(stateDir, 'nodes', `${n.id}.log`),
+      id: n.id,
+      ns: n.ns,
+      publicIPv4: n.publicIPv4,
+      exitCapable: Number(n.id.slice(1)) <= exitNodes,
+      configFile: join(stateDir, 'nodes', `${n.id}.json`),
+      tokenFile: join(stateDir, 'nodes', `${n.id}.token`),
+      stateDir: n.config.stateDir,
+      logFile: join(stateDir, 'nodes', `${n.id}.log`),
     });
   }
   saveState(s);
@@ -189,7 +309,9 @@ export async function up(o: UpOptions): Promise<SimState> {
     say(`${what} (${((Date.now() - step) / 1000).toFixed(1)} s)`);
     step = Date.now();
   };
-  say(`building the topology: internet host, upstream router, PrefixZero and underlay, ${nodes} nodes (namespaces ${nsPrefix}*) …`);
+  say(
+    `building the topology: internet host, upstream router, PrefixZero and underlay, ${nodes} nodes (namespaces ${nsPrefix}*) …`,
+  );
   await t.up();
   done('topology up; upstream router configured by `exitnode upstream --router linux`');
   say(`starting the TNoDB server on ${s.server.url} (PGlite in ${s.server.dataDir}) …`);
@@ -199,14 +321,21 @@ export async function up(o: UpOptions): Promise<SimState> {
   const farm = await admin.createFarm(s.farm);
   writeFileSync(s.server.farmTokenFile, farm.token + '\n', { mode: 0o600 });
   const f = admin.as(farm.token);
-  await f.addAllocation({ farm: s.farm, prefix, number, ipv4: { addresses: POOL, prefixLength: 24, gateway: '198.51.100.1' } });
+  await f.addAllocation({
+    farm: s.farm,
+    prefix,
+    number,
+    ipv4: { addresses: POOL, prefixLength: 24, gateway: '198.51.100.1' },
+  });
   for (const [i, n] of s.nodes.entries()) {
     const r = await f.addNode({ farm: s.farm, id: n.id, publicIPv4: n.publicIPv4, exitCapable: n.exitCapable });
     writeFileSync(n.tokenFile, r.token + '\n', { mode: 0o600 });
     writeFileSync(n.configFile, JSON.stringify(t.nodes[i]!.config, null, 2) + '\n', { mode: 0o600 });
   }
   for (const sl of s.slots) await f.assignSlot(number, sl.slot, sl.node);
-  done(`farm ${q(s.farm)}, allocation ${number} (${prefix}), ${nodes} nodes, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`);
+  done(
+    `farm ${q(s.farm)}, allocation ${number} (${prefix}), ${nodes} nodes, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`,
+  );
   say(`starting ${nodes} agents, each through its own relay to the server (sim partition cuts it) …`);
   const { startRelay } = await import('./failover.js');
   for (const n of s.nodes) await startRelay(s, n.id);
@@ -254,14 +383,18 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
   let s: SimState | undefined;
   try {
     s = loadState(stateDir);
-  } catch { /* nothing recorded: clean up by prefix */ }
+  } catch {
+    /* nothing recorded: clean up by prefix */
+  }
   const nsPrefix = s?.nsPrefix ?? o.nsPrefix ?? DEFAULT_NS_PREFIX;
   let processes = 0;
   if (s) {
     // Agents first (so none re-creates what is being removed), then the server.
     const stops = await Promise.all(s.nodes.map((n) => stopPid(n.pid, n.configFile)));
     processes += stops.filter(Boolean).length;
-    const relays = await Promise.all(s.nodes.map((n) => stopPid(n.relayPid, `relay-${n.id}@${s!.stateDir}`, 'SIGKILL')));
+    const relays = await Promise.all(
+      s.nodes.map((n) => stopPid(n.relayPid, `relay-${n.id}@${s!.stateDir}`, 'SIGKILL')),
+    );
     processes += relays.filter(Boolean).length;
     if (await stopPid(s.server.pid, s.stateDir)) processes++;
   }
@@ -271,20 +404,28 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
   for (const p of processesIn(names)) {
     if (p.comm.startsWith('wireguard-go')) {
       try {
-        for (const a of readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0')) if (/^wg-[0-9a-f]{4}-\d+$/.test(a)) wgNames.add(a);
-      } catch { /* gone */ }
+        for (const a of readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0'))
+          if (/^wg-[0-9a-f]{4}-\d+$/.test(a)) wgNames.add(a);
+      } catch {
+        /* gone */
+      }
     }
     try {
       process.kill(p.pid, 'SIGKILL');
       processes++;
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   names.sort((a, b) => b.length - a.length);
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
   for (const n of s?.nodes ?? []) {
     try {
-      for (const f of readdirSync(join(n.stateDir, 'run'))) if (f.endsWith('.pid')) wgNames.add(f.replace(/\.pid$/, ''));
-    } catch { /* never ran */ }
+      for (const f of readdirSync(join(n.stateDir, 'run')))
+        if (f.endsWith('.pid')) wgNames.add(f.replace(/\.pid$/, ''));
+    } catch {
+      /* never ran */
+    }
   }
   for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, `${w}.sock`), { force: true });
   const files = existsSync(stateDir);
@@ -303,17 +444,45 @@ export interface StatusReport {
 export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport> {
   const s = loadState(stateDir);
   const running = !!s.server.pid && isOurs(s.server.pid, s.stateDir) && alive(s.server.pid);
-  const healthy = running && (await new TnodbClient({ server: s.server.url, timeoutMs: 1500 }).health().then(() => true, () => false));
+  const healthy =
+    running &&
+    (await new TnodbClient({ server: s.server.url, timeoutMs: 1500 }).health().then(
+      () => true,
+      () => false,
+    ));
   const admin = healthy ? adminClient(s) : undefined;
-  const nodes = await Promise.all(s.nodes.map(async (n) => {
-    const r = !!n.pid && isOurs(n.pid, n.configFile) && alive(n.pid);
-    const health = r ? await agentHealth(n.stateDir) : undefined;
-    const v = admin ? await admin.view(n.id).then((x) => x.version, () => undefined) : undefined;
-    return { id: n.id, ...(n.pid ? { pid: n.pid } : {}), running: r, ...(health ? { health } : {}), ...(v !== undefined ? { serverView: v } : {}) };
-  }));
-  const slots = admin ? await admin.getAllocation(s.allocation).then((a) => a.slots, () => undefined) : undefined;
+  const nodes = await Promise.all(
+    s.nodes.map(async (n) => {
+      const r = !!n.pid && isOurs(n.pid, n.configFile) && alive(n.pid);
+      const health = r ? await agentHealth(n.stateDir) : undefined;
+      const v = admin
+        ? await admin.view(n.id).then(
+            (x) => x.version,
+            () => undefined,
+          )
+        : undefined;
+      return {
+        id: n.id,
+        ...(n.pid ? { pid: n.pid } : {}),
+        running: r,
+        ...(health ? { health } : {}),
+        ...(v !== undefined ? { serverView: v } : {}),
+      };
+    }),
+  );
+  const slots = admin
+    ? await admin.getAllocation(s.allocation).then(
+        (a) => a.slots,
+        () => undefined,
+      )
+    : undefined;
   const holders = slots ? Object.fromEntries(slots.filter((x) => x.node).map((x) => [x.slot, x.node])) : undefined;
-  return { state: s, server: { ...(s.server.pid ? { pid: s.server.pid } : {}), running, healthy }, nodes, ...(holders ? { holders } : {}) };
+  return {
+    state: s,
+    server: { ...(s.server.pid ? { pid: s.server.pid } : {}), running, healthy },
+    nodes,
+    ...(holders ? { holders } : {}),
+  };
 }
 
 export function statusText(r: StatusReport): string {
@@ -327,15 +496,35 @@ export function statusText(r: StatusReport): string {
     const st = s.nodes.find((x) => x.id === n.id)!;
     const h = n.health;
     const lp = h?.lastPass as { ms?: number; size?: number; failures?: string[] } | null | undefined;
-    out.push([
-      n.id.padEnd(5), (st.exitCapable ? 'yes' : 'no').padEnd(5), ((r.holders ? Object.entries(r.holders).filter(([, v]) => v === n.id).map(([k]) => k) : s.slots.filter((x) => x.node === n.id).map((x) => x.slot)).join(',') || '-').padEnd(6),
-      (n.running ? `running pid ${n.pid}` : st.failed ? 'FAILED (sim fail)' : 'STOPPED').padEnd(21), `${h ? String(h.appliedVersion) : '?'}/${n.serverView ?? '?'}`.padEnd(15),
-      (h ? (h.serverReachable ? 'yes' : 'NO') : '?').padEnd(17), lp ? `${lp.size} cmds, ${Math.round(lp.ms ?? 0)} ms${lp.failures?.length ? `, ${lp.failures.length} FAILED` : ''}` : '-',
-    ].join(' '));
+    out.push(
+      [
+        n.id.padEnd(5),
+        (st.exitCapable ? 'yes' : 'no').padEnd(5),
+        (
+          (r.holders
+            ? Object.entries(r.holders)
+                .filter(([, v]) => v === n.id)
+                .map(([k]) => k)
+            : s.slots.filter((x) => x.node === n.id).map((x) => x.slot)
+          ).join(',') || '-'
+        ).padEnd(6),
+        (n.running ? `running pid ${n.pid}` : st.failed ? 'FAILED (sim fail)' : 'STOPPED').padEnd(21),
+        `${h ? String(h.appliedVersion) : '?'}/${n.serverView ?? '?'}`.padEnd(15),
+        (h ? (h.serverReachable ? 'yes' : 'NO') : '?').padEnd(17),
+        lp
+          ? `${lp.size} cmds, ${Math.round(lp.ms ?? 0)} ms${lp.failures?.length ? `, ${lp.failures.length} FAILED` : ''}`
+          : '-',
+      ].join(' '),
+    );
   }
   out.push('TENANT  NETWORK                                SLOT  EXITPOINT  WORKLOADS (host: IPv6, IPv4)');
   for (const tn of s.tenants) {
-    out.push(`${tn.name.padEnd(7)} ${tn.network.padEnd(38)} ${String(tn.slot).padEnd(5)} ${tn.exit.padEnd(10)} ${s.workloads.filter((w) => w.tenant === tn.name).map((w) => `${w.name}: ${w.addr6}, ${w.addr4}`).join('; ')}`);
+    out.push(
+      `${tn.name.padEnd(7)} ${tn.network.padEnd(38)} ${String(tn.slot).padEnd(5)} ${tn.exit.padEnd(10)} ${s.workloads
+        .filter((w) => w.tenant === tn.name)
+        .map((w) => `${w.name}: ${w.addr6}, ${w.addr4}`)
+        .join('; ')}`,
+    );
   }
   return out.join('\n');
 }
@@ -349,12 +538,22 @@ export function nrIdOf(n: number): string {
  * node, and the new NR gets a fresh id while the old one is in quarantine), then rebuilds the
  * workload on the new NR. Returns the old and the new workload.
  */
-export async function renewNr(s: SimState, tenant: string, node: string, o: { wait?: boolean } = {}): Promise<{ old: SimWorkload; now: SimWorkload }> {
+export async function renewNr(
+  s: SimState,
+  tenant: string,
+  node: string,
+  o: { wait?: boolean } = {},
+): Promise<{ old: SimWorkload; now: SimWorkload }> {
   const tn = s.tenants.find((x) => x.name === tenant);
   const i = s.workloads.findIndex((w) => w.tenant === tenant && w.node === node);
-  if (!tn || i < 0) throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no NR of tenant ${q(tenant)} on node ${q(node)}`);
+  if (!tn || i < 0)
+    throw new ExitnodeError(SimErrors.SIM_UNKNOWN_HOST, `no NR of tenant ${q(tenant)} on node ${q(node)}`);
   const old = s.workloads[i]!;
-  if (old.nr === tn.exit) throw new ExitnodeError(SimErrors.SIM_OPTION, `NR ${q(old.nr)} is the ExitPoint of ${q(tenant)}: delete the network to remove it`);
+  if (old.nr === tn.exit)
+    throw new ExitnodeError(
+      SimErrors.SIM_OPTION,
+      `NR ${q(old.nr)} is the ExitPoint of ${q(tenant)}: delete the network to remove it`,
+    );
   const tc = adminClient(s).as(readToken(tn.tokenFile));
   await tc.removeResource(tn.network, old.nr);
   const nr = (await tc.addResource(tn.network, node, `renew-${old.nr}-${Date.now()}`)).id;

@@ -33,7 +33,10 @@ async function appliedEverywhere(s: SimState, targets: Map<string, number>): Pro
  * NR per node) — and returns one timing per change. Ends with the NR present (an even COUNT), as
  * a new NR with a fresh id; the workload is rebuilt on it and the state saved.
  */
-export async function measureChanges(s: SimState, o: { tenant: string; node: string; count: number }): Promise<ChangeTiming[]> {
+export async function measureChanges(
+  s: SimState,
+  o: { tenant: string; node: string; count: number },
+): Promise<ChangeTiming[]> {
   const admin = adminClient(s);
   const tn = s.tenants.find((x) => x.name === o.tenant)!;
   const tc = admin.as(readToken(tn.tokenFile));
@@ -81,6 +84,10 @@ export function summarize(ts: ChangeTiming[]): string {
   return [
     `API write → every agent applied (${ts.length} changes: ${ts.filter((t) => t.op === 'add').length} adds, ${ts.filter((t) => t.op === 'remove').length} removes): ${f(ts.map((t) => t.appliedMs))}`,
     `baseline, API write → the server wakes a bare long-poll (same changes): ${f(ts.map((t) => t.longPollMs))}`,
-    ...(conv.length ? [`API write → fully converged incl. the new NR's key published and every peer updated (${conv.length} adds): ${f(conv)}`] : []),
+    ...(conv.length
+      ? [
+          `API write → fully converged incl. the new NR's key published and every peer updated (${conv.length} adds): ${f(conv)}`,
+        ]
+      : []),
   ].join('\n');
 }

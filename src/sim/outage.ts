@@ -21,8 +21,22 @@ export class PingStream {
   private child: ChildProcess;
   private buf = '';
 
-  constructor(readonly ns: string, readonly dst: string, readonly intervalMs = 10) {
-    const argv = inNs(ns, ['ping', '-D', '-n', dst.includes(':') ? '-6' : '-4', '-i', String(intervalMs / 1000), '-W', '1', dst]);
+  constructor(
+    readonly ns: string,
+    readonly dst: string,
+    readonly intervalMs = 10,
+  ) {
+    const argv = inNs(ns, [
+      'ping',
+      '-D',
+      '-n',
+      dst.includes(':') ? '-6' : '-4',
+      '-i',
+      String(intervalMs / 1000),
+      '-W',
+      '1',
+      dst,
+    ]);
     this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
     this.child.stdout!.on('data', (d: Buffer) => {
       this.buf += d.toString();
@@ -51,7 +65,11 @@ export class PingStream {
   }
 }
 
-export interface Violation { at: number; slot: number; nodes: string[] }
+export interface Violation {
+  at: number;
+  slot: number;
+  nodes: string[];
+}
 
 export class HolderSampler {
   readonly violations: Violation[] = [];
@@ -59,7 +77,10 @@ export class HolderSampler {
   private running = true;
   private done: Promise<void>;
 
-  constructor(private s: SimState, readonly everyMs = 50) {
+  constructor(
+    private s: SimState,
+    readonly everyMs = 50,
+  ) {
     this.done = this.loop();
   }
 
@@ -94,7 +115,12 @@ export class HolderSampler {
 }
 
 /** Waits until the server gives SLOT to a node other than FROM; returns the time it saw it and the node. */
-export async function waitMoved(s: SimState, slot: number, from: string, ms = 60_000): Promise<{ at: number; node: string; epoch: number }> {
+export async function waitMoved(
+  s: SimState,
+  slot: number,
+  from: string,
+  ms = 60_000,
+): Promise<{ at: number; node: string; epoch: number }> {
   const admin = adminClient(s);
   const end = Date.now() + ms;
   for (;;) {
@@ -115,7 +141,14 @@ export interface OutageReport {
 }
 
 /** Splits an outage that started at T0 (see the header). PINGS must cross the slot. */
-export async function outageOf(t0: number, moved: { at: number; node: string; epoch: number }, slot: number, sampler: HolderSampler, pings: PingStream, ms = 60_000): Promise<OutageReport> {
+export async function outageOf(
+  t0: number,
+  moved: { at: number; node: string; epoch: number },
+  slot: number,
+  sampler: HolderSampler,
+  pings: PingStream,
+  ms = 60_000,
+): Promise<OutageReport> {
   const end = Date.now() + ms;
   while (Date.now() < end && !pings.replies.some((t) => t > moved.at)) await new Promise((r) => setTimeout(r, 50));
   // A few more replies so that the gap's end is certain.
@@ -124,7 +157,14 @@ export async function outageOf(t0: number, moved: { at: number; node: string; ep
   const built = sampler.firstHeld(slot, moved.node, t0) ?? moved.at;
   const detectionMs = moved.at - t0;
   const rebuildMs = Math.max(0, built - moved.at);
-  return { detectionMs, rebuildMs, peersMs: Math.max(0, g.end - built), totalMs: g.ms, to: moved.node, epoch: moved.epoch };
+  return {
+    detectionMs,
+    rebuildMs,
+    peersMs: Math.max(0, g.end - built),
+    totalMs: g.ms,
+    to: moved.node,
+    epoch: moved.epoch,
+  };
 }
 
 export function outageText(what: string, r: OutageReport): string {

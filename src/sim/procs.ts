@@ -51,7 +51,12 @@ export async function waitGone(pid: number, ms: number): Promise<boolean> {
 }
 
 /** SIGTERM (or SIGKILL), then SIGKILL after `graceMs`; true when it was running. */
-export async function stopPid(pid: number | undefined, marker: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM', graceMs = 5000): Promise<boolean> {
+export async function stopPid(
+  pid: number | undefined,
+  marker: string,
+  signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM',
+  graceMs = 5000,
+): Promise<boolean> {
   if (!pid || !isOurs(pid, marker)) return false;
   try {
     process.kill(pid, signal);
@@ -61,7 +66,9 @@ export async function stopPid(pid: number | undefined, marker: string, signal: '
   if (!(await waitGone(pid, graceMs))) {
     try {
       process.kill(pid, 'SIGKILL');
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
     await waitGone(pid, 2000);
   }
   return true;
@@ -97,7 +104,9 @@ export function processesIn(namespaces: string[]): { pid: number; ns: string; co
   for (const n of namespaces) {
     try {
       inodes.set(statSync(`${NETNS_DIR}/${n}`).ino, n);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   const out: { pid: number; ns: string; comm: string }[] = [];
   if (!inodes.size) return out;
@@ -107,17 +116,25 @@ export function processesIn(namespaces: string[]): { pid: number; ns: string; co
       const m = /net:\[(\d+)\]/.exec(readlinkSync(`/proc/${d}/ns/net`));
       const ns = m ? inodes.get(Number(m[1])) : undefined;
       if (ns) out.push({ pid: Number(d), ns, comm: readFileSync(`/proc/${d}/comm`, 'utf8').trim() });
-    } catch { /* exited or not ours to read */ }
+    } catch {
+      /* exited or not ours to read */
+    }
   }
   return out;
 }
 
-export async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefined> | T | undefined, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  fn: () => Promise<T | undefined> | T | undefined,
+  everyMs = 100,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;
-    if (Date.now() > end) throw new ExitnodeError(SimErrors.SIM_TIMEOUT, `${what}: not done after ${Math.round(ms / 1000)} s`);
+    if (Date.now() > end)
+      throw new ExitnodeError(SimErrors.SIM_TIMEOUT, `${what}: not done after ${Math.round(ms / 1000)} s`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

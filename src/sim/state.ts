@@ -61,7 +61,15 @@ export interface SimState {
   prefix: string;
   allocation: number;
   slots: { slot: number; node: string; ipv4: string }[];
-  server: { url: string; listen: string; pid?: number; dataDir: string; logFile: string; adminTokenFile: string; farmTokenFile: string };
+  server: {
+    url: string;
+    listen: string;
+    pid?: number;
+    dataDir: string;
+    logFile: string;
+    adminTokenFile: string;
+    farmTokenFile: string;
+  };
   farm: string;
   nodes: SimNodeState[];
   tenants: SimTenant[];
@@ -82,11 +90,18 @@ export function saveState(s: SimState): void {
 
 export function loadState(dir: string): SimState {
   const f = stateFile(dir);
-  if (!existsSync(f)) throw new ExitnodeError(SimErrors.SIM_NOT_RUNNING, `no simulated farm in ${q(dir)} (no ${q(f)}): run exitnode sim up first`);
+  if (!existsSync(f))
+    throw new ExitnodeError(
+      SimErrors.SIM_NOT_RUNNING,
+      `no simulated farm in ${q(dir)} (no ${q(f)}): run exitnode sim up first`,
+    );
   try {
     return JSON.parse(readFileSync(f, 'utf8')) as SimState;
   } catch (e) {
-    throw new ExitnodeError(SimErrors.SIM_NOT_RUNNING, `the sim state ${q(f)} is unreadable: ${(e as Error).message}; exitnode sim down --state ${dir} removes what is left`);
+    throw new ExitnodeError(
+      SimErrors.SIM_NOT_RUNNING,
+      `the sim state ${q(f)} is unreadable: ${(e as Error).message}; exitnode sim down --state ${dir} removes what is left`,
+    );
   }
 }
 

@@ -60,9 +60,14 @@ export class Topology {
     for (let i = 1; i <= opts.nodes; i++) {
       const ns = `${opts.prefix}n${i}`;
       this.nodes.push({
-        id: `n${i}`, ns, publicIPv4: `192.0.2.${i}`,
+        id: `n${i}`,
+        ns,
+        publicIPv4: `192.0.2.${i}`,
         config: {
-          node: `n${i}`, namespacePrefix: `${ns}-`, rootNamespace: ns, publicNamespace: ns,
+          node: `n${i}`,
+          namespacePrefix: `${ns}-`,
+          rootNamespace: ns,
+          publicNamespace: ns,
           stateDir: opts.stateRoot ? join(opts.stateRoot, `n${i}`) : mkdtempSync(join(tmpdir(), `exitnode-${ns}-`)),
           uplink: { kind: 'veth', peerNamespace: this.seg, bridge: 'pz0' },
           wireguard: opts.wireguard ?? 'userspace',
@@ -74,7 +79,8 @@ export class Topology {
   /** Runs ARGV in namespace NS; throws with the command's own words when it fails. */
   async sh(ns: string, argv: string[], input?: string): Promise<string> {
     const r = await run(inNs(ns, argv), input);
-    if (r.code !== 0) throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `${ns}: ${argv.join(' ')}: ${r.stderr.trim()}`);
+    if (r.code !== 0)
+      throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `${ns}: ${argv.join(' ')}: ${r.stderr.trim()}`);
     return r.stdout;
   }
 
@@ -92,22 +98,42 @@ export class Topology {
     const { inet, upstream: up, seg } = this;
     for (const n of [inet, up, seg, ...this.nodes.map((x) => x.ns)]) await this.addNs(n);
     await this.sh(up, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1', 'net.ipv4.conf.all.forwarding=1']);
-    await this.batch(seg, ['link add pz0 type bridge', 'link set pz0 up', 'link add ul0 type bridge', 'link set ul0 up']);
+    await this.batch(seg, [
+      'link add pz0 type bridge',
+      'link set pz0 up',
+      'link add ul0 type bridge',
+      'link set ul0 up',
+    ]);
     await this.batch(inet, [
       `link add eth0 type veth peer name inet0 netns ${up}`,
-      `addr add ${INTERNET6}/64 dev eth0 nodad`, `addr add ${INTERNET4}/24 dev eth0`, 'link set eth0 up',
-      `route add default via 203.0.113.1`, `route add ::/0 via 2001:db8:ffff::1`,
+      `addr add ${INTERNET6}/64 dev eth0 nodad`,
+      `addr add ${INTERNET4}/24 dev eth0`,
+      'link set eth0 up',
+      `route add default via 203.0.113.1`,
+      `route add ::/0 via 2001:db8:ffff::1`,
     ]);
     await this.batch(up, [
-      'addr add 2001:db8:ffff::1/64 dev inet0 nodad', 'addr add 203.0.113.1/24 dev inet0', 'link set inet0 up',
-      `link add swp1 type veth peer name up0 netns ${seg}`, `addr add ${UPSTREAM4}/24 dev swp1`,
+      'addr add 2001:db8:ffff::1/64 dev inet0 nodad',
+      'addr add 203.0.113.1/24 dev inet0',
+      'link set inet0 up',
+      `link add swp1 type veth peer name up0 netns ${seg}`,
+      `addr add ${UPSTREAM4}/24 dev swp1`,
     ]);
     await this.batch(seg, ['link set up0 master pz0', 'link set up0 up']);
     // The upstream router: the project's own renderer, run as the operator would run it.
-    const script = renderUpstream({ prefix: this.opts.allocation, slots: this.opts.slots, router: 'linux', iface: 'swp1' });
+    const script = renderUpstream({
+      prefix: this.opts.allocation,
+      slots: this.opts.slots,
+      router: 'linux',
+      iface: 'swp1',
+    });
     await this.sh(up, ['sh', '-s'], script);
     for (const n of this.nodes) {
-      await this.batch(n.ns, [`link add ul0 type veth peer name ul-${n.id} netns ${seg}`, `addr add ${n.publicIPv4}/24 dev ul0`, 'link set ul0 up']);
+      await this.batch(n.ns, [
+        `link add ul0 type veth peer name ul-${n.id} netns ${seg}`,
+        `addr add ${n.publicIPv4}/24 dev ul0`,
+        'link set ul0 up',
+      ]);
       await this.batch(seg, [`link set ul-${n.id} master ul0`, `link set ul-${n.id} up`]);
     }
   }
@@ -121,7 +147,13 @@ export class Topology {
       const gw6 = addr6.replace(/::[0-9a-f]+$/, '::1');
       const gw4 = addr4.replace(/\.\d+$/, '.1');
       await this.batch(node.ns, [`link add wl-${name} type veth peer name eth0 netns ${ns}`]);
-      await this.batch(ns, [`addr add ${addr6}/64 dev eth0 nodad`, `addr add ${addr4}/24 dev eth0`, 'link set eth0 up', `route add ::/0 via ${gw6}`, `route add default via ${gw4}`]);
+      await this.batch(ns, [
+        `addr add ${addr6}/64 dev eth0 nodad`,
+        `addr add ${addr4}/24 dev eth0`,
+        'link set eth0 up',
+        `route add ::/0 via ${gw6}`,
+        `route add default via ${gw4}`,
+      ]);
     }
     await this.attach(name, node, bridge);
     return ns;
@@ -140,19 +172,25 @@ export class Topology {
       let files: string[] = [];
       try {
         files = readdirSync(dir);
-      } catch { /* never ran */ }
+      } catch {
+        /* never ran */
+      }
       for (const f of files.filter((x) => x.endsWith('.pid'))) {
         const pid = Number(readFileSync(join(dir, f), 'utf8').trim());
         try {
           const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
           if (cmd.includes('wireguard-go') && cmd.includes(f.replace(/\.pid$/, ''))) process.kill(pid, 'SIGTERM');
-        } catch { /* gone */ }
+        } catch {
+          /* gone */
+        }
       }
     }
     let names: string[] = [];
     try {
       names = readdirSync(NETNS_DIR).filter((n) => n.startsWith(this.prefix));
-    } catch { /* none */ }
+    } catch {
+      /* none */
+    }
     // Node-owned namespaces first (their veths reach into the shared ones), then the rest.
     names.sort((a, b) => b.length - a.length);
     if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');

@@ -23,7 +23,9 @@ test('leases: start-up grace, unhealthy not renewed, planned move released at on
     assert.deepEqual(await s.sweep(), [], 'g1 renewed in time');
 
     // An unhealthy gateway is not renewed; its health shows in the slot list.
-    const [l] = await s.heartbeat('xf-g1', { slots: [{ allocation: 881, slot: 1, healthy: false, reason: 'upstream fe80::1 does not answer on pub-1-881' }] });
+    const [l] = await s.heartbeat('xf-g1', {
+      slots: [{ allocation: 881, slot: 1, healthy: false, reason: 'upstream fe80::1 does not answer on pub-1-881' }],
+    });
     assert.equal(l!.leaseExpiresAt, now - 1000 + 5000, 'not renewed');
     const sl = (await s.listSlots(881))[0]!;
     assert.match(sl.health!, /does not answer/);

@@ -24,10 +24,17 @@ export interface OpenOptions extends StoreOptions {
 export async function openStore(o: OpenOptions = {}): Promise<Store> {
   let db: SqlClient;
   try {
-    db = o.url ? await openPg(o.url, { max: o.poolSize }) : o.pgliteWorker ? await openPgliteWorker(o.dataDir) : await openPglite(o.dataDir);
+    db = o.url
+      ? await openPg(o.url, { max: o.poolSize })
+      : o.pgliteWorker
+        ? await openPgliteWorker(o.dataDir)
+        : await openPglite(o.dataDir);
   } catch (e) {
-    const where = o.url ? redact(o.url) : o.dataDir ?? 'memory';
-    throw new ExitnodeError(StoreErrors.STORE_UNAVAILABLE, `cannot open the database at ${q(where)}: ${(e as Error).message?.split('\n')[0]}`);
+    const where = o.url ? redact(o.url) : (o.dataDir ?? 'memory');
+    throw new ExitnodeError(
+      StoreErrors.STORE_UNAVAILABLE,
+      `cannot open the database at ${q(where)}: ${(e as Error).message?.split('\n')[0]}`,
+    );
   }
   try {
     return await PgStore.open(db, o);

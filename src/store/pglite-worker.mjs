@@ -20,7 +20,10 @@ parentPort.on('message', async (m) => {
         await db.exec(m.text);
         break;
       case 'listen':
-        unsubs.set(m.channel, await db.listen(m.channel, (payload) => parentPort.postMessage({ notify: m.channel, payload })));
+        unsubs.set(
+          m.channel,
+          await db.listen(m.channel, (payload) => parentPort.postMessage({ notify: m.channel, payload })),
+        );
         break;
       case 'close':
         for (const u of unsubs.values()) await u();

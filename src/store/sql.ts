@@ -12,7 +12,10 @@ export interface Queryable {
 export interface SqlClient extends Queryable {
   readonly driver: 'pglite' | 'pg';
   /** Runs `fn` in one transaction (BEGIN … COMMIT, ROLLBACK on a throw). */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { readOnly?: boolean; repeatableRead?: boolean }): Promise<T>;
+  transaction<T>(
+    fn: (tx: Queryable) => Promise<T>,
+    opts?: { readOnly?: boolean; repeatableRead?: boolean },
+  ): Promise<T>;
   /** Subscribes to NOTIFY on `channel`; returns the unsubscribe function. */
   listen(channel: string, cb: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -26,23 +29,41 @@ export async function openPgliteWorker(dataDir: string | undefined): Promise<Sql
   let seq = 0;
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
   const listeners = new Map<string, (payload: string) => void>();
-  worker.on('message', (m: { id?: number; result?: unknown; error?: { message: string; code?: string }; notify?: string; payload?: string }) => {
-    if (m.notify !== undefined) { listeners.get(m.notify)?.(m.payload ?? ''); return; }
-    const p = pending.get(m.id!);
-    if (!p) return;
-    pending.delete(m.id!);
-    if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
-    else p.resolve(m.result);
-  });
-  const failAll = (e: unknown): void => { for (const p of pending.values()) p.reject(e); pending.clear(); };
+  worker.on(
+    'message',
+    (m: {
+      id?: number;
+      result?: unknown;
+      error?: { message: string; code?: string };
+      notify?: string;
+      payload?: string;
+    }) => {
+      if (m.notify !== undefined) {
+        listeners.get(m.notify)?.(m.payload ?? '');
+        return;
+      }
+      const p = pending.get(m.id!);
+      if (!p) return;
+      pending.delete(m.id!);
+      if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+      else p.resolve(m.result);
+    },
+  );
+  const failAll = (e: unknown): void => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
   worker.on('error', failAll);
   worker.on('exit', () => failAll(new Error('the PGlite worker exited')));
-  const call = <T>(msg: Record<string, unknown>): Promise<T> => new Promise<T>((resolve, reject) => {
-    const id = ++seq;
-    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-    worker.ref();
-    worker.postMessage({ ...msg, id });
-  }).finally(() => { if (!pending.size) worker.unref(); });
+  const call = <T>(msg: Record<string, unknown>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const id = ++seq;
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.ref();
+      worker.postMessage({ ...msg, id });
+    }).finally(() => {
+      if (!pending.size) worker.unref();
+    });
   await call({ op: 'open', dataDir });
   let chain: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -50,8 +71,11 @@ export async function openPgliteWorker(dataDir: string | undefined): Promise<Sql
     chain = p.catch(() => undefined);
     return p;
   };
-  const q = <T>(text: string, params?: unknown[]): Promise<T[]> => call<T[]>({ op: 'query', text, params: params ?? [] });
-  const ex = async (text: string): Promise<void> => { await call({ op: 'exec', text }); };
+  const q = <T>(text: string, params?: unknown[]): Promise<T[]> =>
+    call<T[]>({ op: 'query', text, params: params ?? [] });
+  const ex = async (text: string): Promise<void> => {
+    await call({ op: 'exec', text });
+  };
   return {
     driver: 'pglite',
     // Only transactions need the queue; single statements go straight to the worker, whose
@@ -59,7 +83,9 @@ export async function openPgliteWorker(dataDir: string | undefined): Promise<Sql
     query: <T>(text: string, params?: unknown[]) => serial(() => q<T>(text, params)),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts?: { readOnly?: boolean; repeatableRead?: boolean }) =>
       serial(async () => {
-        await ex(`BEGIN${opts?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${opts?.readOnly ? ' READ ONLY' : ''}`);
+        await ex(
+          `BEGIN${opts?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${opts?.readOnly ? ' READ ONLY' : ''}`,
+        );
         try {
           const r = await fn({ query: q, exec: ex });
           await ex('COMMIT');
@@ -73,12 +99,15 @@ export async function openPgliteWorker(dataDir: string | undefined): Promise<Sql
     listen: async (channel, cb) => {
       listeners.set(channel, cb);
       await call({ op: 'listen', channel });
-      return async () => { listeners.delete(channel); };
+      return async () => {
+        listeners.delete(channel);
+      };
     },
-    close: () => serial(async () => {
-      await call({ op: 'close' }).catch(() => undefined);
-      await worker.terminate();
-    }),
+    close: () =>
+      serial(async () => {
+        await call({ op: 'close' }).catch(() => undefined);
+        await worker.terminate();
+      }),
   };
 }
 
@@ -99,9 +128,16 @@ export async function openPglite(dataDir: string | undefined): Promise<SqlClient
     query: <T>(text: string, params?: unknown[]) => serial(() => q<T>(text, params)),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts?: { readOnly?: boolean; repeatableRead?: boolean }) =>
       serial(async () => {
-        await db.exec(`BEGIN${opts?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${opts?.readOnly ? ' READ ONLY' : ''}`);
+        await db.exec(
+          `BEGIN${opts?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${opts?.readOnly ? ' READ ONLY' : ''}`,
+        );
         try {
-          const r = await fn({ query: q, exec: async (t) => { await db.exec(t); } });
+          const r = await fn({
+            query: q,
+            exec: async (t) => {
+              await db.exec(t);
+            },
+          });
           await db.exec('COMMIT');
           return r;
         } catch (e) {
@@ -109,10 +145,15 @@ export async function openPglite(dataDir: string | undefined): Promise<SqlClient
           throw e;
         }
       }),
-    exec: (text) => serial(async () => { await db.exec(text); }),
+    exec: (text) =>
+      serial(async () => {
+        await db.exec(text);
+      }),
     listen: async (channel, cb) => {
       const un = await db.listen(channel, cb);
-      return async () => { await un(); };
+      return async () => {
+        await un();
+      };
     },
     close: () => serial(() => db.close()),
   };
@@ -133,8 +174,15 @@ export async function openPg(url: string, opts: { max?: number } = {}): Promise<
     transaction: async <T>(fn: (tx: Queryable) => Promise<T>, o?: { readOnly?: boolean; repeatableRead?: boolean }) => {
       const c = await pool.connect();
       try {
-        await c.query(`BEGIN${o?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${o?.readOnly ? ' READ ONLY' : ''}`);
-        const r = await fn({ query: async <U>(text: string, params?: unknown[]) => (await c.query(text, params)).rows as U[], exec: async (t) => { await c.query(t); } });
+        await c.query(
+          `BEGIN${o?.repeatableRead ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${o?.readOnly ? ' READ ONLY' : ''}`,
+        );
+        const r = await fn({
+          query: async <U>(text: string, params?: unknown[]) => (await c.query(text, params)).rows as U[],
+          exec: async (t) => {
+            await c.query(t);
+          },
+        });
         await c.query('COMMIT');
         return r;
       } catch (e) {
@@ -144,18 +192,25 @@ export async function openPg(url: string, opts: { max?: number } = {}): Promise<
         c.release();
       }
     },
-    exec: async (text) => { await pool.query(text); },
+    exec: async (text) => {
+      await pool.query(text);
+    },
     listen: async (channel, cb) => {
       // A dedicated connection: LISTEN belongs to a session, and pooled sessions come and go.
       let client: PgClient | undefined;
       let closed = false;
       const connect = async (): Promise<void> => {
         const c = new pg.Client({ connectionString: url });
-        c.on('notification', (m) => { if (m.channel === channel) cb(m.payload ?? ''); });
+        c.on('notification', (m) => {
+          if (m.channel === channel) cb(m.payload ?? '');
+        });
         c.on('error', () => {
           // Reconnect; the caller's periodic re-read covers what was missed meanwhile.
           listeners.splice(listeners.indexOf(c), 1);
-          if (!closed) setTimeout(() => { connect().catch(() => undefined); }, 500);
+          if (!closed)
+            setTimeout(() => {
+              connect().catch(() => undefined);
+            }, 500);
         });
         await c.connect();
         await c.query(`LISTEN ${channel}`);
@@ -165,7 +220,10 @@ export async function openPg(url: string, opts: { max?: number } = {}): Promise<
       await connect();
       return async () => {
         closed = true;
-        if (client) { listeners.splice(listeners.indexOf(client), 1); await client.end().catch(() => undefined); }
+        if (client) {
+          listeners.splice(listeners.indexOf(client), 1);
+          await client.end().catch(() => undefined);
+        }
       };
     },
     close: async () => {

@@ -73,9 +73,18 @@ export interface NetworkRecord {
 export interface NodeView {
   version: number;
   node: { id: string; publicIPv4?: string; publicIPv6?: string };
-  allocations: { number: number; prefix: string; upstream: { ll: string; ip6?: string; ipv4Gateway?: string; ipv4PrefixLength?: number } }[];
+  allocations: {
+    number: number;
+    prefix: string;
+    upstream: { ll: string; ip6?: string; ipv4Gateway?: string; ipv4PrefixLength?: number };
+  }[];
   slots: { allocation: number; slot: number; epoch: number; ipv4?: string }[];
-  networks: { id: string; allocation: number; exit: string; resources: { id: string; node: string; publicKey?: string; endpoint?: string }[] }[];
+  networks: {
+    id: string;
+    allocation: number;
+    exit: string;
+    resources: { id: string; node: string; publicKey?: string; endpoint?: string }[];
+  }[];
 }
 
 export interface SlotMove {
@@ -129,12 +138,24 @@ export interface Store {
   /** Stores `hash` as the admin token if there is none yet (under a lock); true when it did. */
   bootstrapAdmin(hash: string): Promise<boolean>;
 
-  createAllocation(a: { farm: string; prefix: string; number?: number; ipv4?: Ipv4Pool; upstream?: { ll?: string; ip6?: string } }): Promise<AllocationRecord>;
+  createAllocation(a: {
+    farm: string;
+    prefix: string;
+    number?: number;
+    ipv4?: Ipv4Pool;
+    upstream?: { ll?: string; ip6?: string };
+  }): Promise<AllocationRecord>;
   getAllocation(number: number): Promise<AllocationRecord | undefined>;
   listAllocations(farm?: string): Promise<AllocationRecord[]>;
   listSlots(allocation: number): Promise<SlotRecord[]>;
 
-  createNode(n: { farm: string; id: string; publicIPv4?: string; publicIPv6?: string; exitCapable: boolean }): Promise<NodeRecord>;
+  createNode(n: {
+    farm: string;
+    id: string;
+    publicIPv4?: string;
+    publicIPv6?: string;
+    exitCapable: boolean;
+  }): Promise<NodeRecord>;
   getNode(id: string): Promise<NodeRecord | undefined>;
   listNodes(farm: string): Promise<NodeRecord[]>;
 
@@ -149,8 +170,18 @@ export interface Store {
   sweep(): Promise<SlotMove[]>;
 
   /** With idempotencyKey, a retry returns the network the first request made (replay: true). */
-  createNetwork(n: { tenant: string; name: string; allocation?: number; idempotencyKey?: string }): Promise<{ network: NetworkRecord; slotNrs: number; replay?: boolean }>;
-  addResource(r: { tenant: string; network: string; node: string; idempotencyKey?: string }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }>;
+  createNetwork(n: {
+    tenant: string;
+    name: string;
+    allocation?: number;
+    idempotencyKey?: string;
+  }): Promise<{ network: NetworkRecord; slotNrs: number; replay?: boolean }>;
+  addResource(r: {
+    tenant: string;
+    network: string;
+    node: string;
+    idempotencyKey?: string;
+  }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }>;
   removeResource(tenant: string, network: string, nr: string): Promise<void>;
   deleteNetwork(tenant: string, network: string): Promise<void>;
   /** A network, or undefined; with `tenant`, only that tenant's. */

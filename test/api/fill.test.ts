@@ -25,7 +25,11 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   const tenantToken = (await admin.createTenant(`xts-fillt${number}`)).token;
   await f.addAllocation({ farm, prefix, number });
   await f.addNode({ farm, id: `${farm}-g`, exitCapable: true });
-  await Promise.all(Array.from({ length: WORKERS }, (_, i) => f.addNode({ farm, id: `${farm}-w${i}`, publicIPv4: `203.0.113.${i + 1}`, exitCapable: false })));
+  await Promise.all(
+    Array.from({ length: WORKERS }, (_, i) =>
+      f.addNode({ farm, id: `${farm}-w${i}`, publicIPv4: `203.0.113.${i + 1}`, exitCapable: false }),
+    ),
+  );
   await f.assignSlot(number, 2, `${farm}-g`);
   const t = new TnodbClient({ server: servers[0]!.url, token: tenantToken });
   const nets: string[] = [];
@@ -33,24 +37,30 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
 
   const jobs: [string, string][] = [];
   for (const n of nets) for (let w = 0; w < WORKERS; w++) jobs.push([n, `${farm}-w${w}`]);
-  const clients = Array.from({ length: CLIENTS }, (_, i) => new TnodbClient({ server: servers[i % servers.length]!.url, token: tenantToken, timeoutMs: 60_000 }));
+  const clients = Array.from(
+    { length: CLIENTS },
+    (_, i) => new TnodbClient({ server: servers[i % servers.length]!.url, token: tenantToken, timeoutMs: 60_000 }),
+  );
   const ok: string[] = [];
   let warned = 0;
   const refused: string[] = [];
   let next = 0;
-  await Promise.all(clients.map(async (c) => {
-    while (next < jobs.length) {
-      const [n, node] = jobs[next++]!;
-      try {
-        const r = await c.addResource(n, node);
-        ok.push(r.id);
-        if (r.warning) warned++;
-      } catch (e) {
-        if (isExitnodeError(e) && e.details?.status === 409 && e.details.code === 'SLOT_FULL') refused.push(e.message);
-        else throw e;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (next < jobs.length) {
+        const [n, node] = jobs[next++]!;
+        try {
+          const r = await c.addResource(n, node);
+          ok.push(r.id);
+          if (r.warning) warned++;
+        } catch (e) {
+          if (isExitnodeError(e) && e.details?.status === 409 && e.details.code === 'SLOT_FULL')
+            refused.push(e.message);
+          else throw e;
+        }
       }
-    }
-  }));
+    }),
+  );
   assert.equal(ok.length + NETWORKS, 4096, 'every id of the slot handed out (64 went to ExitPoints)');
   assert.equal(refused.length, jobs.length - ok.length);
   assert.equal(warned, 4096 - 2048, 'every answer past 2048 NRs on the slot carries the warning');
@@ -58,11 +68,17 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   const all = (await t.listNetworks()).flatMap((n) => n.resources.map((r) => r.id));
   assert.equal(all.length, 4096);
   assert.equal(new Set(all).size, 4096, 'no id twice');
-  assert.ok(all.every((id) => /^2[0-9a-f]{3}$/.test(id)), 'every id inside slot 2 (2000-2fff)');
+  assert.ok(
+    all.every((id) => /^2[0-9a-f]{3}$/.test(id)),
+    'every id inside slot 2 (2000-2fff)',
+  );
 
   // The 4097th, through the other instance when there are two.
   const last = new TnodbClient({ server: servers[servers.length - 1]!.url, token: tenantToken });
-  await last.removeResource(nets[0]!, (await last.getNetwork(nets[0]!)).resources.find((r) => r.node !== `${farm}-g`)!.id);
+  await last.removeResource(
+    nets[0]!,
+    (await last.getNetwork(nets[0]!)).resources.find((r) => r.node !== `${farm}-g`)!.id,
+  );
   await assert.rejects(last.addResource(nets[0]!, `${farm}-w0`), (e: unknown) => {
     assert.ok(isExitnodeError(e));
     assert.equal(e.details?.status, 409);
@@ -72,7 +88,10 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
     return true;
   });
   const status = await f.farmStatus(farm);
-  assert.ok(status.warnings.some((w) => /more than 2048/.test(w)), 'the farm status warns past 2048 NRs');
+  assert.ok(
+    status.warnings.some((w) => /more than 2048/.test(w)),
+    'the farm status warns past 2048 NRs',
+  );
 }
 
 describe('filling one slot', () => {
@@ -80,7 +99,13 @@ describe('filling one slot', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xts-fill-'));
     let s: RunningServer | undefined;
     try {
-      s = await startServer({ data: dir, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE });
+      s = await startServer({
+        data: dir,
+        listen: '127.0.0.1:0',
+        adminToken: ADMIN,
+        noTokenFile: true,
+        leaseTtlMs: LEASE,
+      });
       await fill([s], 951, '2001:db8:5100::/48');
     } finally {
       await s?.close();
@@ -93,7 +118,17 @@ describe('filling one slot', () => {
     const dirs = [mkdtempSync(join(tmpdir(), 'xts-fill-')), mkdtempSync(join(tmpdir(), 'xts-fill-'))];
     const servers: RunningServer[] = [];
     try {
-      for (const d of dirs) servers.push(await startServer({ db: url, data: d, listen: '127.0.0.1:0', adminToken: ADMIN, noTokenFile: true, leaseTtlMs: LEASE }));
+      for (const d of dirs)
+        servers.push(
+          await startServer({
+            db: url,
+            data: d,
+            listen: '127.0.0.1:0',
+            adminToken: ADMIN,
+            noTokenFile: true,
+            leaseTtlMs: LEASE,
+          }),
+        );
       await fill(servers, 952, '2001:db8:5200::/48');
     } finally {
       await Promise.all(servers.map((s) => s.close()));

@@ -11,7 +11,11 @@ const SEED = Number(process.env.EXITNODE_FUZZ_SEED ?? Date.now() % 1_000_000);
 function prng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 0x100000000;
   };
 }
@@ -19,7 +23,14 @@ function prng(seed: number): () => number {
 it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
   const h = await harness({}, { maxWaitS: 0.02 });
   try {
-    const f = await farm(h, { name: 'xts-fz', tenant: 'xts-fzt', prefix: '2001:db8:7100::/48', number: 971, exits: 2, workers: 3 });
+    const f = await farm(h, {
+      name: 'xts-fz',
+      tenant: 'xts-fzt',
+      prefix: '2001:db8:7100::/48',
+      number: 971,
+      exits: 2,
+      workers: 3,
+    });
     await h.call('PUT', '/v1/allocations/971/slots/1', f.farmToken, { node: 'xts-fz-g1' });
     const net = (await h.call('POST', '/v1/networks', f.tenantToken, { name: 'seed' })).json().id as string;
     await h.call('POST', `/v1/networks/${net}/resources`, f.tenantToken, { node: 'xts-fz-w1' });
@@ -27,45 +38,183 @@ it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
     const r = prng(SEED);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const int = (n: number) => Math.floor(r() * n);
-    const weird = ['', ' ', '0', '-1', '1e999', 'NaN', 'null', 'true', '%00', '%ff%fe', '..', '../..', '%2e%2e%2f', 'ñ', '😀', '<script>', "' OR 1=1 --", '\\', 'a'.repeat(5000), '1abc', 'ffff', 'ff00', '0fff', '2001:db8::/48', '1', '15', '16', '65535', '65536', net, 'tn-000000000000', 'xts-fz-g1', 'xts-fz-w1', 'xts-fz'];
-    const seg = () => (r() < 0.5 ? pick(weird) : Math.random().toString(36).slice(2, 2 + int(12)));
-    const templates = [
-      '/v1/farms', '/v1/tenants', '/v1/farms/:x', '/v1/allocations', '/v1/allocations/:x', '/v1/allocations/:x/slots/:x', '/v1/allocations/:x/upstream',
-      '/v1/nodes', '/v1/nodes/:x', '/v1/nodes/:x/heartbeat', '/v1/nodes/:x/view', '/v1/networks', '/v1/networks/:x', '/v1/networks/:x/resources',
-      '/v1/networks/:x/resources/:x', '/v1/networks/:x/resources/:x/key', '/healthz', '/metrics', '/docs', '/docs/json', '/:x', '/v1/:x/:x',
+    const weird = [
+      '',
+      ' ',
+      '0',
+      '-1',
+      '1e999',
+      'NaN',
+      'null',
+      'true',
+      '%00',
+      '%ff%fe',
+      '..',
+      '../..',
+      '%2e%2e%2f',
+      'ñ',
+      '😀',
+      '<script>',
+      "' OR 1=1 --",
+      '\\',
+      'a'.repeat(5000),
+      '1abc',
+      'ffff',
+      'ff00',
+      '0fff',
+      '2001:db8::/48',
+      '1',
+      '15',
+      '16',
+      '65535',
+      '65536',
+      net,
+      'tn-000000000000',
+      'xts-fz-g1',
+      'xts-fz-w1',
+      'xts-fz',
     ];
-    const qs = () => (r() < 0.6 ? '' : `?${Array.from({ length: 1 + int(3) }, () => `${pick(['after', 'wait', 'router', 'iface', 'via', 'farm', seg()])}=${encodeURIComponent(pick(['0', '1', '999999999999', '-3', 'frr', 'swp1', 'linux', '0.01', seg()]))}`).join('&')}`);
+    const seg = () =>
+      r() < 0.5
+        ? pick(weird)
+        : Math.random()
+            .toString(36)
+            .slice(2, 2 + int(12));
+    const templates = [
+      '/v1/farms',
+      '/v1/tenants',
+      '/v1/farms/:x',
+      '/v1/allocations',
+      '/v1/allocations/:x',
+      '/v1/allocations/:x/slots/:x',
+      '/v1/allocations/:x/upstream',
+      '/v1/nodes',
+      '/v1/nodes/:x',
+      '/v1/nodes/:x/heartbeat',
+      '/v1/nodes/:x/view',
+      '/v1/networks',
+      '/v1/networks/:x',
+      '/v1/networks/:x/resources',
+      '/v1/networks/:x/resources/:x',
+      '/v1/networks/:x/resources/:x/key',
+      '/healthz',
+      '/metrics',
+      '/docs',
+      '/docs/json',
+      '/:x',
+      '/v1/:x/:x',
+    ];
+    const qs = () =>
+      r() < 0.6
+        ? ''
+        : `?${Array.from({ length: 1 + int(3) }, () => `${pick(['after', 'wait', 'router', 'iface', 'via', 'farm', seg()])}=${encodeURIComponent(pick(['0', '1', '999999999999', '-3', 'frr', 'swp1', 'linux', '0.01', seg()]))}`).join('&')}`;
     const path = () => pick(templates).replace(/:x/g, () => encodeURIComponent(seg())) + qs();
     const value = (d: number): unknown => {
       switch (int(d > 2 ? 6 : 9)) {
-        case 0: return null;
-        case 1: return r() < 0.5;
-        case 2: return pick([0, -1, 1, 15, 16, 941, 971, 65535, 65536, 1e308, -0, 0.5, 2 ** 53 + 1]);
-        case 3: return pick(weird);
-        case 4: return seg();
-        case 5: return pick(['2001:db8:7100::/48', '2001:db8:7200::/48', '192.0.2.1', 'fe80::1', '2001:db8::1', Buffer.alloc(32, int(256)).toString('base64'), 'xts-fz-w2']);
-        case 6: return Array.from({ length: int(4) }, () => value(d + 1));
+        case 0:
+          return null;
+        case 1:
+          return r() < 0.5;
+        case 2:
+          return pick([0, -1, 1, 15, 16, 941, 971, 65535, 65536, 1e308, -0, 0.5, 2 ** 53 + 1]);
+        case 3:
+          return pick(weird);
+        case 4:
+          return seg();
+        case 5:
+          return pick([
+            '2001:db8:7100::/48',
+            '2001:db8:7200::/48',
+            '192.0.2.1',
+            'fe80::1',
+            '2001:db8::1',
+            Buffer.alloc(32, int(256)).toString('base64'),
+            'xts-fz-w2',
+          ]);
+        case 6:
+          return Array.from({ length: int(4) }, () => value(d + 1));
         default: {
           const o: Record<string, unknown> = {};
-          for (let i = int(5); i > 0; i--) o[pick(['name', 'farm', 'prefix', 'number', 'ipv4', 'addresses', 'prefixLength', 'gateway', 'upstream', 'll', 'ip6', 'id', 'publicIPv4', 'publicIPv6', 'exitCapable', 'node', 'allocation', 'publicKey', '__proto__', 'constructor', seg()])] = value(d + 1);
+          for (let i = int(5); i > 0; i--)
+            o[
+              pick([
+                'name',
+                'farm',
+                'prefix',
+                'number',
+                'ipv4',
+                'addresses',
+                'prefixLength',
+                'gateway',
+                'upstream',
+                'll',
+                'ip6',
+                'id',
+                'publicIPv4',
+                'publicIPv6',
+                'exitCapable',
+                'node',
+                'allocation',
+                'publicKey',
+                '__proto__',
+                'constructor',
+                seg(),
+              ])
+            ] = value(d + 1);
           return o;
         }
       }
     };
     const body = (): string | undefined => {
       switch (int(6)) {
-        case 0: return undefined;
-        case 1: return pick(['{', '{"a":', '[1,2', '"unterminated', '{"name":"x"}garbage', '\u0000', 'null', '1', '[]', '{"__proto__":{"admin":true}}', '{"name":"x","name":"y"}']);
-        case 2: return 'x'.repeat(int(3) === 0 ? 70_000 : 100);
-        default: return JSON.stringify(value(0));
+        case 0:
+          return undefined;
+        case 1:
+          return pick([
+            '{',
+            '{"a":',
+            '[1,2',
+            '"unterminated',
+            '{"name":"x"}garbage',
+            '\u0000',
+            'null',
+            '1',
+            '[]',
+            '{"__proto__":{"admin":true}}',
+            '{"name":"x","name":"y"}',
+          ]);
+        case 2:
+          return 'x'.repeat(int(3) === 0 ? 70_000 : 100);
+        default:
+          return JSON.stringify(value(0));
       }
     };
-    const tokens = [undefined, ADMIN, f.farmToken, f.tenantToken, ...Object.values(f.nodeTokens), 'xn_bogus', 'garbage'];
+    const tokens = [
+      undefined,
+      ADMIN,
+      f.farmToken,
+      f.tenantToken,
+      ...Object.values(f.nodeTokens),
+      'xn_bogus',
+      'garbage',
+    ];
     const auth = (): string | undefined => {
       const t = pick(tokens);
-      return t === undefined ? undefined : pick([`Bearer ${t}`, `bearer ${t}`, t, `Bearer  ${t}`, `Basic ${t}`, `Bearer ${t}\u00ff`]);
+      return t === undefined
+        ? undefined
+        : pick([`Bearer ${t}`, `bearer ${t}`, t, `Bearer  ${t}`, `Basic ${t}`, `Bearer ${t}\u00ff`]);
     };
-    const ctypes = [undefined, 'application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', '', '*/*'];
+    const ctypes = [
+      undefined,
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/jsonx',
+      '',
+      '*/*',
+    ];
 
     const statuses = new Map<number, number>();
     for (let i = 0; i < N; i++) {
@@ -88,19 +237,31 @@ it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
         throw e;
       }
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-      assert.ok(res.statusCode < 500, `#${i} ${method} ${url.slice(0, 200)} headers ${JSON.stringify(headers).slice(0, 200)} body ${String(payload).slice(0, 200)} → ${res.statusCode} ${res.body.slice(0, 300)}`);
+      assert.ok(
+        res.statusCode < 500,
+        `#${i} ${method} ${url.slice(0, 200)} headers ${JSON.stringify(headers).slice(0, 200)} body ${String(payload).slice(0, 200)} → ${res.statusCode} ${res.body.slice(0, 300)}`,
+      );
       if (res.statusCode >= 400 && method !== 'HEAD') {
         const e = res.json().error;
-        assert.ok(typeof e?.code === 'string' && typeof e?.message === 'string', `#${i} ${method} ${url}: error body ${res.body.slice(0, 200)}`);
+        assert.ok(
+          typeof e?.code === 'string' && typeof e?.message === 'string',
+          `#${i} ${method} ${url}: error body ${res.body.slice(0, 200)}`,
+        );
       }
     }
     const total = [...statuses.values()].reduce((x, y) => x + y, 0);
     assert.ok(total >= Math.min(N, 10_000) * 0.99, `${total} requests answered`);
-    assert.ok([...statuses.keys()].some((s) => s < 300), 'some requests got through to a handler');
+    assert.ok(
+      [...statuses.keys()].some((s) => s < 300),
+      'some requests got through to a handler',
+    );
     assert.equal((await h.call('GET', '/healthz')).statusCode, 200);
     // Still consistent and working: the counters agree with the rows, a normal request succeeds.
     const st = await h.app.tnodb.store.stats();
-    assert.equal(st.slots.reduce((n, s) => n + s.nrs, 0), st.resources);
+    assert.equal(
+      st.slots.reduce((n, s) => n + s.nrs, 0),
+      st.resources,
+    );
     const ok = await h.call('POST', '/v1/networks', f.tenantToken, { name: 'after-fuzz' });
     assert.ok(ok.statusCode === 201 || ok.statusCode === 409, ok.body);
   } finally {

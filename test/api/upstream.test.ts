@@ -12,16 +12,23 @@ describe('upstream address overrides of an allocation', () => {
     farmToken = (await h.call('POST', '/v1/farms', ADMIN, { name: 'xts-up900' })).json<{ token: string }>().token;
     await h.call('POST', '/v1/nodes', farmToken, { farm: 'xts-up900', id: 'xts-up900-g1', exitCapable: true });
   });
-  after(async () => { await h.close(); });
+  after(async () => {
+    await h.close();
+  });
 
   for (const [what, upstream, names] of [
     ['a link-local in fe80::/10 but outside fe80::/64', { ll: 'fe80:1::5' }, 'fe80:1::5'],
-    ['a gateway\'s link-local', { ll: 'fe80::3000:0:0:1' }, 'slot 3'],
+    ["a gateway's link-local", { ll: 'fe80::3000:0:0:1' }, 'slot 3'],
     ['a global address in the /48 but outside P::/64', { ip6: '2001:db8:9a0:1::5' }, '2001:db8:9a0:1::5'],
-    ['a gateway\'s global address', { ip6: '2001:db8:9a0:0:f000::1' }, 'slot 15'],
+    ["a gateway's global address", { ip6: '2001:db8:9a0:0:f000::1' }, 'slot 15'],
   ] as const) {
     it(`refuses ${what} with 400, naming the value`, async () => {
-      const r = await h.call('POST', '/v1/allocations', farmToken, { farm: 'xts-up900', prefix: '2001:db8:9a0::/48', number: 900, upstream });
+      const r = await h.call('POST', '/v1/allocations', farmToken, {
+        farm: 'xts-up900',
+        prefix: '2001:db8:9a0::/48',
+        number: 900,
+        upstream,
+      });
       assert.equal(r.statusCode, 400, r.body);
       const e = r.json<{ error: { code: string; message: string } }>().error;
       assert.equal(e.code, 'UPSTREAM_ADDRESS');
@@ -30,10 +37,18 @@ describe('upstream address overrides of an allocation', () => {
   }
 
   it('accepts overrides inside the segment, and the upstream renders with them', async () => {
-    const r = await h.call('POST', '/v1/allocations', farmToken, { farm: 'xts-up900', prefix: '2001:db8:9a0::/48', number: 900, upstream: { ll: 'fe80::5', ip6: '2001:db8:9a0::5' } });
+    const r = await h.call('POST', '/v1/allocations', farmToken, {
+      farm: 'xts-up900',
+      prefix: '2001:db8:9a0::/48',
+      number: 900,
+      upstream: { ll: 'fe80::5', ip6: '2001:db8:9a0::5' },
+    });
     assert.equal(r.statusCode, 201, r.body);
     assert.deepEqual(r.json<{ upstream: unknown }>().upstream, { ll: 'fe80::5', ip6: '2001:db8:9a0::5' });
-    assert.equal((await h.call('PUT', '/v1/allocations/900/slots/1', farmToken, { node: 'xts-up900-g1' })).statusCode, 200);
+    assert.equal(
+      (await h.call('PUT', '/v1/allocations/900/slots/1', farmToken, { node: 'xts-up900-g1' })).statusCode,
+      200,
+    );
     const u = await h.call('GET', '/v1/allocations/900/upstream?router=frr&iface=swp1', farmToken);
     assert.equal(u.statusCode, 200, u.body);
     assert.match(u.body, /ipv6 address 2001:db8:9a0::5\/64/);

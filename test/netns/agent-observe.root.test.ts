@@ -27,31 +27,42 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('observe: namespaces read in groups keep their own links and routes; an unreadable one is named alone', { timeout: 60_000 }, async (t) => {
-  if (!requireRoot(t, ['nsenter', 'xargs'])) return;
-  assert.ok(names.length > GROUP_SIZE, 'more than one group');
-  const add = await run(['ip', '-batch', '-'], names.map((n) => `netns add ${n}`).join('\n') + '\n');
-  assert.equal(add.code, 0, add.stderr);
-  // Namespace i gets a veth pair and one route of ours naming i, so that a shifted group shows.
-  for (const [i, n] of names.entries()) {
-    const r = await run(inNs(n, ['ip', '-batch', '-']), `link add d${i} type veth peer name e${i}\nlink set e${i} up\nlink set d${i} up\nroute add 2001:db8:${i + 1}::/64 dev d${i} proto 77\n`);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const check = (a: Awaited<ReturnType<typeof observe>>): void => {
+test(
+  'observe: namespaces read in groups keep their own links and routes; an unreadable one is named alone',
+  { timeout: 60_000 },
+  async (t) => {
+    if (!requireRoot(t, ['nsenter', 'xargs'])) return;
+    assert.ok(names.length > GROUP_SIZE, 'more than one group');
+    const add = await run(['ip', '-batch', '-'], names.map((n) => `netns add ${n}`).join('\n') + '\n');
+    assert.equal(add.code, 0, add.stderr);
+    // Namespace i gets a veth pair and one route of ours naming i, so that a shifted group shows.
     for (const [i, n] of names.entries()) {
-      const ns = a.namespaces.get(n);
-      assert.ok(ns, `${n} read`);
-      assert.deepEqual(ns.links.map((l) => l.name).sort(), [`d${i}`, `e${i}`, 'lo'].sort(), n);
-      assert.deepEqual(ns.routes.map((r) => `${r.dst} ${r.dev}`), [`2001:db8:${i + 1}::/64 d${i}`], n);
+      const r = await run(
+        inNs(n, ['ip', '-batch', '-']),
+        `link add d${i} type veth peer name e${i}\nlink set e${i} up\nlink set d${i} up\nroute add 2001:db8:${i + 1}::/64 dev d${i} proto 77\n`,
+      );
+      assert.equal(r.code, 0, r.stderr);
     }
-  };
-  const a = await observe(desired, opts);
-  check(a);
-  assert.equal(a.unreadable?.size, 0);
+    const check = (a: Awaited<ReturnType<typeof observe>>): void => {
+      for (const [i, n] of names.entries()) {
+        const ns = a.namespaces.get(n);
+        assert.ok(ns, `${n} read`);
+        assert.deepEqual(ns.links.map((l) => l.name).sort(), [`d${i}`, `e${i}`, 'lo'].sort(), n);
+        assert.deepEqual(
+          ns.routes.map((r) => `${r.dst} ${r.dev}`),
+          [`2001:db8:${i + 1}::/64 d${i}`],
+          n,
+        );
+      }
+    };
+    const a = await observe(desired, opts);
+    check(a);
+    assert.equal(a.unreadable?.size, 0);
 
-  writeFileSync(BROKEN, '');
-  const b = await observe(desired, opts);
-  check(b);
-  assert.deepEqual([...(b.unreadable?.keys() ?? [])], [`${PX}net-10ff-${A}`]);
-  assert.match(b.unreadable!.get(`${PX}net-10ff-${A}`)!, /10ff/);
-});
+    writeFileSync(BROKEN, '');
+    const b = await observe(desired, opts);
+    check(b);
+    assert.deepEqual([...(b.unreadable?.keys() ?? [])], [`${PX}net-10ff-${A}`]);
+    assert.match(b.unreadable!.get(`${PX}net-10ff-${A}`)!, /10ff/);
+  },
+);

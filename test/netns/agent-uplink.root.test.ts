@@ -19,30 +19,56 @@ const state = mkdtempSync(join(tmpdir(), 'exitnode-xa-uplink-'));
 
 after(async () => {
   const r = await run(['ip', 'netns', 'list']);
-  const names = r.stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith('xa-u'));
+  const names = r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith('xa-u'));
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
   rmSync(state, { recursive: true, force: true });
 });
 
-const view = (A: number): ReturnType<typeof parseNodeView> => parseNodeView({
-  version: 1, node: { id: 'u1' },
-  allocations: [{ number: A, prefix: '2001:db8:5e::/48', upstream: { ll: 'fe80::1', ipv4Gateway: '198.51.100.1', ipv4PrefixLength: 24 } }],
-  slots: [{ allocation: A, slot: 1, epoch: 1, ipv4: '198.51.100.10' }], networks: [],
-});
+const view = (A: number): ReturnType<typeof parseNodeView> =>
+  parseNodeView({
+    version: 1,
+    node: { id: 'u1' },
+    allocations: [
+      {
+        number: A,
+        prefix: '2001:db8:5e::/48',
+        upstream: { ll: 'fe80::1', ipv4Gateway: '198.51.100.1', ipv4PrefixLength: 24 },
+      },
+    ],
+    slots: [{ allocation: A, slot: 1, epoch: 1, ipv4: '198.51.100.10' }],
+    networks: [],
+  });
 
 const links = async (ns: string): Promise<string> => (await run(inNs(ns, ['ip', '-o', 'link', 'show']))).stdout;
 
 test('uplink modes nic and macvlan', { timeout: 60_000 }, async (t) => {
   if (!requireRoot(t, ['nft', 'nsenter'])) return;
   await run(['ip', '-batch', '-'], `netns add ${ROOT}\nnetns add ${PEER}\n`);
-  await run(inNs(ROOT, ['ip', '-batch', '-']), `link add nic0 type veth peer name far0 netns ${PEER}\nlink add eth7 type veth peer name far1 netns ${PEER}\n`);
+  await run(
+    inNs(ROOT, ['ip', '-batch', '-']),
+    `link add nic0 type veth peer name far0 netns ${PEER}\nlink add eth7 type veth peer name far1 netns ${PEER}\n`,
+  );
 
   await t.test('nic: moved in as pub-1-402, configured, and home again as nic0 on down', async () => {
-    const config: NodeConfig = { node: 'u1', namespacePrefix: 'xa-un-', rootNamespace: ROOT, publicNamespace: ROOT, stateDir: join(state, 'nic'), uplink: { kind: 'nic', device: 'nic0' }, wireguard: 'none' };
+    const config: NodeConfig = {
+      node: 'u1',
+      namespacePrefix: 'xa-un-',
+      rootNamespace: ROOT,
+      publicNamespace: ROOT,
+      stateDir: join(state, 'nic'),
+      uplink: { kind: 'nic', device: 'nic0' },
+      wireguard: 'none',
+    };
     // A live agent holding the node's lock: this pass refuses instead of racing it.
     mkdirSync(config.stateDir, { recursive: true });
     writeFileSync(join(config.stateDir, 'lock'), `${process.ppid}\n`);
-    await assert.rejects(applyView(view(402), config), (e: Error & { code?: string }) => e.code === 'AGENT_BUSY' && e.message.includes(`pid ${process.ppid}`));
+    await assert.rejects(
+      applyView(view(402), config),
+      (e: Error & { code?: string }) => e.code === 'AGENT_BUSY' && e.message.includes(`pid ${process.ppid}`),
+    );
     // A lock whose holder is gone (a SIGKILLed agent) is taken over.
     writeFileSync(join(config.stateDir, 'lock'), '2147483646\n');
     const r = await applyView(view(402), config);
@@ -61,7 +87,15 @@ test('uplink modes nic and macvlan', { timeout: 60_000 }, async (t) => {
   });
 
   await t.test('macvlan: pub-1-403 on eth7, the parent untouched by down', async () => {
-    const config: NodeConfig = { node: 'u1', namespacePrefix: 'xa-um-', rootNamespace: ROOT, publicNamespace: ROOT, stateDir: join(state, 'mv'), uplink: { kind: 'macvlan', parent: 'eth7' }, wireguard: 'none' };
+    const config: NodeConfig = {
+      node: 'u1',
+      namespacePrefix: 'xa-um-',
+      rootNamespace: ROOT,
+      publicNamespace: ROOT,
+      stateDir: join(state, 'mv'),
+      uplink: { kind: 'macvlan', parent: 'eth7' },
+      wireguard: 'none',
+    };
     const r = await applyView(view(403), config);
     assert.deepEqual(r.failures, []);
     assert.match(await links('xa-um-gw-1-403'), /pub-1-403@.*macvlan|pub-1-403@/);

@@ -22,12 +22,26 @@ import { inventory, viewFor, type Inventory, type Tn } from './agent-support.js'
 const A = 401;
 const P = '2001:db8:5e::/48';
 const t = new Topology({ prefix: 'xa-', allocation: P, slots: [1], nodes: 2 });
-const [n1, n2] = t.nodes as [typeof t.nodes[0], typeof t.nodes[0]];
+const [n1, n2] = t.nodes as [(typeof t.nodes)[0], (typeof t.nodes)[0]];
 const GW = `${n1.config.namespacePrefix}gw-1-${A}`;
 const keys: Record<string, string> = {};
 let tns: Tn[] = [
-  { id: 't1', exit: '1abc', nrs: [{ id: '1abc', node: 'n1' }, { id: '1abd', node: 'n2' }] },
-  { id: 't2', exit: '1abe', nrs: [{ id: '1abe', node: 'n1' }, { id: '1abf', node: 'n2' }] },
+  {
+    id: 't1',
+    exit: '1abc',
+    nrs: [
+      { id: '1abc', node: 'n1' },
+      { id: '1abd', node: 'n2' },
+    ],
+  },
+  {
+    id: 't2',
+    exit: '1abe',
+    nrs: [
+      { id: '1abe', node: 'n1' },
+      { id: '1abf', node: 'n2' },
+    ],
+  },
 ];
 let version = 1;
 const views = (): Record<string, NodeView> => {
@@ -60,7 +74,8 @@ async function retry(what: string, fn: () => Promise<boolean>, ms = 12000): Prom
   }
 }
 
-const ping = async (ns: string, dst: string): Promise<boolean> => (await run(inNs(ns, ['ping', dst.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', dst]))).code === 0;
+const ping = async (ns: string, dst: string): Promise<boolean> =>
+  (await run(inNs(ns, ['ping', dst.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', dst]))).code === 0;
 
 /** Starts a UDP listener on the internet host; resolves with the source address seen (or ""). */
 function listen(port: number, ms: number): Promise<string> {
@@ -75,7 +90,9 @@ async function sendUdp(ns: string, port: number, from?: string): Promise<void> {
 /** Packets dropped by each rule of the gateway's filter table, by rule position. */
 async function dropCounters(): Promise<number[]> {
   const r = await run(inNs(GW, ['nft', '-j', 'list', 'chain', 'inet', 'exitnode-filter', 'forward']));
-  const rules = (JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }).nftables.filter((x) => x.rule);
+  const rules = (
+    JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }
+  ).nftables.filter((x) => x.rule);
   return rules.map((x) => x.rule!.expr.find((e) => e.counter)?.counter?.packets ?? 0);
 }
 
@@ -91,7 +108,8 @@ function expected(v: Record<string, NodeView>): Inventory {
       for (const r of ns.routes) inv.routes.push(`${ns.name} ${r.dst} ${r.dev}`);
       for (const tb of ns.nft) {
         inv.nft.push(`${ns.name} table ${tb.family} ${tb.name}`);
-        for (const [set, els] of Object.entries(tb.sets)) for (const e of els) inv.nft.push(`${ns.name} ${set} ${e.ifname} ${e.prefix}`);
+        for (const [set, els] of Object.entries(tb.sets))
+          for (const e of els) inv.nft.push(`${ns.name} ${set} ${e.ifname} ${e.prefix}`);
       }
     }
     for (const w of d.wireguard) {
@@ -119,35 +137,48 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
   if (!requireRoot(tt, ['nft', 'wg', 'wireguard-go', 'nsenter', 'ping'])) return;
   await t.up();
 
-  await tt.test('SIGKILL in the middle of an apply, then apply again: converges, and a second apply is empty', async () => {
-    const r1 = await applyView(views().n1!, n1.config);
-    assert.deepEqual(r1.failures, []);
-    Object.assign(keys, r1.publicKeys);
-    const v = views();
-    const dir = scratchDir();
-    writeFileSync(join(dir, 'view.json'), JSON.stringify(v.n2));
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(n2.config));
-    const child = spawn(process.execPath, ['bin/exitnode.js', 'agent', 'apply', '--view', join(dir, 'view.json'), '--config', join(dir, 'config.json')], { stdio: 'ignore' });
-    const marker = `/run/netns/${n2.config.namespacePrefix}net-1abd-${A}`;
-    let exitCode: number | null | undefined;
-    const exited = new Promise<void>((res) => child.on('exit', (c, sig) => { exitCode = sig === 'SIGKILL' ? -9 : c; res(); }));
-    // A tight poll: the whole apply takes about 100 ms once the CLI has started.
-    const end = Date.now() + 20000;
-    while (!existsSync(marker) && exitCode === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
-    child.kill('SIGKILL');
-    await exited;
-    assert.equal(exitCode, -9, 'the agent was killed before it finished');
-    // SIGKILL ends the agent, not the ip batch it had started: that orphan may still be adding
-    // namespaces while the next pass runs, and the next pass then reports the object it lost
-    // the race for. The pass after it must converge.
-    let again = await applyView(v.n2!, n2.config);
-    assert.ok(again.size > 0, 'the interrupted apply left work to do');
-    for (let i = 0; i < 2 && again.failures.length; i++) again = await applyView(v.n2!, n2.config);
-    assert.deepEqual(again.failures, []);
-    Object.assign(keys, again.publicKeys);
-    const third = await applyView(v.n2!, n2.config);
-    assert.equal(third.size, 0, 'converged');
-  });
+  await tt.test(
+    'SIGKILL in the middle of an apply, then apply again: converges, and a second apply is empty',
+    async () => {
+      const r1 = await applyView(views().n1!, n1.config);
+      assert.deepEqual(r1.failures, []);
+      Object.assign(keys, r1.publicKeys);
+      const v = views();
+      const dir = scratchDir();
+      writeFileSync(join(dir, 'view.json'), JSON.stringify(v.n2));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(n2.config));
+      const child = spawn(
+        process.execPath,
+        ['bin/exitnode.js', 'agent', 'apply', '--view', join(dir, 'view.json'), '--config', join(dir, 'config.json')],
+        { stdio: 'ignore' },
+      );
+      const marker = `/run/netns/${n2.config.namespacePrefix}net-1abd-${A}`;
+      let exitCode: number | null | undefined;
+      const exited = new Promise<void>((res) =>
+        child.on('exit', (c, sig) => {
+          exitCode = sig === 'SIGKILL' ? -9 : c;
+          res();
+        }),
+      );
+      // A tight poll: the whole apply takes about 100 ms once the CLI has started.
+      const end = Date.now() + 20000;
+      while (!existsSync(marker) && exitCode === undefined && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 1));
+      child.kill('SIGKILL');
+      await exited;
+      assert.equal(exitCode, -9, 'the agent was killed before it finished');
+      // SIGKILL ends the agent, not the ip batch it had started: that orphan may still be adding
+      // namespaces while the next pass runs, and the next pass then reports the object it lost
+      // the race for. The pass after it must converge.
+      let again = await applyView(v.n2!, n2.config);
+      assert.ok(again.size > 0, 'the interrupted apply left work to do');
+      for (let i = 0; i < 2 && again.failures.length; i++) again = await applyView(v.n2!, n2.config);
+      assert.deepEqual(again.failures, []);
+      Object.assign(keys, again.publicKeys);
+      const third = await applyView(v.n2!, n2.config);
+      assert.equal(third.size, 0, 'converged');
+    },
+  );
 
   await tt.test('apply twice: the second plan is empty on both nodes', async () => {
     const v = await applyBoth();
@@ -163,10 +194,13 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
   const w2 = await t.workload('w2', n2, `br-1abd-${A}`, '2001:db8:5e:1abd::100', '10.26.189.100');
   const w3 = await t.workload('w3', n2, `br-1abf-${A}`, '2001:db8:5e:1abf::100', '10.26.191.100');
 
-  await tt.test('IPv6 from the internet host to a workload on node 2 (upstream → gateway → ExitPoint → WireGuard)', async () => {
-    await retry('ping -6 internet → w2', () => ping(t.inet, '2001:db8:5e:1abd::100'));
-    await retry('ping -6 internet → w3 (second TN)', () => ping(t.inet, '2001:db8:5e:1abf::100'));
-  });
+  await tt.test(
+    'IPv6 from the internet host to a workload on node 2 (upstream → gateway → ExitPoint → WireGuard)',
+    async () => {
+      await retry('ping -6 internet → w2', () => ping(t.inet, '2001:db8:5e:1abd::100'));
+      await retry('ping -6 internet → w3 (second TN)', () => ping(t.inet, '2001:db8:5e:1abf::100'));
+    },
+  );
 
   await tt.test('IPv4 from the workload to the internet host arrives from GWPubIP4', async () => {
     const got = listen(9999, 4000);
@@ -202,40 +236,63 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
     assert.ok(end[1]! > mid[1]!, `the gateway's IPv4 source validation dropped it (${mid[1]} → ${end[1]})`);
     // The same over IPv6: an address of t2's /64 from behind t1's ExitPoint.
     await run(inNs(w1, ['ip', 'addr', 'add', '2001:db8:5e:1abf::77/128', 'dev', 'eth0', 'nodad']));
-    assert.equal((await run(inNs(w1, ['ping', '-6', '-c', '1', '-W', '1', '-I', '2001:db8:5e:1abf::77', '2001:db8:ffff::2']))).code === 0, false, 'a spoofed IPv6 source gets no answer');
+    assert.equal(
+      (await run(inNs(w1, ['ping', '-6', '-c', '1', '-W', '1', '-I', '2001:db8:5e:1abf::77', '2001:db8:ffff::2'])))
+        .code === 0,
+      false,
+      'a spoofed IPv6 source gets no answer',
+    );
     const end6 = await dropCounters();
     assert.ok(end6[0]! > end[0]!, `the gateway's IPv6 source validation dropped it (${end[0]} → ${end6[0]})`);
-    assert.equal((await run(inNs(w1, ['ping', '-6', '-c', '1', '-W', '2', '-I', '2001:db8:5e:1abc::100', '2001:db8:ffff::2']))).code, 0, 'w1 with its own address still reaches the internet');
+    assert.equal(
+      (await run(inNs(w1, ['ping', '-6', '-c', '1', '-W', '2', '-I', '2001:db8:5e:1abc::100', '2001:db8:ffff::2'])))
+        .code,
+      0,
+      'w1 with its own address still reaches the internet',
+    );
     await run(inNs(w1, ['ip', 'addr', 'del', '2001:db8:5e:1abf::77/128', 'dev', 'eth0']));
     await run(inNs(w1, ['ip', 'addr', 'del', '10.26.191.77/32', 'dev', 'eth0']));
   });
 
-  await tt.test('drift: one of our routes deleted and a foreign route added by hand — check reports ours, apply repairs, the foreign route stays', async () => {
-    await run(inNs(GW, ['ip', 'route', 'del', '10.26.189.0/24']));
-    await run(inNs(GW, ['ip', 'route', 'add', '192.0.2.200/32', 'dev', `pub-1-${A}`]));
-    const v = views();
-    const c = await check(v.n1!, n1.config);
-    assert.deepEqual(c.drift, [`route 10.26.189.0/24 in ${GW}`]);
-    const dir = scratchDir();
-    writeFileSync(join(dir, 'view.json'), JSON.stringify(v.n1));
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(n1.config));
-    const cli = await run([process.execPath, 'bin/exitnode.js', 'agent', 'check', '--view', join(dir, 'view.json'), '--config', join(dir, 'config.json')]);
-    assert.equal(cli.code, 1);
-    assert.match(cli.stdout, /route 10\.26\.189\.0\/24 in xa-n1-gw-1-401/);
-    const r = await applyView(v.n1!, n1.config);
-    assert.deepEqual(r.failures, []);
-    assert.equal(r.size, 1);
-    const routes = (await run(inNs(GW, ['ip', 'route', 'show']))).stdout;
-    assert.match(routes, /10\.26\.189\.0\/24 via 10\.255\.26\.188 dev to-1abc-401 proto 77 onlink/);
-    assert.match(routes, /192\.0\.2\.200 dev pub-1-401/, 'the foreign route is untouched');
-    assert.deepEqual((await check(v.n1!, n1.config)).drift, []);
-  });
+  await tt.test(
+    'drift: one of our routes deleted and a foreign route added by hand — check reports ours, apply repairs, the foreign route stays',
+    async () => {
+      await run(inNs(GW, ['ip', 'route', 'del', '10.26.189.0/24']));
+      await run(inNs(GW, ['ip', 'route', 'add', '192.0.2.200/32', 'dev', `pub-1-${A}`]));
+      const v = views();
+      const c = await check(v.n1!, n1.config);
+      assert.deepEqual(c.drift, [`route 10.26.189.0/24 in ${GW}`]);
+      const dir = scratchDir();
+      writeFileSync(join(dir, 'view.json'), JSON.stringify(v.n1));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(n1.config));
+      const cli = await run([
+        process.execPath,
+        'bin/exitnode.js',
+        'agent',
+        'check',
+        '--view',
+        join(dir, 'view.json'),
+        '--config',
+        join(dir, 'config.json'),
+      ]);
+      assert.equal(cli.code, 1);
+      assert.match(cli.stdout, /route 10\.26\.189\.0\/24 in xa-n1-gw-1-401/);
+      const r = await applyView(v.n1!, n1.config);
+      assert.deepEqual(r.failures, []);
+      assert.equal(r.size, 1);
+      const routes = (await run(inNs(GW, ['ip', 'route', 'show']))).stdout;
+      assert.match(routes, /10\.26\.189\.0\/24 via 10\.255\.26\.188 dev to-1abc-401 proto 77 onlink/);
+      assert.match(routes, /192\.0\.2\.200 dev pub-1-401/, 'the foreign route is untouched');
+      assert.deepEqual((await check(v.n1!, n1.config)).drift, []);
+    },
+  );
 
   await tt.test('remove an NR: the host holds exactly what the remaining view needs', async () => {
     tns = [tns[0]!, { id: 't2', exit: '1abe', nrs: [{ id: '1abe', node: 'n1' }] }];
     // An incremental pass (the daemon's path for a new view), then a full one must find nothing to do.
     const v = await applyBoth(true);
-    for (const n of t.nodes) assert.equal((await applyView(v[n.id]!, n.config)).size, 0, `full pass after the incremental one on ${n.id}`);
+    for (const n of t.nodes)
+      assert.equal((await applyView(v[n.id]!, n.config)).size, 0, `full pass after the incremental one on ${n.id}`);
     const inv = await inventory(t, `-${A}`);
     assert.deepEqual(inv, expected(v));
     assert.ok(!inv.namespaces.includes(`xa-n2-net-1abf-${A}`));
@@ -258,7 +315,11 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
       const r = await down(n.config);
       assert.deepEqual(r.failures, []);
       const twice = await down(n.config);
-      assert.equal(twice.size, 0, `down twice: nothing left to do, but: ${twice.plan.steps.flatMap((s) => s.objects).join('; ')}`);
+      assert.equal(
+        twice.size,
+        0,
+        `down twice: nothing left to do, but: ${twice.plan.steps.flatMap((s) => s.objects).join('; ')}`,
+      );
     }
     const empty = await inventory(t, `-${A}`);
     assert.deepEqual(empty, { namespaces: [], links: [], routes: [], nft: [], wgProcesses: [], keyFiles: [] });

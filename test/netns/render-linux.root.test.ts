@@ -33,11 +33,22 @@ function ip(...args: string[]): string {
   return r.stdout;
 }
 
-interface Route { dst: string; gateway?: string; dev?: string; protocol?: string }
-interface Addr { local: string; prefixlen: number; scope: string }
+interface Route {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+}
+interface Addr {
+  local: string;
+  prefixlen: number;
+  scope: string;
+}
 
 function routes(): Route[] {
-  return (JSON.parse(ip('-n', UP, '-json', '-6', 'route', 'show')) as Route[]).map(({ dst, gateway, dev, protocol }) => ({ dst, gateway, dev, protocol }));
+  return (JSON.parse(ip('-n', UP, '-json', '-6', 'route', 'show')) as Route[]).map(
+    ({ dst, gateway, dev, protocol }) => ({ dst, gateway, dev, protocol }),
+  );
 }
 
 function addrs(): Addr[] {
@@ -55,7 +66,12 @@ function runScript(input: Partial<UpstreamInput>): { status: number | null; stde
 }
 
 function expected(via: 'll' | 'global'): Route[] {
-  return SLOTS.map((e) => ({ dst: slotPrefix(A, e).toString(), gateway: (via === 'll' ? gwPubLL(e) : gwPubIP6(A, e)).toString(), dev: IFACE, protocol: 'static' }));
+  return SLOTS.map((e) => ({
+    dst: slotPrefix(A, e).toString(),
+    gateway: (via === 'll' ? gwPubLL(e) : gwPubIP6(A, e)).toString(),
+    dev: IFACE,
+    protocol: 'static',
+  }));
 }
 
 const byDst = (a: Route, b: Route): number => a.dst.localeCompare(b.dst);
@@ -72,7 +88,10 @@ describe('Linux renderer in a network namespace', { skip }, () => {
     spawnSync('ip', ['netns', 'del', UP]);
     spawnSync('ip', ['netns', 'del', GW]);
     rmSync(dir, { recursive: true, force: true });
-    const left = ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]).filter((n) => n === UP || n === GW);
+    const left = ip('netns', 'list')
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => n === UP || n === GW);
     if (left.length) throw new Error(`namespaces left behind: ${left.join(', ')}`);
   });
 
@@ -83,10 +102,22 @@ describe('Linux renderer in a network namespace', { skip }, () => {
     const ours = all.filter((x) => x.protocol !== 'kernel').sort(byDst);
     assert.deepEqual(ours, expected('ll').sort(byDst));
     // Besides ours, only the kernel's own on-link routes of swp1's addresses.
-    assert.deepEqual(all.filter((x) => x.protocol === 'kernel').map((x) => `${x.dst} ${x.dev}`).sort(), ['2001:db8:5e::/64 swp1', 'fe80::/64 swp1']);
+    assert.deepEqual(
+      all
+        .filter((x) => x.protocol === 'kernel')
+        .map((x) => `${x.dst} ${x.dev}`)
+        .sort(),
+      ['2001:db8:5e::/64 swp1', 'fe80::/64 swp1'],
+    );
     const a = addrs();
-    assert.ok(a.some((x) => x.local === '2001:db8:5e::1' && x.prefixlen === 64 && x.scope === 'global'), JSON.stringify(a));
-    assert.ok(a.some((x) => x.local === 'fe80::1' && x.prefixlen === 64 && x.scope === 'link'), JSON.stringify(a));
+    assert.ok(
+      a.some((x) => x.local === '2001:db8:5e::1' && x.prefixlen === 64 && x.scope === 'global'),
+      JSON.stringify(a),
+    );
+    assert.ok(
+      a.some((x) => x.local === 'fe80::1' && x.prefixlen === 64 && x.scope === 'link'),
+      JSON.stringify(a),
+    );
   });
 
   it('changes nothing when run a second time', () => {
@@ -98,7 +129,7 @@ describe('Linux renderer in a network namespace', { skip }, () => {
     assert.deepEqual(addrs(), beforeAddrs);
   });
 
-  it('carries traffic: slot 1\'s /52 is reachable through its gateway', () => {
+  it("carries traffic: slot 1's /52 is reachable through its gateway", () => {
     // The gateway namespace holds GWPubLL of slot 1 and one address inside slot 1's /52.
     const target = slotPrefix(A, 1).network.add(1).toString();
     ip('-n', GW, 'addr', 'add', `${gwPubLL(1)}/64`, 'dev', 'pz0', 'nodad');
@@ -106,15 +137,24 @@ describe('Linux renderer in a network namespace', { skip }, () => {
     ip('-n', GW, '-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'pz0');
     // The script's addresses go through duplicate address detection; wait until they may be used.
     const deadline = Date.now() + 10_000;
-    while (ip('-n', UP, '-6', 'addr', 'show', 'dev', IFACE, 'tentative').trim() !== '' && Date.now() < deadline) spawnSync('sleep', ['0.2']);
-    const ping = spawnSync('ip', ['netns', 'exec', UP, 'ping', '-6', '-c', '1', '-W', '3', target], { encoding: 'utf8', timeout: 20_000 });
+    while (ip('-n', UP, '-6', 'addr', 'show', 'dev', IFACE, 'tentative').trim() !== '' && Date.now() < deadline)
+      spawnSync('sleep', ['0.2']);
+    const ping = spawnSync('ip', ['netns', 'exec', UP, 'ping', '-6', '-c', '1', '-W', '3', target], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     assert.equal(ping.status, 0, `${ping.stdout}${ping.stderr}`);
   });
 
   it('converges to --via global (GWPubIP6, on-link in the segment) with the same one route per slot', () => {
     const r = runScript({ via: 'global' });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(routes().filter((x) => x.protocol !== 'kernel').sort(byDst), expected('global').sort(byDst));
+    assert.deepEqual(
+      routes()
+        .filter((x) => x.protocol !== 'kernel')
+        .sort(byDst),
+      expected('global').sort(byDst),
+    );
   });
 });
 
@@ -148,7 +188,9 @@ async function waitFor<T>(what: string, probe: () => T | undefined, log: string[
 }
 
 function nsRoutes(ns: string): Route[] {
-  return (JSON.parse(ip('-n', ns, '-json', '-6', 'route', 'show')) as Route[]).map(({ dst, gateway, dev, protocol }) => ({ dst, gateway, dev, protocol }));
+  return (JSON.parse(ip('-n', ns, '-json', '-6', 'route', 'show')) as Route[]).map(
+    ({ dst, gateway, dev, protocol }) => ({ dst, gateway, dev, protocol }),
+  );
 }
 
 function nsAddrs(ns: string, dev: string): string[] {
@@ -174,13 +216,20 @@ function daemonNamespace(ns: string, owner?: string): { dir: string; cleanup: ()
     cleanup: () => {
       spawnSync('ip', ['netns', 'del', ns]);
       rmSync(d, { recursive: true, force: true });
-      if (ip('netns', 'list').split('\n').some((l) => l.split(' ')[0] === ns)) throw new Error(`namespace ${ns} left behind`);
+      if (
+        ip('netns', 'list')
+          .split('\n')
+          .some((l) => l.split(' ')[0] === ns)
+      )
+        throw new Error(`namespace ${ns} left behind`);
     },
   };
 }
 
 const FRR_BIN = '/usr/lib/frr';
-const frrSkip = rootSkipReason(['ip', 'vtysh', `${FRR_BIN}/zebra`, `${FRR_BIN}/staticd`]) ?? (spawnSync('id', ['frr']).status !== 0 ? 'no frr user (Debian package frr)' : undefined);
+const frrSkip =
+  rootSkipReason(['ip', 'vtysh', `${FRR_BIN}/zebra`, `${FRR_BIN}/staticd`]) ??
+  (spawnSync('id', ['frr']).status !== 0 ? 'no frr user (Debian package frr)' : undefined);
 
 describe('FRR output applied by zebra and staticd in a namespace', { skip: frrSkip }, () => {
   const NS = `xrl-frr-${process.pid}`;
@@ -188,7 +237,9 @@ describe('FRR output applied by zebra and staticd in a namespace', { skip: frrSk
   let zebra: ChildProcess | undefined;
   let staticd: ChildProcess | undefined;
   let env: ReturnType<typeof daemonNamespace>;
-  before(() => { env = daemonNamespace(NS, 'frr'); });
+  before(() => {
+    env = daemonNamespace(NS, 'frr');
+  });
   after(async () => {
     await stopDaemon(staticd);
     await stopDaemon(zebra);
@@ -198,20 +249,46 @@ describe('FRR output applied by zebra and staticd in a namespace', { skip: frrSk
   it('installs one static route per slot via GWPubLL on swp1 and sets the upstream addresses', async () => {
     const d = env.dir;
     // Daemons run as frr (whose group frrvty owns the vty sockets); -P 0: no TCP vty port.
-    const common = ['-u', 'frr', '-g', 'frr', '-z', join(d, 'zserv.api'), '--vty_socket', d, '-P', '0', '-f', '/dev/null'];
+    const common = [
+      '-u',
+      'frr',
+      '-g',
+      'frr',
+      '-z',
+      join(d, 'zserv.api'),
+      '--vty_socket',
+      d,
+      '-P',
+      '0',
+      '-f',
+      '/dev/null',
+    ];
     zebra = startDaemon(NS, [`${FRR_BIN}/zebra`, ...common, '-i', join(d, 'zebra.pid')], log);
     await waitFor('zebra', () => (existsSync(join(d, 'zebra.vty')) ? true : undefined), log);
     staticd = startDaemon(NS, [`${FRR_BIN}/staticd`, ...common, '-i', join(d, 'staticd.pid')], log);
     await waitFor('staticd', () => (existsSync(join(d, 'staticd.vty')) ? true : undefined), log);
     writeFileSync(join(d, 'vtysh.conf'), '');
-    writeFileSync(join(d, 'upstream.conf'), renderUpstream({ prefix: PREFIX, slots: SLOTS, router: 'frr', iface: IFACE }));
-    const v = spawnSync('ip', ['netns', 'exec', NS, 'vtysh', '--vty_socket', d, '--config_dir', d, '-f', join(d, 'upstream.conf')], { encoding: 'utf8', timeout: 20_000 });
+    writeFileSync(
+      join(d, 'upstream.conf'),
+      renderUpstream({ prefix: PREFIX, slots: SLOTS, router: 'frr', iface: IFACE }),
+    );
+    const v = spawnSync(
+      'ip',
+      ['netns', 'exec', NS, 'vtysh', '--vty_socket', d, '--config_dir', d, '-f', join(d, 'upstream.conf')],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.equal(v.status, 0, `${v.stdout}${v.stderr}`);
     const want = expected('ll').sort(byDst);
-    const got = await waitFor('the static routes', () => {
-      const r = nsRoutes(NS).filter((x) => x.protocol !== 'kernel').sort(byDst);
-      return r.length >= want.length ? r : undefined;
-    }, log);
+    const got = await waitFor(
+      'the static routes',
+      () => {
+        const r = nsRoutes(NS)
+          .filter((x) => x.protocol !== 'kernel')
+          .sort(byDst);
+        return r.length >= want.length ? r : undefined;
+      },
+      log,
+    );
     assert.deepEqual(got, want);
     const a = nsAddrs(NS, IFACE);
     assert.ok(a.includes('2001:db8:5e::1/64') && a.includes('fe80::1/64'), JSON.stringify(a));
@@ -225,7 +302,9 @@ describe('BIRD output run by bird in a namespace', { skip: birdSkip }, () => {
   const log: string[] = [];
   let bird: ChildProcess | undefined;
   let env: ReturnType<typeof daemonNamespace>;
-  before(() => { env = daemonNamespace(NS); });
+  before(() => {
+    env = daemonNamespace(NS);
+  });
   after(async () => {
     await stopDaemon(bird);
     env.cleanup();
@@ -239,12 +318,24 @@ describe('BIRD output run by bird in a namespace', { skip: birdSkip }, () => {
     ip('-n', NS, '-6', 'addr', 'add', '2001:db8:5e::1/64', 'dev', IFACE);
     ip('-n', NS, '-6', 'addr', 'add', 'fe80::1/64', 'dev', IFACE);
     writeFileSync(join(d, 'bird.conf'), renderUpstream({ prefix: PREFIX, slots: SLOTS, router: 'bird', iface: IFACE }));
-    bird = startDaemon(NS, ['bird', '-f', '-c', join(d, 'bird.conf'), '-s', join(d, 'bird.ctl'), '-P', join(d, 'bird.pid')], log);
-    const want = expected('ll').map((r) => ({ ...r, protocol: 'bird' })).sort(byDst);
-    const got = await waitFor('the exported routes', () => {
-      const r = nsRoutes(NS).filter((x) => x.protocol !== 'kernel').sort(byDst);
-      return r.length >= want.length ? r : undefined;
-    }, log);
+    bird = startDaemon(
+      NS,
+      ['bird', '-f', '-c', join(d, 'bird.conf'), '-s', join(d, 'bird.ctl'), '-P', join(d, 'bird.pid')],
+      log,
+    );
+    const want = expected('ll')
+      .map((r) => ({ ...r, protocol: 'bird' }))
+      .sort(byDst);
+    const got = await waitFor(
+      'the exported routes',
+      () => {
+        const r = nsRoutes(NS)
+          .filter((x) => x.protocol !== 'kernel')
+          .sort(byDst);
+        return r.length >= want.length ? r : undefined;
+      },
+      log,
+    );
     assert.deepEqual(got, want);
   });
 });

@@ -28,7 +28,8 @@ async function setup(s: Store, number: number, workers: number, networks: number
   await s.assignSlot(number, 1, `${farm}-g`);
   for (let w = 0; w < workers; w++) await s.createNode({ farm, id: `${farm}-w${w}`, exitCapable: false });
   const nets: string[] = [];
-  for (let i = 0; i < networks; i++) nets.push((await s.createNetwork({ tenant: `${farm}t`, name: `n${i}` })).network.id);
+  for (let i = 0; i < networks; i++)
+    nets.push((await s.createNetwork({ tenant: `${farm}t`, name: `n${i}` })).network.id);
   return nets;
 }
 
@@ -40,14 +41,22 @@ function suite(name: string, open: (o: OpenOptions) => Promise<Store>, skip?: st
         // 64 networks (64 ExitPoint ids) x 64 workers = 4096 requests for the 4032 ids left in slot 1.
         const nets = await setup(s, 960, 64, 64);
         const jobs = nets.flatMap((n) => Array.from({ length: 64 }, (_, w) => ({ n, w })));
-        const out = await Promise.all(jobs.map((j) => outcome(s.addResource({ tenant: 'xts-gc960t', network: j.n, node: `xts-gc960-w${j.w}` }))));
+        const out = await Promise.all(
+          jobs.map((j) => outcome(s.addResource({ tenant: 'xts-gc960t', network: j.n, node: `xts-gc960-w${j.w}` }))),
+        );
         const ok = out.filter((o): o is { id: string; replay: boolean } => 'id' in o);
         assert.equal(ok.length, 4032);
         assert.equal(new Set(ok.map((o) => o.id)).size, 4032, 'no id twice');
-        assert.ok(ok.every((o) => /^1[0-9a-f]{3}$/.test(o.id)), 'every id inside slot 1');
+        assert.ok(
+          ok.every((o) => /^1[0-9a-f]{3}$/.test(o.id)),
+          'every id inside slot 1',
+        );
         // The queue keeps request order and the function takes items in order: the first 4032
         // requests got ids, the 64 after them (sharing batches with the last successes) got 409.
-        assert.deepEqual(out.slice(4032), Array.from({ length: 64 }, () => ({ code: 'SLOT_FULL' })));
+        assert.deepEqual(
+          out.slice(4032),
+          Array.from({ length: 64 }, () => ({ code: 'SLOT_FULL' })),
+        );
         assert.ok(out.slice(0, 4032).every((o) => 'id' in o));
         assert.equal((await s.listSlots(960))[0]!.nrs, 4096);
       } finally {
@@ -60,11 +69,19 @@ function suite(name: string, open: (o: OpenOptions) => Promise<Store>, skip?: st
       try {
         const [n1, n2] = await setup(s, 961, 4, 2);
         const t = 'xts-gc961t';
-        const add = (network: string, w: number, key?: string) => outcome(s.addResource({ tenant: t, network, node: `xts-gc961-w${w}`, ...(key ? { idempotencyKey: key } : {}) }));
+        const add = (network: string, w: number, key?: string) =>
+          outcome(
+            s.addResource({ tenant: t, network, node: `xts-gc961-w${w}`, ...(key ? { idempotencyKey: key } : {}) }),
+          );
         // The first request goes alone; the rest queue behind it and share the next batch.
         const out = await Promise.all([
           add(n1!, 0),
-          add(n1!, 1, 'k1'), add(n1!, 1, 'k1'), add(n2!, 1, 'k1'), add(n1!, 2), add(n1!, 2), add(n2!, 3, 'k2'),
+          add(n1!, 1, 'k1'),
+          add(n1!, 1, 'k1'),
+          add(n2!, 1, 'k1'),
+          add(n1!, 2),
+          add(n1!, 2),
+          add(n2!, 3, 'k2'),
         ]);
         const first = out[1] as { id: string; replay: boolean };
         assert.equal(first.replay, false);
@@ -86,4 +103,8 @@ function suite(name: string, open: (o: OpenOptions) => Promise<Store>, skip?: st
 
 suite('PGlite', (o) => openStore(o));
 let url: string | undefined;
-suite('a PostgreSQL server', async (o) => openStore({ ...o, url: (url ??= await (await pgCluster()).createDb()) }), pgSkipReason());
+suite(
+  'a PostgreSQL server',
+  async (o) => openStore({ ...o, url: (url ??= await (await pgCluster()).createDb()) }),
+  pgSkipReason(),
+);

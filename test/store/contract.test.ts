@@ -45,7 +45,12 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       await s.createFarm('xts-other');
       await s.createTenant('xts-t1');
       await s.createTenant('xts-t2');
-      await s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3a00::/48', number: 931, ipv4: { addresses: ['192.0.2.11', '192.0.2.12', '192.0.2.13'], prefixLength: 24, gateway: '192.0.2.1' } });
+      await s.createAllocation({
+        farm: 'xts-farm',
+        prefix: '2001:db8:3a00::/48',
+        number: 931,
+        ipv4: { addresses: ['192.0.2.11', '192.0.2.12', '192.0.2.13'], prefixLength: 24, gateway: '192.0.2.1' },
+      });
       await s.createAllocation({ farm: 'xts-other', prefix: '2001:db8:3b00::/48', number: 932 });
       await s.createNode({ farm: 'xts-farm', id: 'xts-gw1', publicIPv4: '198.51.100.1', exitCapable: true });
       await s.createNode({ farm: 'xts-farm', id: 'xts-gw2', publicIPv6: '2001:db8:ffff::2', exitCapable: true });
@@ -60,25 +65,52 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
     it('refuses duplicates and bad allocations with catalogued errors', async () => {
       assert.equal(await code(s.createFarm('xts-farm')), 'NAME_TAKEN');
       assert.equal(await code(s.createFarm('Bad Name')), 'NAME_SYNTAX');
-      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3a00::/48' })), 'ALLOCATION_TAKEN');
-      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/48', number: 931 })), 'ALLOCATION_TAKEN');
+      assert.equal(
+        await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3a00::/48' })),
+        'ALLOCATION_TAKEN',
+      );
+      assert.equal(
+        await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/48', number: 931 })),
+        'ALLOCATION_TAKEN',
+      );
       assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/47' })), 'PREFIX_NOT_48');
-      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::1/48' })), 'PREFIX_HOST_BITS');
+      assert.equal(
+        await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::1/48' })),
+        'PREFIX_HOST_BITS',
+      );
       assert.equal(await code(s.createAllocation({ farm: 'nope', prefix: '2001:db8:3c00::/48' })), 'FARM_UNKNOWN');
-      assert.equal(await code(s.createAllocation({ farm: 'xts-farm', prefix: '2001:db8:3c00::/48', ipv4: { addresses: ['203.0.113.5'], prefixLength: 24, gateway: '192.0.2.1' } })), 'IPV4_POOL');
+      assert.equal(
+        await code(
+          s.createAllocation({
+            farm: 'xts-farm',
+            prefix: '2001:db8:3c00::/48',
+            ipv4: { addresses: ['203.0.113.5'], prefixLength: 24, gateway: '192.0.2.1' },
+          }),
+        ),
+        'IPV4_POOL',
+      );
       assert.equal(await code(s.createNode({ farm: 'xts-farm', id: 'xts-gw1', exitCapable: true })), 'NAME_TAKEN');
-      assert.equal(await code(s.createNode({ farm: 'xts-farm', id: 'xts-x', publicIPv4: '2001:db8::1', exitCapable: true })), 'NOT_IPV4');
+      assert.equal(
+        await code(s.createNode({ farm: 'xts-farm', id: 'xts-x', publicIPv4: '2001:db8::1', exitCapable: true })),
+        'NOT_IPV4',
+      );
       const auto = await s.createAllocation({ farm: 'xts-other', prefix: '2001:db8:3d00::/48' });
       assert.equal(auto.number, 1, 'lowest free allocation number');
     });
 
     it('refuses a network while no slot has a node, then places it on the assigned slot', async () => {
-      assert.equal(await code(s.createNetwork({ tenant: 'xts-t1', name: 'early', allocation: 931 })), 'SLOT_UNASSIGNED');
+      assert.equal(
+        await code(s.createNetwork({ tenant: 'xts-t1', name: 'early', allocation: 931 })),
+        'SLOT_UNASSIGNED',
+      );
       assert.equal(await code(s.assignSlot(931, 1, 'xts-w1')), 'NODE_NOT_EXIT_CAPABLE');
       assert.equal(await code(s.assignSlot(931, 1, 'xts-o1')), 'NODE_OTHER_FARM');
       assert.equal(await code(s.assignSlot(931, 16, 'xts-gw1')), 'SLOT_RANGE');
       const a = await s.assignSlot(931, 1, 'xts-gw1');
-      assert.deepEqual({ node: a.node, epoch: a.epoch, ipv4: a.ipv4 }, { node: 'xts-gw1', epoch: 1, ipv4: '192.0.2.11/24' });
+      assert.deepEqual(
+        { node: a.node, epoch: a.epoch, ipv4: a.ipv4 },
+        { node: 'xts-gw1', epoch: 1, ipv4: '192.0.2.11/24' },
+      );
       const { network } = await s.createNetwork({ tenant: 'xts-t1', name: 'web', allocation: 931 });
       assert.equal(network.slot, 1);
       assert.equal(network.exit, '1000');
@@ -94,10 +126,19 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       const again = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1', idempotencyKey: 'k-1' });
       assert.deepEqual(again.resource, r1.resource);
       assert.equal(again.replay, true);
-      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w2', idempotencyKey: 'k-1' })), 'IDEMPOTENCY_MISMATCH');
+      assert.equal(
+        await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w2', idempotencyKey: 'k-1' })),
+        'IDEMPOTENCY_MISMATCH',
+      );
       assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1' })), 'NR_NODE_TAKEN');
-      assert.equal(await code(s.addResource({ tenant: 'xts-t2', network: net!.id, node: 'xts-w2' })), 'NETWORK_UNKNOWN');
-      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-o1' })), 'NODE_OTHER_FARM');
+      assert.equal(
+        await code(s.addResource({ tenant: 'xts-t2', network: net!.id, node: 'xts-w2' })),
+        'NETWORK_UNKNOWN',
+      );
+      assert.equal(
+        await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-o1' })),
+        'NODE_OTHER_FARM',
+      );
       const r2 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w2' });
       assert.equal(r2.resource.id, '1002');
       await s.removeResource('xts-t1', net!.id, '1001');
@@ -105,7 +146,10 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       assert.equal(await code(s.removeResource('xts-t1', net!.id, '1000')), 'NR_IS_EXIT');
       assert.equal(await code(s.removeResource('xts-t2', net!.id, '1002')), 'NETWORK_UNKNOWN');
       assert.equal(await code(s.removeResource('xts-t1', net!.id, '2001')), 'NR_ID_OUTSIDE_SLOT');
-      assert.equal(await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1', idempotencyKey: 'k-1' })), 'IDEMPOTENCY_GONE');
+      assert.equal(
+        await code(s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1', idempotencyKey: 'k-1' })),
+        'IDEMPOTENCY_GONE',
+      );
       // 1001 is in quarantine: the next id is 1003.
       const r3 = await s.addResource({ tenant: 'xts-t1', network: net!.id, node: 'xts-w1' });
       assert.equal(r3.resource.id, '1003');
@@ -125,14 +169,31 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       const v0 = await s.view('xts-w2');
       assert.deepEqual(v0.node, { id: 'xts-w2' });
       assert.deepEqual(v0.slots, []);
-      assert.deepEqual(v0.allocations, [{ number: 931, prefix: '2001:db8:3a00::/48', upstream: { ll: 'fe80::1', ip6: '2001:db8:3a00::1', ipv4Gateway: '192.0.2.1', ipv4PrefixLength: 24 } }]);
-      assert.deepEqual(v0.networks, [{ id: net!.id, allocation: 931, exit: '1000', resources: [
-        { id: '1000', node: 'xts-gw1', endpoint: '198.51.100.1:4096' },
-        { id: '1001', node: 'xts-w1', endpoint: '198.51.100.3:4097' },
-        { id: '1002', node: 'xts-w2' },
-      ] }]);
+      assert.deepEqual(v0.allocations, [
+        {
+          number: 931,
+          prefix: '2001:db8:3a00::/48',
+          upstream: { ll: 'fe80::1', ip6: '2001:db8:3a00::1', ipv4Gateway: '192.0.2.1', ipv4PrefixLength: 24 },
+        },
+      ]);
+      assert.deepEqual(v0.networks, [
+        {
+          id: net!.id,
+          allocation: 931,
+          exit: '1000',
+          resources: [
+            { id: '1000', node: 'xts-gw1', endpoint: '198.51.100.1:4096' },
+            { id: '1001', node: 'xts-w1', endpoint: '198.51.100.3:4097' },
+            { id: '1002', node: 'xts-w2' },
+          ],
+        },
+      ]);
       const g = await s.view('xts-gw1');
-      assert.deepEqual(g.slots, [{ allocation: 931, slot: 1, epoch: 1, ipv4: '192.0.2.11' }], 'GWPubIP4 as an address; its length is upstream.ipv4PrefixLength');
+      assert.deepEqual(
+        g.slots,
+        [{ allocation: 931, slot: 1, epoch: 1, ipv4: '192.0.2.11' }],
+        'GWPubIP4 as an address; its length is upstream.ipv4PrefixLength',
+      );
       assert.equal(await code(s.setKey('xts-w1', net!.id, '1002', KEY_A)), 'NOT_YOUR_NR');
       assert.equal(await code(s.setKey('xts-w2', net!.id, '1002', 'short')), 'KEY_SYNTAX');
       await s.setKey('xts-w2', net!.id, '1002', KEY_A);
@@ -151,7 +212,11 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       await s.heartbeat('xts-gw1');
       await s.heartbeat('xts-gw2');
       await s.setKey('xts-gw1', net!.id, '1000', KEY_B);
-      const before = { gw1: await s.viewVersion('xts-gw1'), gw2: await s.viewVersion('xts-gw2'), w1: await s.viewVersion('xts-w1') };
+      const before = {
+        gw1: await s.viewVersion('xts-gw1'),
+        gw2: await s.viewVersion('xts-gw2'),
+        w1: await s.viewVersion('xts-w1'),
+      };
       for (let i = 0; i < 4; i++) {
         now += 3000;
         const leases = await s.heartbeat('xts-gw1');
@@ -169,7 +234,11 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       const v = await s.view('xts-gw2');
       assert.deepEqual(v.slots, [{ allocation: 931, slot: 1, epoch: 2, ipv4: '192.0.2.11' }]);
       const exit = v.networks[0]!.resources.find((r) => r.id === '1000')!;
-      assert.deepEqual(exit, { id: '1000', node: 'xts-gw2', endpoint: '[2001:db8:ffff::2]:4096' }, 'the ExitPoint moved, its old key cleared');
+      assert.deepEqual(
+        exit,
+        { id: '1000', node: 'xts-gw2', endpoint: '[2001:db8:ffff::2]:4096' },
+        'the ExitPoint moved, its old key cleared',
+      );
       assert.deepEqual((await s.view('xts-gw1')).slots, []);
       assert.deepEqual(parseNodeView(JSON.parse(JSON.stringify(v))), v);
       assert.ok((await s.viewVersion('xts-gw1')) > before.gw1);
@@ -189,7 +258,10 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       assert.equal((await s.createNetwork({ tenant: 'xts-t2', name: 'db2', allocation: 931 })).network.slot, 2);
       // Every lease lapses, and no node is healthy to take a slot over: the refusal says why.
       now += 6000;
-      assert.equal(await code(s.createNetwork({ tenant: 'xts-t2', name: 'db3', allocation: 931 })), 'SLOT_LEASE_LAPSED');
+      assert.equal(
+        await code(s.createNetwork({ tenant: 'xts-t2', name: 'db3', allocation: 931 })),
+        'SLOT_LEASE_LAPSED',
+      );
       // gw2 heartbeats again: slot 2 (gw1's) moves to it, and slot 1 (its own) is renewed.
       await s.heartbeat('xts-gw2');
       const third = await s.createNetwork({ tenant: 'xts-t2', name: 'db3', allocation: 931 });
@@ -205,23 +277,35 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       const again = await s.createNetwork({ tenant: 'xts-t2', name: 'db4', allocation: 931 });
       assert.notEqual(again.network.exit, db.exit, 'the deleted ExitPoint id is in quarantine');
       const st = await s.stats();
-      assert.equal(st.resources, (await s.listNetworks()).reduce((n, x) => n + x.resources.length, 0));
-      assert.equal(st.slots.reduce((n, x) => n + x.nrs, 0), st.resources, 'per-slot counters agree with the rows');
+      assert.equal(
+        st.resources,
+        (await s.listNetworks()).reduce((n, x) => n + x.resources.length, 0),
+      );
+      assert.equal(
+        st.slots.reduce((n, x) => n + x.nrs, 0),
+        st.resources,
+        'per-slot counters agree with the rows',
+      );
     });
 
     // An in-memory database cannot be reopened: the restart case exists for the others only.
-    if (restartable) it('loses nothing across a restart', async () => {
-      assert.ok(reopen, 'a restartable store comes with reopen()');
-      const before = { nets: await s.listNetworks(), slots: await s.listSlots(931), version: await s.viewVersion('xts-w1') };
-      await s.close();
-      stores.splice(stores.indexOf(s), 1);
-      s = await reopen();
-      stores.push(s);
-      assert.deepEqual(await s.listNetworks(), before.nets);
-      assert.deepEqual(await s.listSlots(931), before.slots);
-      assert.equal(await s.viewVersion('xts-w1'), before.version);
-      assert.ok(await s.getNode('xts-gw1'));
-    });
+    if (restartable)
+      it('loses nothing across a restart', async () => {
+        assert.ok(reopen, 'a restartable store comes with reopen()');
+        const before = {
+          nets: await s.listNetworks(),
+          slots: await s.listSlots(931),
+          version: await s.viewVersion('xts-w1'),
+        };
+        await s.close();
+        stores.splice(stores.indexOf(s), 1);
+        s = await reopen();
+        stores.push(s);
+        assert.deepEqual(await s.listNetworks(), before.nets);
+        assert.deepEqual(await s.listSlots(931), before.slots);
+        assert.equal(await s.viewVersion('xts-w1'), before.version);
+        assert.ok(await s.getNode('xts-gw1'));
+      });
   });
 }
 
@@ -229,24 +313,37 @@ contract('PGlite in memory', async (o) => ({ store: await openStore(o) }), undef
 
 const dir = mkdtempSync(join(tmpdir(), 'xts-pglite-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-contract('PGlite in a data directory', async (o) => ({ store: await openStore({ ...o, dataDir: dir }), reopen: () => openStore({ ...o, dataDir: dir }) }));
+contract('PGlite in a data directory', async (o) => ({
+  store: await openStore({ ...o, dataDir: dir }),
+  reopen: () => openStore({ ...o, dataDir: dir }),
+}));
 
 const wdir = mkdtempSync(join(tmpdir(), 'xts-pglite-w-'));
 process.on('exit', () => rmSync(wdir, { recursive: true, force: true }));
-contract('PGlite in a worker thread', async (o) => ({ store: await openStore({ ...o, dataDir: wdir, pgliteWorker: true }), reopen: () => openStore({ ...o, dataDir: wdir, pgliteWorker: true }) }));
+contract('PGlite in a worker thread', async (o) => ({
+  store: await openStore({ ...o, dataDir: wdir, pgliteWorker: true }),
+  reopen: () => openStore({ ...o, dataDir: wdir, pgliteWorker: true }),
+}));
 
 const skip = pgSkipReason();
 let url: string | undefined;
-contract('a PostgreSQL server', async (o) => {
-  url ??= await (await pgCluster()).createDb();
-  return { store: await openStore({ ...o, url }), reopen: () => openStore({ ...o, url }) };
-}, skip);
+contract(
+  'a PostgreSQL server',
+  async (o) => {
+    url ??= await (await pgCluster()).createDb();
+    return { store: await openStore({ ...o, url }), reopen: () => openStore({ ...o, url }) };
+  },
+  skip,
+);
 
 describe('two store instances on one PostgreSQL server', { skip }, () => {
-  it('never hand out one id twice and wake each other\'s view waiters', async () => {
+  it("never hand out one id twice and wake each other's view waiters", async () => {
     const u = await (await pgCluster()).createDb();
     const now = 1_700_000_000_000;
-    const [a, b] = await Promise.all([openStore({ url: u, clock: () => now }), openStore({ url: u, clock: () => now })]);
+    const [a, b] = await Promise.all([
+      openStore({ url: u, clock: () => now }),
+      openStore({ url: u, clock: () => now }),
+    ]);
     try {
       await a.createFarm('xts-f');
       await a.createTenant('xts-t');
@@ -255,17 +352,24 @@ describe('two store instances on one PostgreSQL server', { skip }, () => {
       for (let i = 0; i < 40; i++) await b.createNode({ farm: 'xts-f', id: `xts-n${i}`, exitCapable: false });
       await a.assignSlot(933, 3, 'xts-g');
       const nets = [];
-      for (let i = 0; i < 4; i++) nets.push((await (i % 2 ? a : b).createNetwork({ tenant: 'xts-t', name: `n${i}` })).network);
+      for (let i = 0; i < 4; i++)
+        nets.push((await (i % 2 ? a : b).createNetwork({ tenant: 'xts-t', name: `n${i}` })).network);
       const watch = new ViewWatch(a);
       const v0 = await a.viewVersion('xts-n39');
       const woke = watch.waitFor('xts-n39', v0, 5000);
       const jobs = [];
-      for (const net of nets) for (let i = 0; i < 40; i++) jobs.push((i % 2 ? a : b).addResource({ tenant: 'xts-t', network: net.id, node: `xts-n${i}` }));
+      for (const net of nets)
+        for (let i = 0; i < 40; i++)
+          jobs.push((i % 2 ? a : b).addResource({ tenant: 'xts-t', network: net.id, node: `xts-n${i}` }));
       const got = await Promise.all(jobs);
       const ids = got.map((g) => g.resource.id);
       assert.equal(new Set(ids).size, 160);
       assert.ok(ids.every((id) => id.startsWith('3')));
-      assert.deepEqual([...ids].sort(), Array.from({ length: 160 }, (_, i) => (0x3004 + i).toString(16)), 'lowest first, no gap');
+      assert.deepEqual(
+        [...ids].sort(),
+        Array.from({ length: 160 }, (_, i) => (0x3004 + i).toString(16)),
+        'lowest first, no gap',
+      );
       assert.equal(await woke, true, 'changes made through b woke a waiter on a');
       watch.close();
     } finally {

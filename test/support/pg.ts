@@ -20,7 +20,9 @@ export interface PgCluster {
 function findBin(): string | undefined {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return undefined;
-  const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(base)
+    .filter((v) => existsSync(join(base, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] ? join(base, versions[0], 'bin') : undefined;
 }
 
@@ -32,7 +34,8 @@ export function pgUnavailable(): string | undefined {
   if (process.env.EXITNODE_TEST_PG_URL) return (probed = undefined);
   const bin = findBin();
   if (!bin) probed = 'PostgreSQL is not installed (apt-get install postgresql) and EXITNODE_TEST_PG_URL is not set';
-  else if (process.getuid?.() === 0 && spawnSync('id', ['postgres']).status !== 0) probed = 'running as root and there is no postgres user to run initdb as';
+  else if (process.getuid?.() === 0 && spawnSync('id', ['postgres']).status !== 0)
+    probed = 'running as root and there is no postgres user to run initdb as';
   else probed = undefined;
   return probed;
 }
@@ -72,12 +75,17 @@ export async function pgCluster(opts: { fast?: boolean } = {}): Promise<PgCluste
   const data = join(dir, 'data');
   run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
   const settings = ['-k', dir, '-c', 'listen_addresses=', '-c', 'max_connections=200'];
-  if (opts.fast !== false) settings.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  if (opts.fast !== false)
+    settings.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   let stopped = false;
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
-    try { run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']); } catch { /* already down */ }
+    try {
+      run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    } catch {
+      /* already down */
+    }
     rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', stop);
@@ -90,8 +98,17 @@ export async function pgCluster(opts: { fast?: boolean } = {}): Promise<PgCluste
   // A test process killed by a signal runs no exit handler: a detached watchdog stops the cluster
   // and removes its directory within a second of this process's end, however it ends.
   const pgCtl = asRoot ? `runuser -u postgres -- ${join(bin, 'pg_ctl')}` : join(bin, 'pg_ctl');
-  spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${pgCtl} -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2"`, 'watchdog', data, dir],
-    { detached: true, stdio: 'ignore' }).unref();
+  spawn(
+    'sh',
+    [
+      '-c',
+      `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${pgCtl} -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2"`,
+      'watchdog',
+      data,
+      dir,
+    ],
+    { detached: true, stdio: 'ignore' },
+  ).unref();
   cluster = clusterAt(`postgresql://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`, stop);
   return cluster;
 }
@@ -105,7 +122,11 @@ function clusterAt(adminUrl: string, stop: () => void): PgCluster {
       const name = `${prefix}_${randomBytes(5).toString('hex')}`;
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
-      try { await c.query(`CREATE DATABASE ${name}`); } finally { await c.end(); }
+      try {
+        await c.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await c.end();
+      }
       const u = new URL(adminUrl);
       u.pathname = `/${name}`;
       return u.toString();

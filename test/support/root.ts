@@ -14,7 +14,8 @@ export function rootUnavailable(): string | undefined {
   } else {
     const name = `xnprobe-${process.pid}`;
     const add = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
-    if (add.status !== 0) probed = `cannot create a network namespace: ${(add.stderr || add.error?.message || '').trim()}`;
+    if (add.status !== 0)
+      probed = `cannot create a network namespace: ${(add.stderr || add.error?.message || '').trim()}`;
     else {
       spawnSync('ip', ['netns', 'del', name]);
       probed = undefined;

@@ -17,106 +17,214 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   /** The node itself; its farm and the admin may read too unless `selfOnly`. */
   async function nodeAccess(p: Principal, id: string, selfOnly: boolean): Promise<void> {
     if (p.scope === 'node') {
-      if (p.subject !== id) throw new ExitnodeError(ApiErrors.FORBIDDEN, `your token is for node ${q(p.subject)}, not ${q(id)}`);
+      if (p.subject !== id)
+        throw new ExitnodeError(ApiErrors.FORBIDDEN, `your token is for node ${q(p.subject)}, not ${q(id)}`);
       return;
     }
-    if (selfOnly) throw new ExitnodeError(ApiErrors.FORBIDDEN, `only node ${q(id)} itself may do this (with its node token)`);
+    if (selfOnly)
+      throw new ExitnodeError(ApiErrors.FORBIDDEN, `only node ${q(id)} itself may do this (with its node token)`);
     const n = await ctx.store.getNode(id);
     if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(id)} does not exist`);
     sameFarm(p, n.farm);
   }
 
-  app.post('/v1/nodes', {
-    schema: {
-      tags: ['nodes'], summary: 'Register a node of a farm (farm); returns the node token, shown once',
-      body: { type: 'object', additionalProperties: false, required: ['farm', 'id', 'exitCapable'], properties: {
-        farm: NAME, id: NODE_ID, publicIPv4: { type: 'string', maxLength: 64 }, publicIPv6: { type: 'string', maxLength: 64 }, exitCapable: { type: 'boolean' },
-      } },
-      response: { 201: created, ...errors(403, 404, 409) },
+  app.post(
+    '/v1/nodes',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary: 'Register a node of a farm (farm); returns the node token, shown once',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['farm', 'id', 'exitCapable'],
+          properties: {
+            farm: NAME,
+            id: NODE_ID,
+            publicIPv4: { type: 'string', maxLength: 64 },
+            publicIPv6: { type: 'string', maxLength: 64 },
+            exitCapable: { type: 'boolean' },
+          },
+        },
+        response: { 201: created, ...errors(403, 404, 409) },
+      },
     },
-  }, async (req, reply) => {
-    const p = await ctx.auth.need(req, ['farm']);
-    const b = req.body as { farm: string; id: string; publicIPv4?: string; publicIPv6?: string; exitCapable: boolean };
-    sameFarm(p, b.farm);
-    const n = await ctx.store.createNode(b);
-    const token = await issueToken(ctx.store, 'node', n.id);
-    return reply.code(201).send({ id: n.id, token });
-  });
-
-  app.get('/v1/nodes', {
-    schema: { tags: ['nodes'], summary: 'The nodes of a farm (farm, admin)', querystring: { type: 'object', additionalProperties: false, properties: { farm: NAME } }, response: { 200: { type: 'array', items: node }, ...errors(403) } },
-  }, async (req) => {
-    const p = await ctx.auth.need(req, ['farm']);
-    const farm = p.scope === 'farm' ? p.subject! : (req.query as { farm?: string }).farm;
-    if (!farm) throw new ExitnodeError(ApiErrors.BAD_REQUEST, 'give ?farm=NAME (an admin token sees every farm)');
-    sameFarm(p, farm);
-    return ctx.store.listNodes(farm);
-  });
-
-  app.get('/v1/nodes/:id', {
-    schema: { tags: ['nodes'], summary: 'A node (the node, its farm, admin)', params: idParams, response: { 200: node, ...errors(403, 404) } },
-  }, async (req) => {
-    const { id } = req.params as { id: string };
-    const p = await ctx.auth.need(req, ['farm', 'node']);
-    await nodeAccess(p, id, false);
-    const n = await ctx.store.getNode(id);
-    if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(id)} does not exist`);
-    return n;
-  });
-
-  app.post('/v1/nodes/:id/heartbeat', {
-    schema: {
-      tags: ['nodes'], summary: 'Heartbeat (the node): marks it healthy and renews the leases of the slots it holds',
-      params: idParams,
-      // Optional body: the holder's gateway health per slot (an unhealthy slot is not renewed) and
-      // the slots it fenced and releases (planned move or lost health: they move at once).
-      body: { type: ['object', 'null'], additionalProperties: false, properties: {
-        slots: { type: 'array', maxItems: 64, items: { type: 'object', additionalProperties: false, required: ['allocation', 'slot', 'healthy'], properties: {
-          allocation: { type: 'integer', minimum: 1, maximum: 65535 }, slot: { type: 'integer', minimum: 1, maximum: 15 }, healthy: { type: 'boolean' }, reason: { type: 'string', maxLength: 200 },
-        } } },
-        release: { type: 'array', maxItems: 64, items: { type: 'object', additionalProperties: false, required: ['allocation', 'slot', 'epoch'], properties: {
-          allocation: { type: 'integer', minimum: 1, maximum: 65535 }, slot: { type: 'integer', minimum: 1, maximum: 15 }, epoch: { type: 'integer', minimum: 0 },
-        } } },
-      } },
-      response: { 200: { type: 'object', properties: {
-        slots: { type: 'array', items: { type: 'object', properties: {
-          allocation: { type: 'integer' }, slot: { type: 'integer' }, epoch: { type: 'integer' }, leaseExpiresAt: { type: 'integer' }, movingTo: { type: 'string' },
-        } } },
-        // Server clock and lease TTL, so the node measures its own deadline from its send time.
-        now: { type: 'integer' }, leaseTtlMs: { type: 'integer' }, fenceMarginMs: { type: 'integer' },
-      } }, ...errors(400, 403, 404) },
+    async (req, reply) => {
+      const p = await ctx.auth.need(req, ['farm']);
+      const b = req.body as {
+        farm: string;
+        id: string;
+        publicIPv4?: string;
+        publicIPv6?: string;
+        exitCapable: boolean;
+      };
+      sameFarm(p, b.farm);
+      const n = await ctx.store.createNode(b);
+      const token = await issueToken(ctx.store, 'node', n.id);
+      return reply.code(201).send({ id: n.id, token });
     },
-  }, async (req) => {
-    const { id } = req.params as { id: string };
-    await nodeAccess(await ctx.auth.need(req, ['node'], { noAdmin: true }), id, true);
-    const slots = await ctx.store.heartbeat(id, (req.body ?? {}) as HeartbeatReport);
-    return { slots, now: ctx.store.options.clock(), leaseTtlMs: ctx.store.options.leaseTtlMs, fenceMarginMs: ctx.store.options.fenceMarginMs };
-  });
+  );
 
-  app.get('/v1/nodes/:id/view', {
-    schema: {
-      tags: ['nodes'], summary: 'The node view (DESIGN.md section 4); with ?after=V waits up to ?wait=S seconds (default 30) for a newer version',
-      params: idParams,
-      querystring: { type: 'object', additionalProperties: false, properties: {
-        after: { type: 'integer', minimum: 0 }, wait: { type: 'number', minimum: 0, maximum: MAX_WAIT_S },
-      } },
-      response: { 200: nodeView, ...errors(403, 404) },
+  app.get(
+    '/v1/nodes',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary: 'The nodes of a farm (farm, admin)',
+        querystring: { type: 'object', additionalProperties: false, properties: { farm: NAME } },
+        response: { 200: { type: 'array', items: node }, ...errors(403) },
+      },
     },
-  }, async (req) => {
-    const { id } = req.params as { id: string };
-    const { after, wait } = req.query as { after?: number; wait?: number };
-    await nodeAccess(await ctx.auth.need(req, ['farm', 'node']), id, false);
-    const view = await ctx.store.view(id);
-    if (after === undefined || view.version > after) return view;
-    const deadline = Date.now() + Math.min(wait ?? 30, ctx.maxWaitS) * 1000;
-    let closed = false;
-    req.raw.once('close', () => { closed = true; });
-    while (!closed && !ctx.watch.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      // In slices, so that a client that went away stops costing version polls.
-      if (await ctx.watch.waitFor(id, after, Math.min(left, SLICE_MS))) break;
-    }
-    return ctx.store.view(id);
-  });
+    async (req) => {
+      const p = await ctx.auth.need(req, ['farm']);
+      const farm = p.scope === 'farm' ? p.subject! : (req.query as { farm?: string }).farm;
+      if (!farm) throw new ExitnodeError(ApiErrors.BAD_REQUEST, 'give ?farm=NAME (an admin token sees every farm)');
+      sameFarm(p, farm);
+      return ctx.store.listNodes(farm);
+    },
+  );
+
+  app.get(
+    '/v1/nodes/:id',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary: 'A node (the node, its farm, admin)',
+        params: idParams,
+        response: { 200: node, ...errors(403, 404) },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const p = await ctx.auth.need(req, ['farm', 'node']);
+      await nodeAccess(p, id, false);
+      const n = await ctx.store.getNode(id);
+      if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(id)} does not exist`);
+      return n;
+    },
+  );
+
+  app.post(
+    '/v1/nodes/:id/heartbeat',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary: 'Heartbeat (the node): marks it healthy and renews the leases of the slots it holds',
+        params: idParams,
+        // Optional body: the holder's gateway health per slot (an unhealthy slot is not renewed) and
+        // the slots it fenced and releases (planned move or lost health: they move at once).
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: {
+            slots: {
+              type: 'array',
+              maxItems: 64,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['allocation', 'slot', 'healthy'],
+                properties: {
+                  allocation: { type: 'integer', minimum: 1, maximum: 65535 },
+                  slot: { type: 'integer', minimum: 1, maximum: 15 },
+                  healthy: { type: 'boolean' },
+                  reason: { type: 'string', maxLength: 200 },
+                },
+              },
+            },
+            release: {
+              type: 'array',
+              maxItems: 64,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['allocation', 'slot', 'epoch'],
+                properties: {
+                  allocation: { type: 'integer', minimum: 1, maximum: 65535 },
+                  slot: { type: 'integer', minimum: 1, maximum: 15 },
+                  epoch: { type: 'integer', minimum: 0 },
+                },
+              },
+            },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              slots: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    allocation: { type: 'integer' },
+                    slot: { type: 'integer' },
+                    epoch: { type: 'integer' },
+                    leaseExpiresAt: { type: 'integer' },
+                    movingTo: { type: 'string' },
+                  },
+                },
+              },
+              // Server clock and lease TTL, so the node measures its own deadline from its send time.
+              now: { type: 'integer' },
+              leaseTtlMs: { type: 'integer' },
+              fenceMarginMs: { type: 'integer' },
+            },
+          },
+          ...errors(400, 403, 404),
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      await nodeAccess(await ctx.auth.need(req, ['node'], { noAdmin: true }), id, true);
+      const slots = await ctx.store.heartbeat(id, (req.body ?? {}) as HeartbeatReport);
+      return {
+        slots,
+        now: ctx.store.options.clock(),
+        leaseTtlMs: ctx.store.options.leaseTtlMs,
+        fenceMarginMs: ctx.store.options.fenceMarginMs,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/nodes/:id/view',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary:
+          'The node view (DESIGN.md section 4); with ?after=V waits up to ?wait=S seconds (default 30) for a newer version',
+        params: idParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            after: { type: 'integer', minimum: 0 },
+            wait: { type: 'number', minimum: 0, maximum: MAX_WAIT_S },
+          },
+        },
+        response: { 200: nodeView, ...errors(403, 404) },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const { after, wait } = req.query as { after?: number; wait?: number };
+      await nodeAccess(await ctx.auth.need(req, ['farm', 'node']), id, false);
+      const view = await ctx.store.view(id);
+      if (after === undefined || view.version > after) return view;
+      const deadline = Date.now() + Math.min(wait ?? 30, ctx.maxWaitS) * 1000;
+      let closed = false;
+      req.raw.once('close', () => {
+        closed = true;
+      });
+      while (!closed && !ctx.watch.closed) {
+        const left = deadline - Date.now();
+        if (left <= 0) break;
+        // In slices, so that a client that went away stops costing version polls.
+        if (await ctx.watch.waitFor(id, after, Math.min(left, SLICE_MS))) break;
+      }
+      return ctx.store.view(id);
+    },
+  );
 }

@@ -8,24 +8,44 @@ import { parseNodeView } from '../../core/view.js';
 import { flag, need, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
 
-export const summary = 'node agent: apply a node view to this node\'s kernel, check it for drift, or take it all down';
-export const usage = 'exitnode agent run --config FILE --server URL --token TOKEN [--metrics HOST:PORT] [--resync S] [--heartbeat S] | agent status --config FILE [--json] | agent apply --view FILE --config FILE [--dry-run] [--json] | agent check --config FILE [--view FILE] [--json] | agent down --config FILE [--dry-run] [--json]';
+export const summary = "node agent: apply a node view to this node's kernel, check it for drift, or take it all down";
+export const usage =
+  'exitnode agent run --config FILE --server URL --token TOKEN [--metrics HOST:PORT] [--resync S] [--heartbeat S] | agent status --config FILE [--json] | agent apply --view FILE --config FILE [--dry-run] [--json] | agent check --config FILE [--view FILE] [--json] | agent down --config FILE [--dry-run] [--json]';
 
 function readFile(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ExitnodeError(AgentErrors.AGENT_FILE, `cannot read the ${what} ${q(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ExitnodeError(
+      AgentErrors.AGENT_FILE,
+      `cannot read the ${what} ${q(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
 function report(r: PassResult, io: Io, json: boolean, stateDir: string): number {
   if (json) {
-    io.out(JSON.stringify({ version: r.version, dryRun: r.dryRun, size: r.size, steps: r.plan.steps, failures: r.failures, publicKeys: r.publicKeys, timings: r.timings }, null, 2));
+    io.out(
+      JSON.stringify(
+        {
+          version: r.version,
+          dryRun: r.dryRun,
+          size: r.size,
+          steps: r.plan.steps,
+          failures: r.failures,
+          publicKeys: r.publicKeys,
+          timings: r.timings,
+        },
+        null,
+        2,
+      ),
+    );
   } else if (r.dryRun) {
     io.out(r.size ? planText(r.plan, stateDir) : '# nothing to do: the kernel already holds this view');
   } else {
-    io.out(`${r.size ? `applied ${r.plan.steps.length} steps (${r.size} commands)` : 'nothing to do'} in ${Math.round(r.timings.compileMs + r.timings.observeMs + r.timings.diffMs + r.timings.applyMs)} ms`);
+    io.out(
+      `${r.size ? `applied ${r.plan.steps.length} steps (${r.size} commands)` : 'nothing to do'} in ${Math.round(r.timings.compileMs + r.timings.observeMs + r.timings.diffMs + r.timings.applyMs)} ms`,
+    );
     for (const [k, v] of Object.entries(r.publicKeys)) io.out(`public key ${k} ${v}`);
     for (const f of r.failures) io.err(`failed: ${f.object}: ${f.reason}`);
   }
@@ -36,7 +56,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const [verb, ...rest] = argv;
   // The daemon and the status report live in their own modules (src/agent/daemon.ts, status.ts).
   if (verb === 'run' || verb === 'status') return (await import('../../agent/daemon-cli.js')).runVerb(verb, rest, io);
-  const p = parse(rest, { view: { type: 'string' }, config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage);
+  const p = parse(
+    rest,
+    { view: { type: 'string' }, config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    usage,
+  );
   const config = parseNodeConfig(readFile(need(p, 'config', usage), 'node configuration'));
   const json = flag(p, 'json');
   const dryRun = flag(p, 'dry-run');

@@ -8,13 +8,19 @@ import { flag, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
 
-export const summary = 'preflight for an ExitNode: tools, WireGuard, neighbour table and pid_max against N NRs, NICs, config';
+export const summary =
+  'preflight for an ExitNode: tools, WireGuard, neighbour table and pid_max against N NRs, NICs, config';
 export const usage = 'exitnode doctor [--config FILE] [--expect-nrs N] [--json]';
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, { config: { type: 'string' }, 'expect-nrs': { type: 'string' }, json: { type: 'boolean' } }, usage);
+  const p = parse(
+    argv,
+    { config: { type: 'string' }, 'expect-nrs': { type: 'string' }, json: { type: 'boolean' } },
+    usage,
+  );
   const nText = opt(p, 'expect-nrs');
-  if (nText !== undefined && !/^(0|[1-9]\d{0,5})$/.test(nText)) throw usageError(`--expect-nrs ${q(nText)} is not a whole number of NRs (0-999999)`, usage);
+  if (nText !== undefined && !/^(0|[1-9]\d{0,5})$/.test(nText))
+    throw usageError(`--expect-nrs ${q(nText)} is not a whole number of NRs (0-999999)`, usage);
   const file = opt(p, 'config');
   let config;
   if (file !== undefined) {
@@ -22,7 +28,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new ExitnodeError(AgentErrors.AGENT_FILE, `cannot read the node configuration ${q(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new ExitnodeError(
+        AgentErrors.AGENT_FILE,
+        `cannot read the node configuration ${q(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
     config = parseNodeConfig(text);
   }

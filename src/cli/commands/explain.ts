@@ -5,10 +5,21 @@ import type { Io } from '../io.js';
 import { table } from '../table.js';
 
 export const summary = 'which slot, NR, namespaces and interfaces carry an address, and the path to it';
-export const usage = 'exitnode explain <address|prefix> --prefix <prefix/48> --allocation A [--exit HHHH] [--iface NAME] [--json]';
+export const usage =
+  'exitnode explain <address|prefix> --prefix <prefix/48> --allocation A [--exit HHHH] [--iface NAME] [--json]';
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, { prefix: { type: 'string', short: 'p' }, allocation: { type: 'string', short: 'a' }, exit: { type: 'string' }, iface: { type: 'string' }, json: { type: 'boolean' } }, usage);
+  const p = parse(
+    argv,
+    {
+      prefix: { type: 'string', short: 'p' },
+      allocation: { type: 'string', short: 'a' },
+      exit: { type: 'string' },
+      iface: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   const [what] = positionals(p, ['address|prefix'], usage);
   const a = allocation(need(p, 'prefix', usage), need(p, 'allocation', usage));
   const exitText = opt(p, 'exit');
@@ -22,7 +33,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (where) out.push(`  ${where}; allocation ${e.allocation.prefix} (number ${e.allocation.number})`);
   if (e.carriers.length) {
     out.push('', 'carried by:');
-    out.push(table(e.carriers.map((c) => [c.namespace, c.interface, c.how, c.detail]), '  '));
+    out.push(
+      table(
+        e.carriers.map((c) => [c.namespace, c.interface, c.how, c.detail]),
+        '  ',
+      ),
+    );
   }
   if (e.path.length) {
     out.push('', 'path from the upstream router:');

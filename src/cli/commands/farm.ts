@@ -18,13 +18,36 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   if (verb !== 'status') throw usageError(`unknown action ${JSON.stringify(verb)}`, usage);
   const s = await c.farmStatus(name!);
-  if (flag(p, 'json')) { io.out(JSON.stringify(s, null, 2)); return 0; }
-  const rows = [['allocation', 'prefix', 'slot', 'node', 'epoch', 'lease', 'NRs']];
-  for (const a of s.allocations) for (const sl of a.slots) {
-    rows.push([String(a.number), a.prefix, String(sl.slot), sl.node ?? '-', String(sl.epoch), sl.leaseExpiresAt ? new Date(sl.leaseExpiresAt).toISOString() : '-', String(sl.nrs)]);
+  if (flag(p, 'json')) {
+    io.out(JSON.stringify(s, null, 2));
+    return 0;
   }
+  const rows = [['allocation', 'prefix', 'slot', 'node', 'epoch', 'lease', 'NRs']];
+  for (const a of s.allocations)
+    for (const sl of a.slots) {
+      rows.push([
+        String(a.number),
+        a.prefix,
+        String(sl.slot),
+        sl.node ?? '-',
+        String(sl.epoch),
+        sl.leaseExpiresAt ? new Date(sl.leaseExpiresAt).toISOString() : '-',
+        String(sl.nrs),
+      ]);
+    }
   if (!s.allocations.length) rows.push(['(no allocations)']);
-  const nodes = [['node', 'exit', 'healthy', 'IPv4', 'IPv6'], ...s.nodes.map((n) => [n.id, n.exitCapable ? 'yes' : 'no', n.healthy ? 'yes' : 'no', n.publicIPv4 ?? '-', n.publicIPv6 ?? '-'])];
-  io.out([`farm ${s.id}`, table(rows, '  '), '', table(nodes, '  '), ...s.warnings.map((w) => `warning: ${w}`)].join('\n'));
+  const nodes = [
+    ['node', 'exit', 'healthy', 'IPv4', 'IPv6'],
+    ...s.nodes.map((n) => [
+      n.id,
+      n.exitCapable ? 'yes' : 'no',
+      n.healthy ? 'yes' : 'no',
+      n.publicIPv4 ?? '-',
+      n.publicIPv6 ?? '-',
+    ]),
+  ];
+  io.out(
+    [`farm ${s.id}`, table(rows, '  '), '', table(nodes, '  '), ...s.warnings.map((w) => `warning: ${w}`)].join('\n'),
+  );
   return 0;
 }

@@ -10,13 +10,25 @@ export const summary = 'tenant networks: create, add/rm an NR on a node, delete,
 export const usage = `exitnode network create NAME [--allocation N] [--idempotency-key K] | add NETWORK NODE [--idempotency-key K] | rm NETWORK NR | delete NETWORK | show NETWORK | list  ${CLIENT_USAGE}`;
 
 function show(n: NetworkRecord & { warning?: string }): string {
-  return [`network ${n.id} (${n.name}): allocation ${n.allocation}, slot ${n.slot}, exit ${n.exit}`,
-    table([['NR', 'node', 'prefix', 'key'], ...n.resources.map((r) => [r.id + (r.id === n.exit ? '*' : ''), r.node, r.prefix, r.publicKey ?? '-'])], '  '),
-    ...(n.warning ? [`warning: ${n.warning}`] : [])].join('\n');
+  return [
+    `network ${n.id} (${n.name}): allocation ${n.allocation}, slot ${n.slot}, exit ${n.exit}`,
+    table(
+      [
+        ['NR', 'node', 'prefix', 'key'],
+        ...n.resources.map((r) => [r.id + (r.id === n.exit ? '*' : ''), r.node, r.prefix, r.publicKey ?? '-']),
+      ],
+      '  ',
+    ),
+    ...(n.warning ? [`warning: ${n.warning}`] : []),
+  ].join('\n');
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, { ...clientOptions, allocation: { type: 'string' }, 'idempotency-key': { type: 'string' } }, usage);
+  const p = parse(
+    argv,
+    { ...clientOptions, allocation: { type: 'string' }, 'idempotency-key': { type: 'string' } },
+    usage,
+  );
   const c = clientFrom(p);
   const json = flag(p, 'json');
   const out = (v: unknown, text: string): void => io.out(json ? JSON.stringify(v, null, 2) : text);
@@ -24,7 +36,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'create': {
       const [, name] = positionals(p, ['create', 'name'], usage);
       const a = opt(p, 'allocation');
-      const n = await c.createNetwork(name!, a !== undefined ? checkAllocationNumber(a) : undefined, opt(p, 'idempotency-key'));
+      const n = await c.createNetwork(
+        name!,
+        a !== undefined ? checkAllocationNumber(a) : undefined,
+        opt(p, 'idempotency-key'),
+      );
       out(n, show(n));
       return 0;
     }
@@ -55,10 +71,19 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'list': {
       positionals(p, ['list'], usage);
       const all = await c.listNetworks();
-      out(all, table([['id', 'name', 'allocation', 'slot', 'exit', 'NRs'], ...all.map((n) => [n.id, n.name, String(n.allocation), String(n.slot), n.exit, String(n.resources.length)])]));
+      out(
+        all,
+        table([
+          ['id', 'name', 'allocation', 'slot', 'exit', 'NRs'],
+          ...all.map((n) => [n.id, n.name, String(n.allocation), String(n.slot), n.exit, String(n.resources.length)]),
+        ]),
+      );
       return 0;
     }
     default:
-      throw usageError(p.positionals[0] === undefined ? 'missing action' : `unknown action ${JSON.stringify(p.positionals[0])}`, usage);
+      throw usageError(
+        p.positionals[0] === undefined ? 'missing action' : `unknown action ${JSON.stringify(p.positionals[0])}`,
+        usage,
+      );
   }
 }

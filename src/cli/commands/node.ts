@@ -7,18 +7,42 @@ export const summary = 'register a node of a farm (prints its token once) or sho
 export const usage = `exitnode node add ID --farm F [--ipv4 ADDR] [--ipv6 ADDR] [--exit] | node show ID  ${CLIENT_USAGE}`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, { ...clientOptions, farm: { type: 'string' }, ipv4: { type: 'string' }, ipv6: { type: 'string' }, exit: { type: 'boolean' } }, usage);
+  const p = parse(
+    argv,
+    {
+      ...clientOptions,
+      farm: { type: 'string' },
+      ipv4: { type: 'string' },
+      ipv6: { type: 'string' },
+      exit: { type: 'boolean' },
+    },
+    usage,
+  );
   const [verb, id] = positionals(p, ['add|show', 'id'], usage);
   const c = clientFrom(p);
   if (verb === 'show') {
     const n = await c.getNode(id!);
-    io.out(flag(p, 'json') ? JSON.stringify(n, null, 2) : `node ${n.id} (farm ${n.farm}): exit-capable ${n.exitCapable ? 'yes' : 'no'}, ${n.healthy ? 'healthy' : 'not healthy'}, IPv4 ${n.publicIPv4 ?? '-'}, IPv6 ${n.publicIPv6 ?? '-'}`);
+    io.out(
+      flag(p, 'json')
+        ? JSON.stringify(n, null, 2)
+        : `node ${n.id} (farm ${n.farm}): exit-capable ${n.exitCapable ? 'yes' : 'no'}, ${n.healthy ? 'healthy' : 'not healthy'}, IPv4 ${n.publicIPv4 ?? '-'}, IPv6 ${n.publicIPv6 ?? '-'}`,
+    );
     return 0;
   }
   if (verb !== 'add') throw usageError(`unknown action ${JSON.stringify(verb)}`, usage);
   const v4 = opt(p, 'ipv4');
   const v6 = opt(p, 'ipv6');
-  const r = await c.addNode({ farm: need(p, 'farm', usage), id: id!, exitCapable: flag(p, 'exit'), ...(v4 ? { publicIPv4: v4 } : {}), ...(v6 ? { publicIPv6: v6 } : {}) });
-  io.out(flag(p, 'json') ? JSON.stringify(r) : `node ${r.id} registered; its token (shown only now, give it to the node's agent):\n${r.token}`);
+  const r = await c.addNode({
+    farm: need(p, 'farm', usage),
+    id: id!,
+    exitCapable: flag(p, 'exit'),
+    ...(v4 ? { publicIPv4: v4 } : {}),
+    ...(v6 ? { publicIPv6: v6 } : {}),
+  });
+  io.out(
+    flag(p, 'json')
+      ? JSON.stringify(r)
+      : `node ${r.id} registered; its token (shown only now, give it to the node's agent):\n${r.token}`,
+  );
   return 0;
 }

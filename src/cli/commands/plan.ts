@@ -1,5 +1,14 @@
 // exitnode plan: the addressing plan of a slot or an NR, as a table for people or JSON for scripts.
-import { allocation, nrIdText, plan, planNr, slotIdRange, checkSlot, type NrPlan, type SlotPlan } from '../../core/index.js';
+import {
+  allocation,
+  nrIdText,
+  plan,
+  planNr,
+  slotIdRange,
+  checkSlot,
+  type NrPlan,
+  type SlotPlan,
+} from '../../core/index.js';
 import { flag, need, opt, parse, positionals, usageError } from '../args.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
@@ -8,16 +17,16 @@ export const summary = 'the addressing plan of a slot or an NR: names, prefixes,
 export const usage = 'exitnode plan <prefix/48> --allocation A [--slot E] [--nr HHHH] [--all] [--json]';
 
 const SLOT_ROWS: [keyof SlotPlan, string][] = [
-  ['prefix', 'the slot\'s /52: every NR behind this ExitNode'],
+  ['prefix', "the slot's /52: every NR behind this ExitNode"],
   ['Namespace', 'gateway namespace (the BAR)'],
   ['GWPubName', 'gateway uplink on PrefixZero'],
-  ['GWPubLL', 'uplink link-local: the upstream route\'s next hop'],
+  ['GWPubLL', "uplink link-local: the upstream route's next hop"],
   ['GWPubIP6', 'uplink global address, in PrefixZero'],
   ['upstreamRoute', 'the one static route on the upstream router'],
 ];
 
 const NR_ROWS: [keyof NrPlan, string][] = [
-  ['prefix', 'the NR\'s /64'],
+  ['prefix', "the NR's /64"],
   ['Namespace', 'NR namespace'],
   ['GWtoEPName', 'gateway end of the ExitPoint veth'],
   ['GWtoEPLL', 'its link-local (ExitPoint IPv6 default route)'],
@@ -30,13 +39,23 @@ const NR_ROWS: [keyof NrPlan, string][] = [
   ['WGIP4RT', 'WireGuard IPv4 routing address'],
   ['WGPort', 'WireGuard UDP listen port'],
   ['NRLocalName', 'towards the workloads'],
-  ['NRLocalIP6', 'workloads\' IPv6 gateway'],
-  ['NRLocalIP4', 'workloads\' IPv4 gateway (SNAT at the gateway)'],
+  ['NRLocalIP6', "workloads' IPv6 gateway"],
+  ['NRLocalIP4', "workloads' IPv4 gateway (SNAT at the gateway)"],
   ['BridgeName', 'workloads attach here, node root namespace'],
 ];
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, { allocation: { type: 'string', short: 'a' }, slot: { type: 'string', short: 's' }, nr: { type: 'string', short: 'n' }, all: { type: 'boolean' }, json: { type: 'boolean' } }, usage);
+  const p = parse(
+    argv,
+    {
+      allocation: { type: 'string', short: 'a' },
+      slot: { type: 'string', short: 's' },
+      nr: { type: 'string', short: 'n' },
+      all: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    usage,
+  );
   const [prefix] = positionals(p, ['prefix/48'], usage);
   const a = allocation(prefix!, need(p, 'allocation', usage));
   const json = flag(p, 'json');
@@ -49,11 +68,22 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const slot = checkSlot(slotText);
     const { first, last } = slotIdRange(slot);
     const chunk: string[] = [];
-    const flush = (): void => { if (chunk.length) { io.out(chunk.join('\n')); chunk.length = 0; } };
+    const flush = (): void => {
+      if (chunk.length) {
+        io.out(chunk.join('\n'));
+        chunk.length = 0;
+      }
+    };
     if (!json) chunk.push(table([['id', 'prefix', 'ipv4', 'namespace', 'wg', 'port']]));
     for (let id = first; id <= last; id++) {
       const n = planNr(a, id);
-      chunk.push(json ? JSON.stringify(n) : table([[n.id, n.prefix, n.NRLocalIP4.replace(/\.1\/24$/, '.0/24'), n.Namespace, n.WGName, String(n.WGPort)]]));
+      chunk.push(
+        json
+          ? JSON.stringify(n)
+          : table([
+              [n.id, n.prefix, n.NRLocalIP4.replace(/\.1\/24$/, '.0/24'), n.Namespace, n.WGName, String(n.WGPort)],
+            ]),
+      );
       if (chunk.length >= 512) flush();
     }
     flush();
@@ -68,17 +98,31 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const out: string[] = [];
   out.push(`allocation ${result.allocation.prefix}, number ${result.allocation.number}`);
   out.push('');
-  out.push(`slot ${result.slot.number}: the gateway of ExitNode ${result.slot.number} (NR ids ${nrIdText(slotIdRange(result.slot.number).first)}-${nrIdText(slotIdRange(result.slot.number).last)})`);
-  out.push(table(SLOT_ROWS.map(([k, why]) => [k, String(result.slot[k]), why]), '  '));
+  out.push(
+    `slot ${result.slot.number}: the gateway of ExitNode ${result.slot.number} (NR ids ${nrIdText(slotIdRange(result.slot.number).first)}-${nrIdText(slotIdRange(result.slot.number).last)})`,
+  );
+  out.push(
+    table(
+      SLOT_ROWS.map(([k, why]) => [k, String(result.slot[k]), why]),
+      '  ',
+    ),
+  );
   if (result.nr) {
     out.push('');
     out.push(`NR ${result.nr.id}`);
-    out.push(table(NR_ROWS.map(([k, why]) => [k, String(result.nr![k]), why]), '  '));
+    out.push(
+      table(
+        NR_ROWS.map(([k, why]) => [k, String(result.nr![k]), why]),
+        '  ',
+      ),
+    );
     const n = result.nr;
     out.push('');
     out.push(`  routes in ${result.slot.Namespace}, when ${n.id} is its TN's ExitPoint (exit):`);
     out.push(`    ${n.prefix} via ${n.EPPubLL.replace('/64', '')} dev ${n.GWtoEPName}`);
-    out.push(`    ${n.NRLocalIP4.replace(/\.1\/24$/, '.0/24')} via ${n.EPPubIP4R.replace('/32', '')} dev ${n.GWtoEPName} onlink`);
+    out.push(
+      `    ${n.NRLocalIP4.replace(/\.1\/24$/, '.0/24')} via ${n.EPPubIP4R.replace('/32', '')} dev ${n.GWtoEPName} onlink`,
+    );
     out.push(`  routes in ${n.Namespace} as an ExitPoint:`);
     out.push(`    ::/0 via ${n.GWtoEPLL.replace('/64', '')} dev ${n.EPPubName}`);
     out.push(`    0.0.0.0/0 via ${n.GWtoEPIP4.replace('/32', '')} dev ${n.EPPubName} onlink`);

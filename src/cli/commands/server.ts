@@ -3,40 +3,63 @@ import { flag, opt, parse, positionals, usageError } from '../args.js';
 import type { Io } from '../io.js';
 
 export const summary = 'run the TNoDB server (embedded PostgreSQL in a data directory, or --db postgres://…)';
-export const usage = 'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--log]';
+export const usage =
+  'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--log]';
 
 function seconds(p: ReturnType<typeof parse>, name: string): number | undefined {
   const v = opt(p, name);
   if (v === undefined) return undefined;
-  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0 && name !== 'fence-margin' && name !== 'quarantine') throw usageError(`--${name} ${JSON.stringify(v)} must be a number of seconds`, usage);
+  if (!/^\d+(\.\d+)?$/.test(v) || (Number(v) <= 0 && name !== 'fence-margin' && name !== 'quarantine'))
+    throw usageError(`--${name} ${JSON.stringify(v)} must be a number of seconds`, usage);
   return Math.round(Number(v) * 1000);
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, {
-    db: { type: 'string' }, data: { type: 'string' }, listen: { type: 'string' },
-    'lease-ttl': { type: 'string' }, 'fence-margin': { type: 'string' }, quarantine: { type: 'string' }, log: { type: 'boolean' },
-  }, usage);
+  const p = parse(
+    argv,
+    {
+      db: { type: 'string' },
+      data: { type: 'string' },
+      listen: { type: 'string' },
+      'lease-ttl': { type: 'string' },
+      'fence-margin': { type: 'string' },
+      quarantine: { type: 'string' },
+      log: { type: 'boolean' },
+    },
+    usage,
+  );
   positionals(p, [], usage);
   const db = opt(p, 'db') ?? process.env.EXITNODE_DB;
-  if (db !== undefined && !/^postgres(ql)?:\/\//.test(db)) throw usageError(`--db ${JSON.stringify(db)} must be a postgres:// or postgresql:// URL (for the embedded database use --data DIR)`, usage);
+  if (db !== undefined && !/^postgres(ql)?:\/\//.test(db))
+    throw usageError(
+      `--db ${JSON.stringify(db)} must be a postgres:// or postgresql:// URL (for the embedded database use --data DIR)`,
+      usage,
+    );
   const { startServer, defaultDataDir } = await import('../../server/index.js');
   const { redact } = await import('../../store/index.js');
   const data = opt(p, 'data') ?? defaultDataDir();
   const srv = await startServer({
-    ...(db ? { db } : {}), data, listen: opt(p, 'listen'),
+    ...(db ? { db } : {}),
+    data,
+    listen: opt(p, 'listen'),
     // A slot moves only its TTL plus 1 s after its last renewal; the agent gives up 1 s before the
     // TTL (docs/failover.md): together 2 s for a node to take its gateway down in time.
-    leaseTtlMs: seconds(p, 'lease-ttl'), fenceMarginMs: seconds(p, 'fence-margin') ?? 1000, quarantineMs: seconds(p, 'quarantine'),
+    leaseTtlMs: seconds(p, 'lease-ttl'),
+    fenceMarginMs: seconds(p, 'fence-margin') ?? 1000,
+    quarantineMs: seconds(p, 'quarantine'),
     logger: flag(p, 'log') ? { level: 'info' } : false,
     // EXITNODE_PGLITE_WORKER=1 runs PGlite in a worker thread (compared in bench:alloc).
     pgliteWorker: process.env.EXITNODE_PGLITE_WORKER === '1',
   });
   // One write: whoever reads the first line (a supervisor, a test) sees the token line with it.
-  io.out([
-    `exitnode server listening on ${srv.url} (database: ${db ? redact(db) : `PGlite in ${srv.dataDir}/pgdata`}; lease TTL ${srv.store.options.leaseTtlMs / 1000} s, quarantine ${srv.store.options.quarantineMs / 1000} s)`,
-    srv.adminToken ? `admin token created and written to ${srv.adminTokenFile} (mode 0600); it is not shown anywhere else` : `admin token: made on the first start, in ${srv.adminTokenFile}`,
-  ].join('\n'));
+  io.out(
+    [
+      `exitnode server listening on ${srv.url} (database: ${db ? redact(db) : `PGlite in ${srv.dataDir}/pgdata`}; lease TTL ${srv.store.options.leaseTtlMs / 1000} s, quarantine ${srv.store.options.quarantineMs / 1000} s)`,
+      srv.adminToken
+        ? `admin token created and written to ${srv.adminTokenFile} (mode 0600); it is not shown anywhere else`
+        : `admin token: made on the first start, in ${srv.adminTokenFile}`,
+    ].join('\n'),
+  );
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       io.out(`${sig}: shutting down (finishing requests in flight)`);

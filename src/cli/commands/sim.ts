@@ -5,7 +5,8 @@ import { ExitnodeError, q } from '../../core/errors.js';
 import { flag, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
 
-export const summary = 'simulated farm on this host: real server, real agents, namespaces; up, check, status, exec, down';
+export const summary =
+  'simulated farm on this host: real server, real agents, namespaces; up, check, status, exec, down';
 export const usage = [
   'exitnode sim up [--nodes 3] [--exit-nodes 2] [--slots N] [--tenants 2] [--prefix 2001:db8:5e::/48] [--allocation 1] [--ns-prefix sim-] [--state DIR]',
   '       exitnode sim check [--json] [--state DIR]',
@@ -19,8 +20,17 @@ export const usage = [
 ].join('\n');
 
 const OPTIONS = {
-  nodes: { type: 'string' }, 'exit-nodes': { type: 'string' }, slots: { type: 'string' }, tenants: { type: 'string' }, prefix: { type: 'string' }, allocation: { type: 'string' },
-  'ns-prefix': { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' }, kill: { type: 'boolean' }, 'no-check': { type: 'boolean' },
+  nodes: { type: 'string' },
+  'exit-nodes': { type: 'string' },
+  slots: { type: 'string' },
+  tenants: { type: 'string' },
+  prefix: { type: 'string' },
+  allocation: { type: 'string' },
+  'ns-prefix': { type: 'string' },
+  state: { type: 'string' },
+  json: { type: 'boolean' },
+  kill: { type: 'boolean' },
+  'no-check': { type: 'boolean' },
 } as const;
 
 function int(v: string | undefined, name: string): number | undefined {
@@ -43,15 +53,26 @@ export async function run(argv: string[], io: Io): Promise<number> {
   switch (verb) {
     case 'up': {
       const t0 = Date.now();
-      const s = await farm.up({
-        stateDir, ...(opt(p, 'ns-prefix') ? { nsPrefix: opt(p, 'ns-prefix')! } : {}), ...(opt(p, 'prefix') ? { prefix: opt(p, 'prefix')! } : {}),
-        nodes: int(opt(p, 'nodes'), 'nodes'), exitNodes: int(opt(p, 'exit-nodes'), 'exit-nodes'), tenants: int(opt(p, 'tenants'), 'tenants'), allocation: int(opt(p, 'allocation'), 'allocation'), slots: int(opt(p, 'slots'), 'slots'),
-        progress: (l) => io.out(l),
-      }).catch((e: unknown) => {
-        // What was built stays for a look (sim status, sim exec, the logs in the state directory).
-        if (e instanceof ExitnodeError && e.code !== 'SIM_RUNNING' && existsSync(stateDir)) io.err(`sim up stopped; what it built is still there: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} removes it (logs in ${stateDir})`);
-        throw e;
-      });
+      const s = await farm
+        .up({
+          stateDir,
+          ...(opt(p, 'ns-prefix') ? { nsPrefix: opt(p, 'ns-prefix')! } : {}),
+          ...(opt(p, 'prefix') ? { prefix: opt(p, 'prefix')! } : {}),
+          nodes: int(opt(p, 'nodes'), 'nodes'),
+          exitNodes: int(opt(p, 'exit-nodes'), 'exit-nodes'),
+          tenants: int(opt(p, 'tenants'), 'tenants'),
+          allocation: int(opt(p, 'allocation'), 'allocation'),
+          slots: int(opt(p, 'slots'), 'slots'),
+          progress: (l) => io.out(l),
+        })
+        .catch((e: unknown) => {
+          // What was built stays for a look (sim status, sim exec, the logs in the state directory).
+          if (e instanceof ExitnodeError && e.code !== 'SIM_RUNNING' && existsSync(stateDir))
+            io.err(
+              `sim up stopped; what it built is still there: exitnode sim down${stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`} removes it (logs in ${stateDir})`,
+            );
+          throw e;
+        });
       let ok = true;
       if (!flag(p, 'no-check')) {
         io.out('sim check (every cell: exitnode sim check):');
@@ -60,44 +81,77 @@ export async function run(argv: string[], io: Io): Promise<number> {
         ok = r.ok;
       }
       const st = stateDir === DEFAULT_STATE_DIR ? '' : ` --state ${stateDir}`;
-      io.out([
-        `the simulated farm is up in ${((Date.now() - t0) / 1000).toFixed(1)} s${ok ? '' : ' (but sim check FAILED: see above)'}.`,
-        `  API:          ${s.server.url}   (OpenAPI at ${s.server.url}/docs; loopback only)`,
-        `  admin token:  ${s.server.adminTokenFile}   farm token: ${s.server.farmTokenFile}   tenant tokens: ${stateDir}/tenant-N.token`,
-        `  e.g.          curl -H "authorization: Bearer $(cat ${s.server.farmTokenFile})" ${s.server.url}/v1/farms/${s.farm}`,
-        `  next:         exitnode sim status${st}; exitnode sim check${st}; exitnode sim exec t1n2${st} -- ping -6 ${'2001:db8:ffff::2'}; exitnode sim down${st}`,
-      ].join('\n'));
+      io.out(
+        [
+          `the simulated farm is up in ${((Date.now() - t0) / 1000).toFixed(1)} s${ok ? '' : ' (but sim check FAILED: see above)'}.`,
+          `  API:          ${s.server.url}   (OpenAPI at ${s.server.url}/docs; loopback only)`,
+          `  admin token:  ${s.server.adminTokenFile}   farm token: ${s.server.farmTokenFile}   tenant tokens: ${stateDir}/tenant-N.token`,
+          `  e.g.          curl -H "authorization: Bearer $(cat ${s.server.farmTokenFile})" ${s.server.url}/v1/farms/${s.farm}`,
+          `  next:         exitnode sim status${st}; exitnode sim check${st}; exitnode sim exec t1n2${st} -- ping -6 ${'2001:db8:ffff::2'}; exitnode sim down${st}`,
+        ].join('\n'),
+      );
       return ok ? 0 : 1;
     }
     case 'check': {
       const st = loadState(stateDir);
       // Workloads follow their NR when a slot moved its ExitPoint to another node.
       const moved = await (await import('../../sim/failover.js')).rehomeWorkloads(st).catch(() => []);
-      if (moved.length && !json) io.out(`workloads moved beside their ExitPoint's new node, or re-attached to a rebuilt bridge: ${moved.join(', ')}`);
+      if (moved.length && !json)
+        io.out(
+          `workloads moved beside their ExitPoint's new node, or re-attached to a rebuilt bridge: ${moved.join(', ')}`,
+        );
       const down = st.workloads.filter((w) => st.nodes.find((n) => n.id === w.node)?.failed);
-      if (down.length && !json) io.out(`left out (their node failed: sim recover NODE): ${down.map((w) => w.name).join(', ')}`);
+      if (down.length && !json)
+        io.out(`left out (their node failed: sim recover NODE): ${down.map((w) => w.name).join(', ')}`);
       const r = await check({ ...st, workloads: st.workloads.filter((w) => !down.includes(w)) });
       io.out(json ? JSON.stringify(r, null, 2) : checkText(r));
       return r.ok ? 0 : 1;
     }
     case 'status': {
       const r = await farm.status(stateDir);
-      io.out(json ? JSON.stringify({ server: r.server, nodes: r.nodes, tenants: r.state.tenants, workloads: r.state.workloads, url: r.state.server.url }, null, 2) : farm.statusText(r));
+      io.out(
+        json
+          ? JSON.stringify(
+              {
+                server: r.server,
+                nodes: r.nodes,
+                tenants: r.state.tenants,
+                workloads: r.state.workloads,
+                url: r.state.server.url,
+              },
+              null,
+              2,
+            )
+          : farm.statusText(r),
+      );
       return r.server.healthy && r.nodes.every((n) => n.running) ? 0 : 1;
     }
     case 'exec': {
       const s = loadState(stateDir);
       const host = p.positionals[0];
       if (!host || !command.length) throw usageError('sim exec needs HOST -- COMMAND…', usage);
-      const fixed: Record<string, string> = { inet: `${s.nsPrefix}inet`, internet: `${s.nsPrefix}inet`, up: `${s.nsPrefix}up`, upstream: `${s.nsPrefix}up`, seg: `${s.nsPrefix}seg` };
+      const fixed: Record<string, string> = {
+        inet: `${s.nsPrefix}inet`,
+        internet: `${s.nsPrefix}inet`,
+        up: `${s.nsPrefix}up`,
+        upstream: `${s.nsPrefix}up`,
+        seg: `${s.nsPrefix}seg`,
+      };
       for (const n of s.nodes) fixed[n.id] = n.ns;
       for (const w of s.workloads) fixed[w.name] = w.ns;
       const { namespacesWith } = await import('../../sim/procs.js');
       const ns = fixed[host] ?? (namespacesWith(s.nsPrefix).includes(host) ? host : undefined);
-      if (!ns) throw new ExitnodeError((await import('../../sim/errors.js')).SimErrors.SIM_UNKNOWN_HOST, `no host ${q(host)} in the simulated farm; hosts: ${Object.keys(fixed).join(', ')} or any namespace ${s.nsPrefix}*`);
+      if (!ns)
+        throw new ExitnodeError(
+          (await import('../../sim/errors.js')).SimErrors.SIM_UNKNOWN_HOST,
+          `no host ${q(host)} in the simulated farm; hosts: ${Object.keys(fixed).join(', ')} or any namespace ${s.nsPrefix}*`,
+        );
       return new Promise<number>((res) => {
         const c = spawn('nsenter', [`--net=/run/netns/${ns}`, ...command], { stdio: 'inherit' });
-        c.on('error', (e) => { io.err(`exitnode: ${e.message}`); res(127); });
+        c.on('error', (e) => {
+          io.err(`exitnode: ${e.message}`);
+          res(127);
+        });
         c.on('close', (code) => res(code ?? 1));
       });
     }
@@ -107,7 +161,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const what = p.positionals[0];
       if (!what) throw usageError(`sim ${verb} needs "server" or a node id`, usage);
       if (verb === 'stop') {
-        const was = what === 'server' ? await farm.stopServer(s, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM') : await farm.stopAgent(s, what, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM');
+        const was =
+          what === 'server'
+            ? await farm.stopServer(s, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM')
+            : await farm.stopAgent(s, what, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM');
         io.out(`${what}: ${was ? 'stopped' : 'was not running'}`);
       } else {
         if (what === 'server') await farm.startServer(s);
@@ -118,7 +175,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     case 'down': {
       const r = await farm.down({ stateDir, ...(opt(p, 'ns-prefix') ? { nsPrefix: opt(p, 'ns-prefix')! } : {}) });
-      io.out(r.processes || r.namespaces || r.files ? `removed: ${r.processes} processes, ${r.namespaces} namespaces, state ${r.files ? stateDir : '(none)'}` : 'nothing to remove');
+      io.out(
+        r.processes || r.namespaces || r.files
+          ? `removed: ${r.processes} processes, ${r.namespaces} namespaces, state ${r.files ? stateDir : '(none)'}`
+          : 'nothing to remove',
+      );
       return 0;
     }
     case 'fail':
@@ -135,10 +196,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
         io.out(`${id}: failed — agent ${r.killed ? 'killed' : 'was not running'}, links cut: ${r.cut.join(', ')}`);
       } else if (verb === 'recover') {
         const r = await f.recover(s, id);
-        io.out(`${id}: recovered in ${((Date.now() - t0) / 1000).toFixed(1)} s — agent running${r.removed.length ? `, removed gateways it no longer holds: ${r.removed.join(', ')}` : ''}, links restored`);
+        io.out(
+          `${id}: recovered in ${((Date.now() - t0) / 1000).toFixed(1)} s — agent running${r.removed.length ? `, removed gateways it no longer holds: ${r.removed.join(', ')}` : ''}, links restored`,
+        );
       } else if (verb === 'partition') {
         await f.partition(s, id);
-        io.out(`${id}: cut from the server (its relay on 127.0.0.1:${s.nodes.find((n) => n.id === id)!.relayPort} stopped); the data plane stays connected`);
+        io.out(
+          `${id}: cut from the server (its relay on 127.0.0.1:${s.nodes.find((n) => n.id === id)!.relayPort} stopped); the data plane stays connected`,
+        );
       } else {
         await f.heal(s, id);
         io.out(`${id}: reaches the server again`);
@@ -159,9 +224,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
       // The store's default timers (lease TTL 5 s) and a 1 s fencing margin, as a farm runs them;
       // EXITNODE_SIM_LEASE_TTL_MS and EXITNODE_SIM_SERVER_MARGIN_MS override them (faster failover
       // figures). A restarted server moves no slot for one TTL plus the margin (store start-up grace).
-      const num = (name: string, def?: number): number | undefined => (process.env[name] ? Number(process.env[name]) : def);
-      const srv = await startServer({ data: s.server.dataDir, listen: s.server.listen, logger: false,
-        leaseTtlMs: num('EXITNODE_SIM_LEASE_TTL_MS'), fenceMarginMs: num('EXITNODE_SIM_SERVER_MARGIN_MS', 1000) });
+      const num = (name: string, def?: number): number | undefined =>
+        process.env[name] ? Number(process.env[name]) : def;
+      const srv = await startServer({
+        data: s.server.dataDir,
+        listen: s.server.listen,
+        logger: false,
+        leaseTtlMs: num('EXITNODE_SIM_LEASE_TTL_MS'),
+        fenceMarginMs: num('EXITNODE_SIM_SERVER_MARGIN_MS', 1000),
+      });
       io.out(`exitnode sim server listening on ${srv.url}`);
       await new Promise<void>((res) => {
         process.once('SIGTERM', res);
@@ -175,6 +246,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     default:
-      throw usageError(verb === undefined ? 'missing verb (up, check, status, exec, down)' : `unknown verb ${q(verb)}`, usage);
+      throw usageError(
+        verb === undefined ? 'missing verb (up, check, status, exec, down)' : `unknown verb ${q(verb)}`,
+        usage,
+      );
   }
 }

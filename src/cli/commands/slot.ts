@@ -6,7 +6,8 @@ import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
 import { checkAllocationNumber, checkSlot } from '../../core/index.js';
 import type { SlotRecord } from '../../store/types.js';
 
-export const summary = 'slots (ExitNode numbers) of an allocation: assign, move for maintenance (with fencing), list holders and lease health';
+export const summary =
+  'slots (ExitNode numbers) of an allocation: assign, move for maintenance (with fencing), list holders and lease health';
 export const usage = [
   `exitnode slot assign ALLOCATION SLOT NODE  ${CLIENT_USAGE}`,
   `       exitnode slot move ALLOCATION/SLOT --to NODE [--wait S]  (planned: the holder fences and releases, then NODE builds; waits for the new epoch)`,
@@ -22,9 +23,19 @@ export function slotRows(slots: SlotRecord[], now: number): string[][] {
   for (const s of slots) {
     if (!s.node && !s.nrs) continue;
     rows.push([
-      `${s.allocation}/${s.slot}`, s.node ?? '-', String(s.epoch), s.renewedAt !== undefined ? age(now - s.renewedAt) : '-',
-      s.leaseExpiresAt !== null ? (s.leaseExpiresAt > now ? age(s.leaseExpiresAt - now) : `LAPSED ${age(now - s.leaseExpiresAt)} ago`) : '-',
-      s.health ?? '-', String(s.nrs), s.ipv4 ?? '-', s.movingTo ?? '-',
+      `${s.allocation}/${s.slot}`,
+      s.node ?? '-',
+      String(s.epoch),
+      s.renewedAt !== undefined ? age(now - s.renewedAt) : '-',
+      s.leaseExpiresAt !== null
+        ? s.leaseExpiresAt > now
+          ? age(s.leaseExpiresAt - now)
+          : `LAPSED ${age(now - s.leaseExpiresAt)} ago`
+        : '-',
+      s.health ?? '-',
+      String(s.nrs),
+      s.ipv4 ?? '-',
+      s.movingTo ?? '-',
     ]);
   }
   return rows;
@@ -37,7 +48,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (verb === 'assign') {
     const [, a, s, node] = positionals(p, ['assign', 'allocation', 'slot', 'node'], usage);
     const r = await c.assignSlot(checkAllocationNumber(a!), checkSlot(s!), node!);
-    io.out(flag(p, 'json') ? JSON.stringify(r) : `slot ${r.slot} of allocation ${r.allocation} → node ${r.node}, epoch ${r.epoch}${r.ipv4 ? `, GWPubIP4 ${r.ipv4}` : ''}`);
+    io.out(
+      flag(p, 'json')
+        ? JSON.stringify(r)
+        : `slot ${r.slot} of allocation ${r.allocation} → node ${r.node}, epoch ${r.epoch}${r.ipv4 ? `, GWPubIP4 ${r.ipv4}` : ''}`,
+    );
     return 0;
   }
   if (verb === 'list') {
@@ -55,26 +70,40 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const a = checkAllocationNumber(m[1]!);
     const s = checkSlot(m[2]!);
     const waitS = Number(opt(p, 'wait') ?? 30);
-    if (!Number.isFinite(waitS) || waitS < 0) throw usageError(`--wait ${JSON.stringify(opt(p, 'wait'))} must be seconds >= 0`, usage);
+    if (!Number.isFinite(waitS) || waitS < 0)
+      throw usageError(`--wait ${JSON.stringify(opt(p, 'wait'))} must be seconds >= 0`, usage);
     const t0 = Date.now();
     const before = await c.moveSlot(a, s, to);
     if (before.node === to || waitS === 0) {
-      io.out(flag(p, 'json') ? JSON.stringify(before) : `slot ${a}/${s}: ${before.node === to ? `held by ${to}, epoch ${before.epoch}` : `move to ${to} requested; the holder fences and releases it at its next heartbeat`}`);
+      io.out(
+        flag(p, 'json')
+          ? JSON.stringify(before)
+          : `slot ${a}/${s}: ${before.node === to ? `held by ${to}, epoch ${before.epoch}` : `move to ${to} requested; the holder fences and releases it at its next heartbeat`}`,
+      );
       return 0;
     }
     const from = before.node;
     for (;;) {
       const r = (await c.getAllocation(a)).slots[s - 1]!;
       if (r.node === to) {
-        io.out(flag(p, 'json') ? JSON.stringify({ ...r, from, ms: Date.now() - t0 }) : `slot ${a}/${s}: ${from} → ${to}, epoch ${r.epoch}, released by ${from} in ${Date.now() - t0} ms (the new gateway builds from its view now)`);
+        io.out(
+          flag(p, 'json')
+            ? JSON.stringify({ ...r, from, ms: Date.now() - t0 })
+            : `slot ${a}/${s}: ${from} → ${to}, epoch ${r.epoch}, released by ${from} in ${Date.now() - t0} ms (the new gateway builds from its view now)`,
+        );
         return 0;
       }
       if (Date.now() - t0 > waitS * 1000) {
-        io.err(`slot ${a}/${s}: still held by ${r.node ?? 'nobody'} after ${waitS} s (the move stays planned: it happens when the holder releases or its lease lapses)`);
+        io.err(
+          `slot ${a}/${s}: still held by ${r.node ?? 'nobody'} after ${waitS} s (the move stays planned: it happens when the holder releases or its lease lapses)`,
+        );
         return 1;
       }
       await new Promise((res) => setTimeout(res, 50));
     }
   }
-  throw usageError(verb === undefined ? 'missing action (assign, move, list)' : `unknown action ${JSON.stringify(verb)}`, usage);
+  throw usageError(
+    verb === undefined ? 'missing action (assign, move, list)' : `unknown action ${JSON.stringify(verb)}`,
+    usage,
+  );
 }

@@ -4,18 +4,22 @@ import { ROUTER_OSES, parseSlotList, renderUpstream } from '../../render/index.j
 import { need, opt, parse, positionals } from '../args.js';
 import type { Io } from '../io.js';
 
-export const summary = 'the upstream router\'s PrefixZero addresses and one static route per slot, per router OS';
+export const summary = "the upstream router's PrefixZero addresses and one static route per slot, per router OS";
 export const usage = `exitnode upstream <prefix/48> --slots 1-3,5 --router <${ROUTER_OSES.join('|')}> --iface <name> [--via ll|global] [--upstream-ll ADDR] [--upstream-ip6 ADDR]`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, {
-    slots: { type: 'string', short: 's' },
-    router: { type: 'string', short: 'r' },
-    iface: { type: 'string', short: 'i' },
-    via: { type: 'string' },
-    'upstream-ll': { type: 'string' },
-    'upstream-ip6': { type: 'string' },
-  }, usage);
+  const p = parse(
+    argv,
+    {
+      slots: { type: 'string', short: 's' },
+      router: { type: 'string', short: 'r' },
+      iface: { type: 'string', short: 'i' },
+      via: { type: 'string' },
+      'upstream-ll': { type: 'string' },
+      'upstream-ip6': { type: 'string' },
+    },
+    usage,
+  );
   const [prefix] = positionals(p, ['prefix/48'], usage);
   const text = renderUpstream({
     prefix: prefix!,
