@@ -78,14 +78,12 @@ export async function buildApp(o: AppOptions): Promise<App> {
     );
   });
   app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: {
-          code: ApiErrors.NOT_FOUND,
-          message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the API is described at /docs`,
-        },
-      }),
+    reply.code(404).send({
+      error: {
+        code: ApiErrors.NOT_FOUND,
+        message: `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the API is described at /docs`,
+      },
+    }),
   );
 
   // Bodies are JSON only; Fastify's default text/plain parser would turn a 415 into a schema error.

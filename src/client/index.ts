@@ -143,9 +143,7 @@ export class TnodbClient {
   assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
     return this.request('PUT', `/v1/allocations/${allocation}/slots/${slot}`, { node });
   }
-  farmStatus(
-    farm: string,
-  ): Promise<{
+  farmStatus(farm: string): Promise<{
     id: string;
     allocations: (AllocationRecord & { slots: (SlotRecord & { warning?: string })[] })[];
     nodes: NodeRecord[];

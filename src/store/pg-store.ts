@@ -977,14 +977,12 @@ export class PgStore implements Store {
             },
           })),
           // The view carries GWPubIP4 as an address (DESIGN.md section 4; its length is upstream.ipv4PrefixLength).
-          slots: slots
-            .map(slotRecord)
-            .map((s) => ({
-              allocation: s.allocation,
-              slot: s.slot,
-              epoch: s.epoch,
-              ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}),
-            })),
+          slots: slots.map(slotRecord).map((s) => ({
+            allocation: s.allocation,
+            slot: s.slot,
+            epoch: s.epoch,
+            ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}),
+          })),
           networks: nets.map((x) => ({
             id: x.id,
             allocation: Number(x.allocation),
