@@ -1,13 +1,18 @@
-// What every route file gets: the store, token checks, the view watch and the metrics.
+// What every route file gets: the store, token checks, the view watch, views as bytes, the
+// long-poll limits and the metrics.
 import type { Store } from '../store/index.js';
 import type { Auth } from './auth.js';
 import type { ViewWatch } from './watch.js';
 import type { Metrics } from './metrics.js';
+import type { ViewCache } from './views.js';
+import type { PollLimits } from './polls.js';
 
 export interface ApiContext {
   store: Store;
   auth: Auth;
   watch: ViewWatch;
+  views: ViewCache;
+  polls: PollLimits;
   metrics: Metrics;
   maxWaitS: number;
 }

@@ -5,6 +5,7 @@ import { ExitnodeError } from '../core/errors.js';
 import { ClientErrors } from './errors.js';
 import type {
   AllocationRecord,
+  FarmQuota,
   Ipv4Pool,
   HeartbeatReport,
   LeaseRecord,
@@ -13,11 +14,13 @@ import type {
   NodeView,
   ResourceRecord,
   SlotRecord,
+  TenantQuota,
 } from '../store/types.js';
 
 export { ClientErrors } from './errors.js';
 export type {
   AllocationRecord,
+  FarmQuota,
   Ipv4Pool,
   LeaseRecord,
   NetworkRecord,
@@ -25,7 +28,11 @@ export type {
   NodeView,
   ResourceRecord,
   SlotRecord,
+  TenantQuota,
 };
+
+const defined = (o: Record<string, number | undefined>): Record<string, number> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<string, number>;
 
 export interface ClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8440 */
@@ -72,6 +79,13 @@ export class TnodbClient {
       });
     } catch (e) {
       if (o.signal?.aborted) throw e;
+      // fetch refuses a header value with a newline or a non-Latin-1 character before sending:
+      // the caller's value, not the server, is at fault.
+      if (e instanceof TypeError && !e.cause && /header/i.test(e.message))
+        throw new ExitnodeError(
+          ClientErrors.REQUEST_INVALID,
+          `${method} ${path} cannot be sent: ${e.message.replace(/[\r\n]+/g, ' ')}`,
+        );
       const c = (e as { cause?: { code?: string; message?: string } }).cause;
       const cause = c?.code ?? c?.message ?? (e as Error).message;
       throw new ExitnodeError(ClientErrors.SERVER_UNREACHABLE, `cannot reach server at ${this.server} (${cause})`, {
@@ -110,6 +124,20 @@ export class TnodbClient {
   }
   createTenant(name: string): Promise<{ id: string; token: string }> {
     return this.request('POST', '/v1/tenants', { name });
+  }
+  tenantQuota(tenant: string): Promise<TenantQuota> {
+    return this.request('GET', `/v1/tenants/${encodeURIComponent(tenant)}/quota`);
+  }
+  /** Admin: sets some of a tenant's quotas (networks, nrs); returns them all with their use. */
+  setTenantQuota(tenant: string, limits: { networks?: number; nrs?: number }): Promise<TenantQuota> {
+    return this.request('PUT', `/v1/tenants/${encodeURIComponent(tenant)}/quota`, defined(limits));
+  }
+  farmQuota(farm: string): Promise<FarmQuota> {
+    return this.request('GET', `/v1/farms/${encodeURIComponent(farm)}/quota`);
+  }
+  /** Admin: sets some of a farm's quotas (allocations, nodes); returns them all with their use. */
+  setFarmQuota(farm: string, limits: { allocations?: number; nodes?: number }): Promise<FarmQuota> {
+    return this.request('PUT', `/v1/farms/${encodeURIComponent(farm)}/quota`, defined(limits));
   }
 
   // ---- farm ----

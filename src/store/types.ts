@@ -112,6 +112,22 @@ export interface HeartbeatReport {
   release?: { allocation: number; slot: number; epoch: number }[];
 }
 
+/** A quota: its limit and how much of it is used. */
+export interface Quota {
+  limit: number;
+  used: number;
+}
+
+export interface TenantQuota {
+  networks: Quota;
+  nrs: Quota;
+}
+
+export interface FarmQuota {
+  allocations: Quota;
+  nodes: Quota;
+}
+
 export interface StoreOptions {
   /** Milliseconds since the epoch; injectable so that tests move time by hand. */
   clock?: () => number;
@@ -133,6 +149,12 @@ export interface Store {
   hasFarm(id: string): Promise<boolean>;
   createTenant(id: string): Promise<void>;
   createToken(hash: string, scope: Scope, subject: string | null): Promise<void>;
+  /** A tenant's quotas with their use; undefined if there is no such tenant. */
+  getTenantQuota(tenant: string): Promise<TenantQuota | undefined>;
+  /** Sets some of a tenant's quotas (TENANT_UNKNOWN if there is none); returns them all. */
+  setTenantQuota(tenant: string, limits: { networks?: number; nrs?: number }): Promise<TenantQuota>;
+  getFarmQuota(farm: string): Promise<FarmQuota | undefined>;
+  setFarmQuota(farm: string, limits: { allocations?: number; nodes?: number }): Promise<FarmQuota>;
   findToken(hash: string): Promise<Principal | undefined>;
   hasAdminToken(): Promise<boolean>;
   /** Stores `hash` as the admin token if there is none yet (under a lock); true when it did. */

@@ -173,36 +173,37 @@ describe('TNoDB API', () => {
       (await h.call('GET', '/v1/networks', T)).json().map((n: { id: string }) => n.id),
       [netA],
     );
-    // a tenant's NR only on nodes of its allocation's farm
-    assert.equal((await h.call('POST', `/v1/networks/${netA}/resources`, T, { node: 'xts-b-w1' })).statusCode, 409);
-    // farm tokens: only their farm
+    // a tenant's NR only on nodes of its allocation's farm; another farm's node answers as unknown (issue 11)
+    assert.equal((await h.call('POST', `/v1/networks/${netA}/resources`, T, { node: 'xts-b-w1' })).statusCode, 404);
+    // farm tokens: only their farm; another farm's things answer 404 as if they did not exist (issue 11)
     assert.equal(
       (await h.call('PUT', '/v1/allocations/942/slots/2', a.farmToken, { node: 'xts-b-g2' })).statusCode,
-      403,
+      404,
     );
-    assert.equal((await h.call('GET', '/v1/allocations/942', a.farmToken)).statusCode, 403);
-    assert.equal((await h.call('GET', '/v1/farms/xts-b', a.farmToken)).statusCode, 403);
+    assert.equal((await h.call('GET', '/v1/allocations/942', a.farmToken)).statusCode, 404);
+    assert.equal((await h.call('GET', '/v1/farms/xts-b', a.farmToken)).statusCode, 404);
     assert.equal(
       (await h.call('POST', '/v1/nodes', a.farmToken, { farm: 'xts-b', id: 'xts-evil', exitCapable: true })).statusCode,
-      403,
+      404,
     );
     assert.equal(
       (await h.call('POST', '/v1/allocations', a.farmToken, { farm: 'xts-b', prefix: '2001:db8:4300::/48' }))
         .statusCode,
-      403,
+      404,
     );
-    assert.equal((await h.call('GET', '/v1/nodes/xts-b-g1/view', a.farmToken)).statusCode, 403);
+    assert.equal((await h.call('GET', '/v1/nodes/xts-b-g1/view', a.farmToken)).statusCode, 404);
     // nodes: only their own view, heartbeat and keys
     const N = a.nodeTokens['xts-a-w1']!;
     assert.equal((await h.call('GET', '/v1/nodes/xts-a-w2/view', N)).statusCode, 403);
     assert.equal((await h.call('POST', '/v1/nodes/xts-a-w2/heartbeat', N)).statusCode, 403);
+    // an NR the node does not host: 404, whether or not the network or the NR exists (issue 11)
     assert.equal(
       (await h.call('PUT', `/v1/networks/${netA}/resources/1000/key`, N, { publicKey: KEY })).statusCode,
-      403,
+      404,
     );
     assert.equal(
       (await h.call('PUT', `/v1/networks/${netB}/resources/1000/key`, N, { publicKey: KEY })).statusCode,
-      403,
+      404,
     );
     // scopes: nobody but the admin makes farms and tenants; tenants cannot touch farms; nodes cannot act as tenants
     for (const tok of [a.farmToken, T, N])
@@ -363,7 +364,8 @@ describe('TNoDB API', () => {
     assert.equal(doc.openapi.slice(0, 2), '3.');
     assert.ok(doc.paths['/v1/networks/{id}/resources'].post.requestBody);
     assert.deepEqual((await h.call('GET', '/healthz')).json(), { status: 'ok', driver: 'pglite' });
-    const m = (await h.call('GET', '/metrics')).body;
+    assert.equal((await h.call('GET', '/metrics')).statusCode, 401, 'metrics name every farm: admin only (issue 11)');
+    const m = (await h.call('GET', '/metrics', ADMIN)).body;
     assert.match(m, /^exitnode_slot_nrs\{allocation="942",slot="1"\} 1$/m);
     assert.match(
       m,
