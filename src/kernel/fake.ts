@@ -237,9 +237,7 @@ export class FakeKernel implements Kernel {
       .map((s, i) => ({ s, i }))
       .sort(
         (x, y) =>
-          group(x.s.phase) - group(y.s.phase) ||
-          Number(y.s.tool === 'nft') - Number(x.s.tool === 'nft') ||
-          x.i - y.i,
+          group(x.s.phase) - group(y.s.phase) || Number(y.s.tool === 'nft') - Number(x.s.tool === 'nft') || x.i - y.i,
       )
       .map((x) => x.s);
     const failures: StepFailure[] = [];
@@ -380,7 +378,12 @@ export class FakeKernel implements Kernel {
       for (const a of l.addrs) if (a.dadFrom === undefined) a.dadFrom = now;
       const ethernet = l.kind === 'veth' || l.kind === 'bridge' || l.kind === 'macvlan' || l.kind === '';
       if (ethernet && !l.addrgenNone && l.name !== 'lo' && !l.addrs.some((a) => a.addr.startsWith('fe80:')))
-        l.addrs.push({ addr: `fe80::ff:fe00:${(this.nextLl++).toString(16)}/64`, family: 6, nodad: false, dadFrom: now });
+        l.addrs.push({
+          addr: `fe80::ff:fe00:${(this.nextLl++).toString(16)}/64`,
+          family: 6,
+          nodad: false,
+          dadFrom: now,
+        });
     } else {
       l.addrs = l.addrs.filter((a) => a.family === 4);
       this.dropRoutes(l);
@@ -648,8 +651,7 @@ export class FakeKernel implements Kernel {
       else if (a === 'addrgenmode' && w[i] === 'none') {
         i++;
         l.addrgenNone = true;
-      }
-      else if (a === 'master') {
+      } else if (a === 'master') {
         const m = ns.links.get(w[i++]!) ?? fail(`Error: argument "${w[i - 1]}" is wrong: Device does not exist`);
         if (m.kind !== 'bridge') fail('RTNETLINK answers: Operation not supported');
         l.master = m;

@@ -275,7 +275,10 @@ export function kernelContract(
       assert.match(failures[0]!.reason, new RegExp(`namespace ${P}nope does not exist`));
       assert.match(failures[1]!.reason, /Cannot find device "nosuch"/);
       const gw = ns(await read(desired), GW);
-      assert.ok(gw.addrs.some((x) => x.dev === to && x.addr === '2001:db8:7a:ff::1/128'), 'line 1 applied');
+      assert.ok(
+        gw.addrs.some((x) => x.dev === to && x.addr === '2001:db8:7a:ff::1/128'),
+        'line 1 applied',
+      );
       assert.ok(
         gw.routes.some((r) => r.dst === '2001:db8:7a:fd::/64' && r.dev === to),
         'line 3 applied',
