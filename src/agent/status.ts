@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseNodeView, type NodeView } from '../core/view.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { check, viewFile } from './index.js';
 import type { NodeConfig } from './config.js';
 
@@ -42,12 +43,12 @@ async function daemonHealth(stateDir: string): Promise<Record<string, unknown> |
   }
 }
 
-export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
+export async function agentStatus(config: NodeConfig, kernel: Kernel): Promise<AgentStatus> {
   const file = viewFile(config.stateDir);
   const daemon = await daemonHealth(config.stateDir);
   if (!existsSync(file)) return { node: config.node, viewVersion: null, rows: [], otherDrift: [], daemon };
   const view: NodeView = parseNodeView(readFileSync(file, 'utf8'));
-  const { drift } = await check(view, config);
+  const { drift } = await check(view, config, { kernel });
   const used = new Set<string>();
   const mine = (needle: RegExp): string[] => drift.filter((d) => needle.test(d) && (used.add(d), true));
   const rows: StatusRow[] = [];
