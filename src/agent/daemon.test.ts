@@ -158,8 +158,7 @@ test("two daemons: each applies its view, publishes its NR key, and sees the oth
       [[A, 1, 1]],
     );
     assert.ok(kernels.g1.namespaceExists(`gw-1-${A}`), 'g1 built the gateway of its slot');
-    // The probes answer once the new uplink is out of duplicate address detection.
-    await until('a probe round with a verdict', () => (g1.state.health.values()[0]?.checkedAt ?? 0) > 0 || undefined);
+    await until('a probe round', () => (g1.state.health.values()[0]?.checkedAt ?? 0) > 0 || undefined);
     const h = await until('healthz ok', async () => {
       const x = (await (await fetch(`${g1.metricsUrl}/healthz`)).json()) as Record<string, unknown>;
       return x.status === 'ok' ? x : undefined;
@@ -225,4 +224,45 @@ test('a bad --metrics address is one catalogued error', async () => {
   });
   await assert.rejects(d.start(), /--metrics "nope" must be HOST:PORT/);
   await d.stop();
+});
+
+test('a gateway whose upstream stops answering is given up: unhealthy, released, fenced, removed', async () => {
+  const kernel = nodeKernel();
+  const lines: string[] = [];
+  const events = (e: string) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === e);
+  const d = new AgentDaemon({
+    config: config('xd-g1'),
+    server: srv.url,
+    token: tokens.g1!,
+    kernel,
+    clock,
+    heartbeatMs: 200,
+    log: (l) => lines.push(l),
+  });
+  try {
+    const t0 = clock.now();
+    await d.start();
+    // A verdict needs the uplink out of duplicate address detection (1 s on the fake's clock).
+    const gw = `gw-1-${A}`;
+    await until(
+      'a probe round after DAD',
+      async () =>
+        ((await kernel.tentative(gw, `pub-1-${A}`)) === false &&
+          (d.state.health.values()[0]?.checkedAt ?? 0) > t0 + 1500) ||
+        undefined,
+    );
+    assert.equal(d.state.health.values()[0]!.healthy, true, 'the upstream answers');
+    assert.equal(d.state.health.values()[0]!.fails, 0);
+    kernel.ip('upstream', 'link set up0 down');
+    await until('the slot fenced', () => events('slot.fenced').length > 0 || undefined);
+    const unhealthy = events('slot.unhealthy');
+    assert.equal(unhealthy.length, 1);
+    assert.match(String(unhealthy[0]!.reason), /does not answer on pub-1-699 \(2 rounds in a row\)/);
+    assert.equal(events('slot.fenced')[0]!.reason, 'released (planned move or lost health)');
+    await until('the gateway removed', () => !kernel.namespaceExists(gw) || undefined);
+    assert.notEqual(await kernel.tentative('', 'eth1'), undefined, 'the NIC went home under its own name');
+    await until('the release sent', () => events('slots.released').length > 0 || undefined);
+  } finally {
+    await d.stop();
+  }
 });
