@@ -25,6 +25,7 @@ import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DesiredState } from '../compile/desired.js';
+import { Compiler } from '../compile/index.js';
 import { ExitnodeError, q } from '../core/errors.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { TnodbClient } from '../client/index.js';
@@ -148,6 +149,8 @@ export class AgentDaemon {
   private timers: NodeJS.Timeout[] = [];
   private http?: Server;
   private previous?: DesiredState;
+  /** Its history makes an incremental pass cost the delta (see Compiler). */
+  private readonly compiler = new Compiler();
   private pending: { full: boolean; reasons: string[] } | undefined;
   private working: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
@@ -267,7 +270,11 @@ export class AgentDaemon {
     let r: PassResult;
     const served = this.servable(view);
     try {
-      r = await (this.opts.apply ?? applyView)(served, this.config, full ? {} : { previous: this.previous });
+      r = await (this.opts.apply ?? applyView)(
+        served,
+        this.config,
+        full ? { compiler: this.compiler } : { previous: this.previous, compiler: this.compiler },
+      );
     } catch (e) {
       this.previous = undefined;
       const msg = e instanceof ExitnodeError ? e.message : String((e as Error).stack ?? e);

@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile } from '../compile/index.js';
+import { Compiler } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { ExitnodeError, q } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
@@ -47,6 +47,12 @@ export interface PassOptions {
    * a daemon does a full pass at start, after any failure and on its resync timer.
    */
   previous?: DesiredState;
+  /**
+   * The compiler whose history this pass uses and extends: a daemon keeps one for its life, so
+   * that a pass hands unchanged TNs' objects over as they were (and diff skips them). Without
+   * one, a pass compiles without history.
+   */
+  compiler?: Compiler;
   /** Steps of one phase run at most this many at a time (default 4). */
   concurrency?: number;
   onStep?: (s: Step) => void;
@@ -90,7 +96,7 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     );
   }
   const t0 = performance.now();
-  const desired = compile(view, config);
+  const desired = (opts.compiler ?? new Compiler()).compile(view, config);
   const t1 = performance.now();
   const kernelWireguard = useKernelWireguard(config);
   const privateKeys = loadKeys(desired, config.stateDir);

@@ -35,7 +35,7 @@ import {
   uplinkPeerName,
 } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
-import type { NodeConfig } from '../agent/config.js';
+import type { CompileConfig } from './config.js';
 import type {
   DesiredState,
   LinkSpec,
@@ -49,6 +49,7 @@ import type {
 } from './desired.js';
 
 export type { DesiredState } from './desired.js';
+export type { CompileConfig, UplinkMode, WireGuardMode } from './config.js';
 
 /** Keepalive towards peers when this node has no public address, so that they learn its endpoint. */
 export const WG_KEEPALIVE = 25;
@@ -70,24 +71,46 @@ interface GatewayPart {
 }
 
 /**
- * The gateway parts of the last compile, by a key of everything they are made of. A pass that
- * changes one NR recompiles one TN and hands the others' objects over as they were: 4096 NRs
- * cost 15 ms to plan (bigint prefix text), and `diff` skips runs of identical objects.
+ * The gateway parts and route objects of the last compile, by a key of everything they are made
+ * of. A pass that changes one NR recompiles one TN and hands the others' objects over as they
+ * were: 4096 NRs cost 15 ms to plan (bigint prefix text), and `diff` skips runs of identical
+ * objects. The agent owns one Compiler for its life; `compile` alone starts without history.
  */
-let parts = new Map<string, GatewayPart>();
-let nextParts = new Map<string, GatewayPart>();
-let routes = new Map<string, RouteSpec>();
-let nextRoutes = new Map<string, RouteSpec>();
+interface CompileRun {
+  parts: Map<string, GatewayPart>;
+  nextParts: Map<string, GatewayPart>;
+  routes: Map<string, RouteSpec>;
+  nextRoutes: Map<string, RouteSpec>;
+}
+
+export class Compiler {
+  private parts = new Map<string, GatewayPart>();
+  private routes = new Map<string, RouteSpec>();
+
+  compile(view: NodeView, config: CompileConfig): DesiredState {
+    const run: CompileRun = { parts: this.parts, routes: this.routes, nextParts: new Map(), nextRoutes: new Map() };
+    const out = compileWith(run, view, config);
+    this.parts = run.nextParts;
+    this.routes = run.nextRoutes;
+    return out;
+  }
+}
+
+/** One compile without history (every object new). */
+export function compile(view: NodeView, config: CompileConfig): DesiredState {
+  return new Compiler().compile(view, config);
+}
 
 /** The route object of the last compile that equals R, or R. */
-function stable(r: RouteSpec): RouteSpec {
+function stable(run: CompileRun, r: RouteSpec): RouteSpec {
   const key = `${r.dst} ${r.via ?? ''} ${r.dev} ${r.onlink ?? false} ${r.src ?? ''}`;
-  const have = routes.get(key) ?? r;
-  nextRoutes.set(key, have);
+  const have = run.routes.get(key) ?? r;
+  run.nextRoutes.set(key, have);
   return have;
 }
 
 function gatewayPart(
+  run: CompileRun,
   a: Allocation,
   exitId: number,
   to: string,
@@ -95,7 +118,7 @@ function gatewayPart(
 ): GatewayPart {
   let key = `${a.number} ${a.prefix.toString()} ${exitId} ${to}`;
   for (const r of resources) key += ` ${r.id}`;
-  const have = parts.get(key);
+  const have = run.parts.get(key);
   if (have) return have;
   const p: GatewayPart = {
     key,
@@ -129,9 +152,7 @@ function joinElements(list: GatewayPart[], set: 'src6' | 'src4' | 'src4h'): NftE
   return links.size === list.length ? out : uniqueElements(out);
 }
 
-export function compile(view: NodeView, config: NodeConfig): DesiredState {
-  nextParts = new Map();
-  nextRoutes = new Map();
+function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): DesiredState {
   const px = config.namespacePrefix;
   const spaces = new Map<string, NsSpec>();
   const ns = (name: string, role: NsRole): NsSpec => {
@@ -178,11 +199,11 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false },
     );
     // Stable objects, like the TN parts: diff trims identical runs from both ends of the list.
-    g.routes.push(stable({ dst: '::/0', via: v.upstream.ll, dev: up }));
+    g.routes.push(stable(run, { dst: '::/0', via: v.upstream.ll, dev: up }));
     if (s.ipv4 !== undefined) {
       g.addrs.push({ dev: up, addr: `${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`, nodad: false });
       if (v.upstream.ipv4Gateway !== undefined)
-        g.routes.push(stable({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
+        g.routes.push(stable(run, { dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
     }
     gateways.set(`${s.allocation}/${s.slot}`, { spec: g, parts: [], slot: s });
   }
@@ -207,9 +228,9 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
         { dev: ep.GWtoEPName, addr: ep.GWtoEPLL, nodad: true },
         { dev: ep.GWtoEPName, addr: ep.GWtoEPIP4, nodad: true },
       );
-      const part = gatewayPart(a, exitId, ep.GWtoEPName, tn.resources);
+      const part = gatewayPart(run, a, exitId, ep.GWtoEPName, tn.resources);
       gw.parts.push(part);
-      nextParts.set(part.key, part);
+      run.nextParts.set(part.key, part);
     }
     for (const r of tn.resources) {
       if (r.node !== me) continue;
@@ -286,8 +307,6 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       }),
     );
   }
-  parts = nextParts;
-  routes = nextRoutes;
   const namespaces = [...spaces.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   wireguard.sort((x, y) => (x.name < y.name ? -1 : 1));
   const out: DesiredState = { node: config.node, namespacePrefix: px, namespaces, wireguard };

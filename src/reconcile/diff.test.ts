@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { compile } from '../compile/index.js';
+import { Compiler } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { parseNodeConfig } from '../agent/config.js';
@@ -11,6 +11,10 @@ import type { ActualState } from './actual.js';
 import { assumeApplied } from './assume.js';
 import { diff } from './diff.js';
 import { Phase, type Plan } from './plan.js';
+
+// One compiler for the file, as an agent keeps one: later compiles hand unchanged TNs' objects over.
+const compiler = new Compiler();
+const compile = compiler.compile.bind(compiler);
 
 const fixture = JSON.parse(
   readFileSync(new URL('../../test/fixtures/views/two-tns.json', import.meta.url), 'utf8'),
