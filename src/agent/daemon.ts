@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import type { DesiredState } from '../compile/desired.js';
 import { Compiler } from '../compile/index.js';
 import { ExitnodeError, q } from '../core/errors.js';
+import { wgLinkName } from '../core/ownership.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { TnodbClient } from '../client/index.js';
 import { applyView, viewFile, type PassResult } from './index.js';
@@ -488,7 +489,7 @@ export class AgentDaemon {
     for (const n of view.networks) {
       for (const r of n.resources) {
         if (r.node !== this.config.node) continue;
-        const name = `wg-${r.id}-${n.allocation}`;
+        const name = wgLinkName(r.id, n.allocation);
         const key = keys[name];
         if (!key || key === r.publicKey || this.state.published[name] === key) continue;
         try {

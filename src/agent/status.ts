@@ -4,6 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gatewayNamespace, nrNamespace } from '../core/ownership.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { check, viewFile } from './index.js';
 import type { NodeConfig } from './config.js';
@@ -56,7 +57,7 @@ export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
     rows.push({
       kind: 'gateway',
       id: `${s.allocation}/${s.slot}`,
-      namespace: `${p}gw-${s.slot}-${s.allocation}`,
+      namespace: gatewayNamespace(p, s.slot, s.allocation),
       drift: mine(new RegExp(`gw-${s.slot}-${s.allocation}\\b|pub-${s.slot}-${s.allocation}\\b`)),
     });
   }
@@ -68,7 +69,7 @@ export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
         kind: r.id === n.exit ? 'exitpoint' : 'nr',
         id: r.id,
         network: n.id,
-        namespace: `${p}net-${r.id}-${n.allocation}`,
+        namespace: nrNamespace(p, r.id, n.allocation),
         drift: mine(new RegExp(`-${r.id}-${n.allocation}\\b`)),
         ...(peersWithoutKey.length ? { peersWithoutKey } : {}),
       });

@@ -25,6 +25,7 @@ import {
 } from '../core/plan.js';
 import {
   gatewayNamespace,
+  gatewayUplinkName,
   keyFileName,
   NFT_FILTER,
   NFT_NAT,
@@ -32,7 +33,10 @@ import {
   NFT_SET_SRC4_HOST,
   NFT_SET_SRC6,
   nrNamespace,
+  ruleMarker,
+  TO_LINK_GLOB,
   uplinkPeerName,
+  vbrName,
 } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import type { CompileConfig } from './config.js';
@@ -242,7 +246,7 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
       // The workload side: veth-h-A here, vbr-h-A in br-h-A of the root namespace.
       root.links.push({ name: n.BridgeName, kind: 'bridge', create: { how: 'bridge' } });
       root.links.push({
-        name: `vbr-${n.id}-${A}`,
+        name: vbrName(n.id, A),
         kind: 'veth',
         create: { how: 'veth', peer: n.NRLocalName, peerNs: s.name },
         master: n.BridgeName,
@@ -324,9 +328,13 @@ function uniqueElements(list: NftElement[]): NftElement[] {
   return [...seen.values()];
 }
 
+/** Stands for the marker in the table text until the text's hash is known. */
+const MARK = ruleMarker('@HASH@');
+const TO = TO_LINK_GLOB;
+
 function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<string, NftElement[]>): NftTableSpec {
   const hash = createHash('sha256').update(`${family} ${name}\n${body}`).digest('hex').slice(0, 16);
-  return { family, name, body: body.replaceAll('@HASH@', hash), hash, sets };
+  return { family, name, body: body.replaceAll(MARK, ruleMarker(hash)), hash, sets };
 }
 
 /**
@@ -338,7 +346,7 @@ function gatewayNft(
   slot: { slot: number; allocation: number; ipv4?: string },
   sets: Record<string, NftElement[]>,
 ): NftTableSpec[] {
-  const up = `pub-${slot.slot}-${slot.allocation}`;
+  const up = gatewayUplinkName(slot.slot, slot.allocation);
   const out: NftTableSpec[] = [];
   if (slot.ipv4 !== undefined) {
     const snat = Ip4.parse(slot.ipv4).toString();
@@ -346,7 +354,7 @@ function gatewayNft(
       `table ${NFT_NAT.family} ${NFT_NAT.name} {`,
       '  chain postrouting {',
       '    type nat hook postrouting priority srcnat; policy accept;',
-      `    oifname "${up}" ip saddr ${Ip4Prefix.parse('10.0.0.0/8')} snat to ${snat} comment "exitnode:@HASH@"`,
+      `    oifname "${up}" ip saddr ${Ip4Prefix.parse('10.0.0.0/8')} snat to ${snat} comment "${MARK}"`,
       '  }',
       '}',
     ].join('\n');
@@ -367,10 +375,10 @@ function gatewayNft(
     '    type filter hook forward priority filter; policy accept;',
     // Source validation: a to- link may only send its own TN's prefixes (and link-local / routing
     // addresses): the source masked to the sets' prefix length (NFT_SET_PREFIX_LEN) must be there.
-    `    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr & ffff:ffff:ffff:ffff:: != @${NFT_SET_SRC6} counter drop comment "exitnode:@HASH@"`,
-    `    iifname "to-*" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @${NFT_SET_SRC4} iifname . ip saddr != @${NFT_SET_SRC4_HOST} counter drop comment "exitnode:@HASH@"`,
+    `    iifname "${TO}" meta nfproto ipv6 iifname . ip6 saddr & ffff:ffff:ffff:ffff:: != @${NFT_SET_SRC6} counter drop comment "${MARK}"`,
+    `    iifname "${TO}" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @${NFT_SET_SRC4} iifname . ip saddr != @${NFT_SET_SRC4_HOST} counter drop comment "${MARK}"`,
     // Tenant isolation: IPv4 between two to- links is traffic between tenants.
-    '    iifname "to-*" oifname "to-*" meta nfproto ipv4 counter drop comment "exitnode:@HASH@"',
+    `    iifname "${TO}" oifname "${TO}" meta nfproto ipv4 counter drop comment "${MARK}"`,
     '  }',
     '}',
   ].join('\n');

@@ -6,7 +6,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { keyFileName, pidFileName, WG_SOCKET_DIR } from '../core/ownership.js';
+import {
+  keyFileName,
+  logFileName,
+  parsePidFileName,
+  pidFileName,
+  wgConfFileName,
+  wgSocketName,
+  WG_SOCKET_DIR,
+} from '../core/ownership.js';
 import { Phase, type Plan, type Step } from '../reconcile/plan.js';
 import { inNs, NETNS_DIR, pool, run } from './exec.js';
 import { isWgProcess, keysDir, runDir } from './observe.js';
@@ -43,7 +51,7 @@ export function commandOf(s: Step, stateDir: string): { argv: string[]; input?: 
         : { argv: inNs(s.ns, ['wireguard-go', '-f', s.name]) };
     case 'wg':
       return {
-        argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), `${s.name}.conf`)]),
+        argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), wgConfFileName(s.name))]),
         input: s.conf.replace('[Interface]\n', `[Interface]\nPrivateKey = <${join(keysDir(stateDir), s.keyFile)}>\n`),
       };
     case 'keygen':
@@ -63,7 +71,7 @@ export function planText(p: Plan, stateDir: string): string {
     const cmd = argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
     if (s.tool === 'wg-start' && !s.kernel)
       out.push(
-        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), `${s.name}.log`)} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`,
+        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), logFileName(s.name))} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`,
       );
     else if (s.tool === 'keygen')
       out.push(
@@ -107,8 +115,8 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 /** Starts wireguard-go in NS, detached, and records its PID: teardown ends it by PID. */
 async function startWireguardGo(ns: string, name: string, stateDir: string): Promise<string | undefined> {
   mkdirSync(runDir(stateDir), { recursive: true, mode: 0o700 });
-  const sock = join(WG_SOCKET_DIR, `${name}.sock`);
-  const log = openSync(join(runDir(stateDir), `${name}.log`), 'w', 0o600);
+  const sock = join(WG_SOCKET_DIR, wgSocketName(name));
+  const log = openSync(join(runDir(stateDir), logFileName(name)), 'w', 0o600);
   // nsenter execs wireguard-go in place, so the PID we get is wireguard-go's own. -f keeps it in
   // the foreground (no self-daemonising fork whose PID we would have to hunt for); detached puts
   // it in its own session, so it outlives the agent.
@@ -128,7 +136,7 @@ async function startWireguardGo(ns: string, name: string, stateDir: string): Pro
   if (!ok || exited !== null) {
     let tail = '';
     try {
-      tail = readFileSync(join(runDir(stateDir), `${name}.log`), 'utf8')
+      tail = readFileSync(join(runDir(stateDir), logFileName(name)), 'utf8')
         .trim()
         .split('\n')
         .filter((l) => !/[│┌└]/.test(l))
@@ -201,7 +209,7 @@ async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
       // wg cannot fopen /dev/stdin when it is a socket (as node's pipes are): a 0600 file beside
       // the keys, removed at once, keeps the key off every command line.
       mkdirSync(runDir(stateDir), { recursive: true, mode: 0o700 });
-      const file = join(runDir(stateDir), `${s.name}.conf`);
+      const file = join(runDir(stateDir), wgConfFileName(s.name));
       writeFileSync(file, conf, { mode: 0o600 });
       try {
         const r = await run(inNs(s.ns, ['wg', 'setconf', s.name, file]));
@@ -224,7 +232,8 @@ async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
     case 'rm': {
       const dir = s.file.endsWith('.key') ? keysDir(stateDir) : runDir(stateDir);
       rmSync(join(dir, s.file), { force: true });
-      if (s.file.endsWith('.pid')) rmSync(join(dir, s.file.replace(/\.pid$/, '.log')), { force: true });
+      const wg = parsePidFileName(s.file);
+      if (wg) rmSync(join(dir, logFileName(wg)), { force: true });
       return [];
     }
   }

@@ -15,6 +15,7 @@ import {
   type WgSpec,
 } from '../compile/desired.js';
 import {
+  gatewayUplinkName,
   isOwnedLink,
   isRootLink,
   isWgLink,
@@ -23,6 +24,7 @@ import {
   parseOwnedNamespace,
   pidFileName,
   ROUTE_PROTO,
+  ruleMarker,
 } from '../core/ownership.js';
 import type { ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from './actual.js';
 import { Phase, type Plan, type PhaseNo, type Step } from './plan.js';
@@ -104,7 +106,7 @@ function elementText(e: NftElement): string {
 }
 
 function ruleCount(t: NftTableSpec): number {
-  return t.body.split(`exitnode:${t.hash}`).length - 1;
+  return t.body.split(ruleMarker(t.hash)).length - 1;
 }
 
 export function wgConfText(w: WgSpec): string {
@@ -373,7 +375,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
     const gw = parseOwnedNamespace(desired.namespacePrefix, n);
     const nic = desired.nicUplink;
     if (nic && gw?.kind === 'gateway') {
-      const up = `pub-${gw.slot}-${gw.allocation}`;
+      const up = gatewayUplinkName(gw.slot, gw.allocation);
       if (actualOf(n).links.some((l) => l.name === up)) {
         for (const line of [
           `link set ${up} down`,
