@@ -15,13 +15,14 @@ import {
   wgSocketName,
   WG_SOCKET_DIR,
 } from '../core/ownership.js';
+import { objectText, type ObjectRef } from '../reconcile/objects.js';
 import { Phase, type Plan, type Step } from '../reconcile/plan.js';
 import { inNs, NETNS_DIR, pool, run } from './exec.js';
 import { isWgProcess, keysDir, runDir } from './observe.js';
 
 export interface StepFailure {
-  /** The object (namespace, link, address, route, table, interface) and where. */
-  object: string;
+  /** The objects (namespace, link, address, route, table, interface) that failed: one, or all of a failed step's. */
+  objects: ObjectRef[];
   /** The kernel's or the program's own words. */
   reason: string;
 }
@@ -86,16 +87,17 @@ export function planText(p: Plan, stateDir: string): string {
 }
 
 /** Splits `ip -force -batch` diagnostics into per-line failures ("Command failed -:N"). */
-export function batchFailures(stderr: string, objects: string[], lines: string[]): StepFailure[] {
+export function batchFailures(stderr: string, objects: readonly ObjectRef[], lines: string[]): StepFailure[] {
   const out: StepFailure[] = [];
   let msg: string[] = [];
   for (const l of stderr.split('\n')) {
     const m = /^Command failed -:(\d+)$/.exec(l.trim());
     if (m) {
       const i = Number(m[1]) - 1;
+      const o = objects[i];
       out.push({
-        object: objects[i] ?? `line ${i + 1}`,
-        reason: `${msg.join('; ') || 'failed'} (ip ${lines[i] ?? ''})`,
+        objects: o ? [o] : [],
+        reason: `${o ? '' : `line ${i + 1}: `}${msg.join('; ') || 'failed'} (ip ${lines[i] ?? ''})`,
       });
       msg = [];
     } else if (l.trim()) msg.push(l.trim());
@@ -162,7 +164,7 @@ export function generatePrivateKey(): { privateKey: string; publicKey: string } 
 }
 
 async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
-  const fail = (reason: string): StepFailure[] => [{ object: s.objects.join(', '), reason }];
+  const fail = (reason: string): StepFailure[] => [{ objects: s.objects, reason }];
   switch (s.tool) {
     case 'ip': {
       if (s.ns !== '' && !existsSync(join(NETNS_DIR, s.ns))) return fail(`namespace ${s.ns} does not exist`);
@@ -260,13 +262,13 @@ export async function applyPlan(p: Plan, opts: ApplyOptions): Promise<StepFailur
           const t0 = performance.now();
           const r = await execStep(s, opts.stateDir);
           process.stderr.write(
-            `trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ?? ''}\n`,
+            `trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ? objectText(s.objects[0]) : ''}\n`,
           );
           return r;
         }
         return await execStep(s, opts.stateDir);
       } catch (e) {
-        return [{ object: s.objects.join(', '), reason: (e as Error).message }];
+        return [{ objects: s.objects, reason: (e as Error).message }];
       }
     });
     for (const r of res) failures.push(...r);
