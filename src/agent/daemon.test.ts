@@ -13,7 +13,7 @@ import { startServer, type RunningServer } from '../server/index.js';
 import { TnodbClient } from '../client/index.js';
 import { FakeKernel } from '../kernel/fake.js';
 import { ManualClock } from '../kernel/fake-clock.js';
-import { keyFileName } from '../core/ownership.js';
+import { gatewayNamespace, gatewayUplinkName, keyFileName, wgLinkName } from '../core/ownership.js';
 import { AgentDaemon, type SlotPolicy } from './daemon.js';
 import { publicKeyOf } from './index.js';
 import type { NodeConfig } from './config.js';
@@ -49,7 +49,7 @@ function nodeKernel(): FakeKernel {
 
 /** The public key the node's kernel holds for NR ID's interface. */
 function nodeKey(k: FakeKernel, node: string, id: string): string | undefined {
-  const name = `wg-${id}-${A}`;
+  const name = wgLinkName(id, A);
   const key = k.privateKeys(config(node).stateDir, [{ name, keyFile: keyFileName(name) }]).get(name);
   return key === undefined ? undefined : publicKeyOf(key);
 }
@@ -61,7 +61,7 @@ async function peerKeys(k: FakeKernel, node: string, id: string): Promise<string
     { node, namespacePrefix: '', namespaces: [], wireguard: [] },
     { namespacePrefix: '', stateDir: c.stateDir, kernelWireguard: false },
   );
-  return (a.wireguard.get(`wg-${id}-${A}`)?.peers ?? []).map((p) => p.publicKey).sort();
+  return (a.wireguard.get(wgLinkName(id, A))?.peers ?? []).map((p) => p.publicKey).sort();
 }
 
 /** Polls FN while moving the daemons' clock on (20 ms per round), up to MS of real time. */
@@ -157,7 +157,7 @@ test("two daemons: each applies its view, publishes its NR key, and sees the oth
       g1.state.leases.map((l) => [l.allocation, l.slot, l.epoch]),
       [[A, 1, 1]],
     );
-    assert.ok(kernels.g1.namespaceExists(`gw-1-${A}`), 'g1 built the gateway of its slot');
+    assert.ok(kernels.g1.namespaceExists(gatewayNamespace('', 1, A)), 'g1 built the gateway of its slot');
     await until('a probe round', () => (g1.state.health.values()[0]?.checkedAt ?? 0) > 0 || undefined);
     const h = await until('healthz ok', async () => {
       const x = (await (await fetch(`${g1.metricsUrl}/healthz`)).json()) as Record<string, unknown>;
@@ -206,7 +206,7 @@ test('the SlotPolicy hook decides which slots a pass is given (the fencing issue
     assert.equal(d.state.view!.slots.length, 1, 'the view lists slot 1');
     assert.deepEqual(d.servable(d.state.view!).slots, [], 'the policy withholds it: its lease has less than 60 s left');
     assert.equal(d.state.served.size, 0, 'the pass was given no slot');
-    assert.equal(kernel.namespaceExists(`gw-1-${A}`), false, 'and built no gateway');
+    assert.equal(kernel.namespaceExists(gatewayNamespace('', 1, A)), false, 'and built no gateway');
   } finally {
     await d.stop();
   }
@@ -243,11 +243,11 @@ test('a gateway whose upstream stops answering is given up: unhealthy, released,
     const t0 = clock.now();
     await d.start();
     // A verdict needs the uplink out of duplicate address detection (1 s on the fake's clock).
-    const gw = `gw-1-${A}`;
+    const gw = gatewayNamespace('', 1, A);
     await until(
       'a probe round after DAD',
       async () =>
-        ((await kernel.tentative(gw, `pub-1-${A}`)) === false &&
+        ((await kernel.tentative(gw, gatewayUplinkName(1, A))) === false &&
           (d.state.health.values()[0]?.checkedAt ?? 0) > t0 + 1500) ||
         undefined,
     );

@@ -21,7 +21,7 @@
 // timer (every FENCE_TICK_MS) and every heartbeat answer and pass run `Fencer.check`.
 
 import type { NodeView } from '../core/view.js';
-import { gatewayNamespace } from '../core/ownership.js';
+import { gatewayNamespace, gatewayUplinkName } from '../core/ownership.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { NodeConfig } from './config.js';
 import type { AgentContext } from './context.js';
@@ -90,7 +90,7 @@ export async function fenceGateway(
   const t0 = performance.now();
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
   if (!kernel.namespaceExists(ns)) return { existed: false, ms: performance.now() - t0 };
-  const up = `pub-${slot.slot}-${slot.allocation}`;
+  const up = gatewayUplinkName(slot.slot, slot.allocation);
   const err = await kernel.fence(ns, up, config.uplink.kind !== 'nic');
   return { existed: true, ms: performance.now() - t0, ...(err ? { error: err } : {}) };
 }

@@ -1,7 +1,10 @@
 // Key publishing: the public key of every WireGuard interface of this node goes to TNoDB, which
 // puts it into the views of the NR's peers.
 
+import { isWgLink, wgLinkName } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
+import type { StepFailure } from '../kernel/kernel.js';
+import { linksOf } from '../reconcile/objects.js';
 import type { AgentContext } from './context.js';
 
 /**
@@ -9,8 +12,11 @@ import type { AgentContext } from './context.js';
  * interface failed is published by the pass that completes it: a peer that learns it earlier
  * starts its handshake into the void and retries only after 5 s.
  */
-export function publishableKeys(failures: string[], publicKeys: Record<string, string>): Record<string, string> {
-  const broken = new Set(failures.flatMap((f) => [...f.matchAll(/\bwg-[0-9a-f]{4}-\d+\b/g)].map((m) => m[0])));
+export function publishableKeys(
+  failures: readonly StepFailure[],
+  publicKeys: Record<string, string>,
+): Record<string, string> {
+  const broken = new Set(failures.flatMap((f) => f.objects.flatMap(linksOf)).filter(isWgLink));
   return Object.fromEntries(Object.entries(publicKeys).filter(([k]) => !broken.has(k)));
 }
 
@@ -21,7 +27,7 @@ export async function publishKeys(ctx: AgentContext, view: NodeView, keys: Recor
   for (const n of view.networks) {
     for (const r of n.resources) {
       if (r.node !== ctx.config.node) continue;
-      const name = `wg-${r.id}-${n.allocation}`;
+      const name = wgLinkName(r.id, n.allocation);
       const key = keys[name];
       if (!key || key === r.publicKey || state.published[name] === key) continue;
       try {

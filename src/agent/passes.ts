@@ -4,8 +4,11 @@
 // pass that had none.
 
 import type { DesiredState } from '../compile/desired.js';
+import { Compiler } from '../compile/index.js';
 import { ExitnodeError } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
+import type { StepFailure } from '../kernel/kernel.js';
+import { failureText, objectText } from '../reconcile/objects.js';
 import type { AgentContext } from './context.js';
 import { applyView, type PassResult } from './index.js';
 import { SlotMap, slotKey, type SlotRef } from './slot.js';
@@ -39,6 +42,8 @@ export class PassWorker {
   /** Passes completed. */
   count = 0;
   private previous?: DesiredState;
+  /** Its history makes an incremental pass cost the delta (see Compiler). */
+  private readonly compiler = new Compiler();
   private pending: { full: boolean; reasons: string[] } | undefined;
   private working: Promise<void> | undefined;
   private retrying = false;
@@ -48,8 +53,8 @@ export class PassWorker {
     private readonly after: {
       /** A gateway this pass built that the last one had not. */
       built: (view: NodeView, slot: SlotRef) => void;
-      /** The keys this pass may publish, by interface name. */
-      publish: (view: NodeView, keys: Record<string, string>, failures: string[]) => Promise<void>;
+      /** The public keys of this pass, by interface name, and its failures. */
+      publish: (view: NodeView, keys: Record<string, string>, failures: readonly StepFailure[]) => Promise<void>;
       /** A pass that started before a fence may have put the uplink back: look again. */
       checkFences: () => void;
     },
@@ -103,7 +108,9 @@ export class PassWorker {
       r = await applyView(
         served,
         ctx.config,
-        full ? { kernel: ctx.kernel } : { kernel: ctx.kernel, previous: this.previous },
+        full
+          ? { kernel: ctx.kernel, compiler: this.compiler }
+          : { kernel: ctx.kernel, compiler: this.compiler, previous: this.previous },
       );
     } catch (e) {
       this.previous = undefined;
@@ -129,7 +136,7 @@ export class PassWorker {
       ctx.log('slot.built', { slot: slotKey(ref), epoch: s.epoch, version: view.version, ms: Math.round(ms) });
       this.after.built(view, ref);
     }
-    const failures = r.failures.map((f) => `${f.object}: ${f.reason}`);
+    const failures = r.failures.map(failureText);
     this.previous = failures.length ? undefined : r.desired;
     state.lastPass = { at: ctx.clock.now(), version: view.version, full, size: r.size, failures, ms };
     const changed = r.plan.steps.flatMap((s) => s.objects);
@@ -156,7 +163,7 @@ export class PassWorker {
         'Objects a full pass found different from the applied view and repaired',
         changed.length,
       );
-      ctx.log('drift.repaired', { version: view.version, objects: changed });
+      ctx.log('drift.repaired', { version: view.version, objects: changed.map(objectText) });
     }
     if (!failures.length) {
       state.appliedVersion = view.version;
@@ -186,14 +193,14 @@ export class PassWorker {
           reasons,
           size: r.size,
           ms: Math.round(ms),
-          changed: changed.slice(0, 50),
+          changed: changed.slice(0, 50).map(objectText),
           ...(changed.length > 50 ? { more: changed.length - 50 } : {}),
           failures,
         },
         failures.length ? 'error' : 'info',
       );
     }
-    await this.after.publish(view, r.publicKeys, failures);
+    await this.after.publish(view, r.publicKeys, r.failures);
     this.after.checkFences();
   }
 }

@@ -1,16 +1,10 @@
-// A slot of an allocation as the agent refers to it: one type, one text form ("A/E", made here
-// only: log fields, /healthz keys), and a map by slot that keeps each slot's reference, so that
-// no key is ever split back into numbers.
+// Slots as the agent keeps them: the typed reference and its one text form come from
+// src/core/slot-ref.ts; here a map by slot that keeps each slot's reference, so that no key is
+// ever split back into numbers.
 
-export interface SlotRef {
-  allocation: number;
-  slot: number;
-}
+import { slotKey, type SlotRef } from '../core/slot-ref.js';
 
-/** The one text form of a slot: "A/E". */
-export function slotKey(s: SlotRef): string {
-  return `${s.allocation}/${s.slot}`;
-}
+export { slotKey, type SlotRef } from '../core/slot-ref.js';
 
 export function sameSlot(a: SlotRef, b: SlotRef): boolean {
   return a.allocation === b.allocation && a.slot === b.slot;

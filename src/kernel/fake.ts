@@ -19,7 +19,15 @@
 // Not modelled: neighbour caches, carrier, forwarding of packets beyond one L2 segment.
 
 import { parseAddress, parseIfAddr, parsePrefix, Ip4Prefix, Ip6Prefix } from '../core/ip.js';
-import { isOwnedLink, isWgLink, NFT_SET_PREFIX_LEN, parseOwnedNamespace, ROUTE_PROTO } from '../core/ownership.js';
+import {
+  isWgLink,
+  NFT_SET_PREFIX_LEN,
+  parseKeyFileName,
+  parseOwnedNamespace,
+  parsePidFileName,
+  parseRuleMarker,
+  ROUTE_PROTO,
+} from '../core/ownership.js';
 import type { DesiredState, NftElement } from '../compile/desired.js';
 import type { ActualNs, ActualRoute, ActualState, ActualWg, ActualWgPeer } from '../reconcile/actual.js';
 import { Phase, type Plan, type Step } from '../reconcile/plan.js';
@@ -223,8 +231,8 @@ export class FakeKernel implements Kernel {
     for (const [name, pid] of f.pids) if (this.procs.get(name)?.pid === pid) wgProcesses.set(name, pid);
     const keyFiles = new Set<string>();
     for (const k of f.keys.keys()) {
-      const m = /^(wg-[0-9a-f]{4}-\d+)\.key$/.exec(k);
-      if (m && isOwnedLink(m[1]!)) keyFiles.add(m[1]!);
+      const name = parseKeyFileName(k);
+      if (name) keyFiles.add(name);
     }
     return { wgProcesses, keyFiles, pidFiles: new Set(f.pids.keys()) };
   }
@@ -485,7 +493,7 @@ export class FakeKernel implements Kernel {
   // ---- plan steps ----------------------------------------------------------------------------
 
   private step(s: Step, stateDir: string): StepFailure[] {
-    const failed = (reason: string): StepFailure[] => [{ object: s.objects.join(', '), reason }];
+    const failed = (reason: string): StepFailure[] => [{ objects: s.objects, reason }];
     const ns = this.spaces.get(s.ns);
     switch (s.tool) {
       case 'ip': {
@@ -573,8 +581,9 @@ export class FakeKernel implements Kernel {
       }
       case 'rm': {
         const f = this.filesOf(stateDir);
-        if (s.file.endsWith('.key')) f.keys.delete(s.file);
-        else f.pids.delete(s.file.replace(/\.pid$/, ''));
+        const wg = parsePidFileName(s.file);
+        if (wg) f.pids.delete(wg);
+        else f.keys.delete(s.file);
         return [];
       }
     }
@@ -781,7 +790,7 @@ export class FakeKernel implements Kernel {
         }
         if (chain) {
           if (/^type \w+ hook \w+ priority \w+; policy \w+;$/.test(line)) continue;
-          table.ruleHashes.push(/comment "exitnode:([0-9a-f]+)"/.exec(line)?.[1] ?? '');
+          table.ruleHashes.push(parseRuleMarker(/comment "([^"]*)"/.exec(line)?.[1]) ?? '');
           continue;
         }
         let m = /^set (\S+) \{$/.exec(line);

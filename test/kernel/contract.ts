@@ -15,6 +15,16 @@ import type { NodeConfig } from '../../src/agent/config.js';
 import { diff } from '../../src/reconcile/diff.js';
 import { Phase, type Plan } from '../../src/reconcile/plan.js';
 import type { ActualState } from '../../src/reconcile/actual.js';
+import type { ObjectRef } from '../../src/reconcile/objects.js';
+import {
+  epPubName,
+  gatewayNamespace,
+  gatewayUplinkName,
+  nrNamespace,
+  toLinkName,
+  uplinkPeerName,
+  wgLinkName,
+} from '../../src/core/ownership.js';
 import type { Clock, Kernel } from '../../src/kernel/kernel.js';
 
 export interface KernelFixture {
@@ -72,9 +82,10 @@ export function kernelContract(
     let config: NodeConfig;
     const ROOT = `${P}root`;
     const SEG = `${P}seg`;
-    const GW = `${P}n-gw-1-${A}`;
-    const NR = `${P}n-net-1abc-${A}`;
-    const UP = `pub-1-${A}`;
+    const GW = gatewayNamespace(`${P}n-`, 1, A);
+    const NR = nrNamespace(`${P}n-`, '1abc', A);
+    const UP = gatewayUplinkName(1, A);
+    const WG = wgLinkName('1abc', A);
     const observeOpts = (): { namespacePrefix: string; stateDir: string; kernelWireguard: boolean } => ({
       namespacePrefix: config.namespacePrefix,
       stateDir: config.stateDir,
@@ -126,7 +137,10 @@ export function kernelContract(
             phase: Phase.NETNS_ADD,
             ns: '',
             lines: [`netns add ${ROOT}`, `netns add ${SEG}`],
-            objects: [`namespace ${ROOT}`, `namespace ${SEG}`],
+            objects: [
+              { kind: 'netns', name: ROOT },
+              { kind: 'netns', name: SEG },
+            ],
           },
           {
             tool: 'ip',
@@ -145,7 +159,7 @@ export function kernelContract(
               'addr replace fe80::1/64 dev upr nodad',
               'addr replace 198.51.100.1/24 dev upr',
             ],
-            objects: Array(11).fill('upstream segment'),
+            objects: Array<ObjectRef>(11).fill({ kind: 'link', ns: SEG, name: 'upr' }),
           },
         ],
       };
@@ -215,26 +229,26 @@ export function kernelContract(
         }
       }
       const keys = k.privateKeys(config.stateDir, desired.wireguard);
-      assert.deepEqual([...keys.keys()], [`wg-1abc-${A}`]);
-      const wg = a.wireguard.get(`wg-1abc-${A}`);
+      assert.deepEqual([...keys.keys()], [WG]);
+      const wg = a.wireguard.get(WG);
       assert.ok(wg, 'the WireGuard interface answers');
-      assert.equal(wg.privateKey, keys.get(`wg-1abc-${A}`));
+      assert.equal(wg.privateKey, keys.get(WG));
       assert.equal(wg.listenPort, desired.wireguard[0]!.listenPort);
       assert.deepEqual(
         wg.peers.map((p) => [p.publicKey, p.endpoint, [...p.allowedIps].sort()]),
         desired.wireguard[0]!.peers.map((p) => [p.publicKey, p.endpoint, [...p.allowedIps].sort()]),
       );
       const files = k.observeFiles(observeOpts());
-      assert.deepEqual([...files.keyFiles], [`wg-1abc-${A}`]);
-      assert.deepEqual([...files.wgProcesses.keys()], [`wg-1abc-${A}`]);
-      assert.deepEqual([...files.pidFiles], [`wg-1abc-${A}`]);
+      assert.deepEqual([...files.keyFiles], [WG]);
+      assert.deepEqual([...files.wgProcesses.keys()], [WG]);
+      assert.deepEqual([...files.pidFiles], [WG]);
       assert.deepEqual((await planFor(desired)).steps, [], 'the kernel holds the desired state: nothing to do');
     });
 
     it("answers probes: the uplink's addresses leave DAD, then the upstream answers on it", async () => {
       assert.equal(await k.tentative(GW, 'nosuch'), undefined, 'a missing device');
       assert.equal(await k.tentative(`${P}nope`, UP), undefined, 'a missing namespace');
-      assert.equal(await k.tentative(NR, `pub-1abc-${A}`), false, 'nodad addresses are never tentative');
+      assert.equal(await k.tentative(NR, epPubName('1abc', A)), false, 'nodad addresses are never tentative');
       await waitUntil('DAD on the uplink', async () => (await k.tentative(GW, UP)) === false);
       assert.equal(await k.ping(GW, UP, 'fe80::1', 1), true, 'IPv6 link-local upstream');
       assert.equal(await k.ping(GW, UP, '198.51.100.1', 1), true, 'IPv4 upstream');
@@ -248,11 +262,17 @@ export function kernelContract(
     });
 
     it('keeps a failure to its own objects: a missing namespace, one bad line of a batch', async () => {
-      const to = `to-1abc-${A}`;
+      const to = toLinkName('1abc', A);
+      const lo: ObjectRef = { kind: 'loopback', ns: `${P}nope` };
+      const lines: ObjectRef[] = [
+        { kind: 'addr', ns: GW, dev: to, addr: '2001:db8:7a:ff::1/128' },
+        { kind: 'route', ns: GW, dst: '2001:db8:7a:fe::/64', dev: 'nosuch' },
+        { kind: 'route', ns: GW, dst: '2001:db8:7a:fd::/64', dev: to },
+      ];
       const failures = await k.apply(
         {
           steps: [
-            { tool: 'ip', phase: Phase.CONFIGURE, ns: `${P}nope`, lines: ['link set lo up'], objects: ['lo in nope'] },
+            { tool: 'ip', phase: Phase.CONFIGURE, ns: `${P}nope`, lines: ['link set lo up'], objects: [lo] },
             {
               tool: 'ip',
               phase: Phase.CONFIGURE,
@@ -262,15 +282,15 @@ export function kernelContract(
                 'route replace 2001:db8:7a:fe::/64 dev nosuch proto 77',
                 `route replace 2001:db8:7a:fd::/64 dev ${to} proto 77`,
               ],
-              objects: ['first', 'second', 'third'],
+              objects: lines,
             },
           ],
         },
         { stateDir: config.stateDir },
       );
       assert.deepEqual(
-        failures.map((f) => f.object),
-        ['lo in nope', 'second'],
+        failures.map((f) => f.objects),
+        [[lo], [lines[1]]],
       );
       assert.match(failures[0]!.reason, new RegExp(`namespace ${P}nope does not exist`));
       assert.match(failures[1]!.reason, /Cannot find device "nosuch"/);
@@ -299,6 +319,15 @@ export function kernelContract(
           .nft.find((t) => t.name === 'exitnode-filter')!
           .sets.src6!.map((e) => `${e.ifname} ${e.prefix}`);
       const before = set(await read(desired));
+      const elements: ObjectRef = {
+        kind: 'nft-elements',
+        ns: GW,
+        family: 'inet',
+        table: 'exitnode-filter',
+        set: 'src6',
+        count: 1,
+        op: 'add',
+      };
       const failures = await k.apply(
         {
           steps: [
@@ -310,14 +339,14 @@ export function kernelContract(
                 'add element inet exitnode-filter src6 { "to-x" . 2001:db8:7a:99:: }',
                 'delete element inet exitnode-filter src6 { "to-x" . 2001:db8:7a:98:: }',
               ],
-              objects: ['elements'],
+              objects: [elements, { ...elements, op: 'delete' }],
             },
           ],
         },
         { stateDir: config.stateDir },
       );
       assert.equal(failures.length, 1);
-      assert.equal(failures[0]!.object, 'elements');
+      assert.deepEqual(failures[0]!.objects, [elements, { ...elements, op: 'delete' }], 'the transaction is one step');
       assert.match(failures[0]!.reason, /^nft: /);
       assert.deepEqual(set(await read(desired)), before, 'the first line did not apply either');
     });
@@ -345,7 +374,7 @@ export function kernelContract(
         'deleted',
       );
       assert.equal(
-        ns(await read(desired), SEG).links.some((l) => l.name === `pz-1-${A}`),
+        ns(await read(desired), SEG).links.some((l) => l.name === uplinkPeerName(1, A)),
         false,
         'and its veth peer on the segment with it',
       );
