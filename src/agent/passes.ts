@@ -39,8 +39,7 @@ function counts(d: DesiredState): { labels: Record<string, string>; value: numbe
 }
 
 export class PassWorker {
-  /** Passes completed. */
-  count = 0;
+  private passes = 0;
   private previous?: DesiredState;
   /** Its history makes an incremental pass cost the delta (see Compiler). */
   private readonly compiler = new Compiler();
@@ -68,6 +67,11 @@ export class PassWorker {
       this.pending.reasons.push(reason);
     } else this.pending = { full, reasons: [reason] };
     this.kick();
+  }
+
+  /** Passes completed. */
+  get count(): number {
+    return this.passes;
   }
 
   busy(): boolean {
@@ -130,7 +134,7 @@ export class PassWorker {
     const ms = performance.now() - t0;
     const before = state.served;
     state.served = new SlotMap(served.slots.map((s) => [s, s] as const));
-    this.count++;
+    this.passes++;
     for (const [ref, s] of state.served.entries()) {
       if (before.has(ref)) continue;
       ctx.log('slot.built', { slot: slotKey(ref), epoch: s.epoch, version: view.version, ms: Math.round(ms) });
