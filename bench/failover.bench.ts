@@ -13,7 +13,8 @@
 //             kernel module or a higher limit.
 // Options: --rounds N (default 1), --tns N, --skip default,fast,move,tns. Medians when rounds > 1.
 import { parseArgs } from 'node:util';
-import { up, down, adminClient, agentHealth, waitConverged } from '../src/sim/farm.js';
+import { up, down, waitConverged } from '../src/sim/farm.js';
+import { adminClient, agentHealth } from '../src/sim/daemons.js';
 import { fail } from '../src/sim/failover.js';
 import { HolderSampler, PingStream, outageOf, outageText, waitMoved, type OutageReport } from '../src/sim/outage.js';
 import { readToken, type SimState } from '../src/sim/state.js';

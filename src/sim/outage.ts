@@ -12,7 +12,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { inNs } from '../kernel/exec.js';
-import { adminClient } from './farm.js';
+import { adminClient } from './daemons.js';
 import { sampleHolders, type Holder } from './failover.js';
 import type { SimState } from './state.js';
 
