@@ -11,7 +11,7 @@ import { mkdirSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
 import { allocation as planAllocation, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4, nrIdText } from '../core/plan.js';
-import { bridgeName, WG_SOCKET_DIR } from '../core/ownership.js';
+import { bridgeName, isWgLink, parsePidFileName, WG_SOCKET_DIR, wgSocketName } from '../core/ownership.js';
 import { run } from '../kernel/exec.js';
 import { TnodbClient } from '../client/index.js';
 import { topologyOf } from './topology.js';
@@ -313,8 +313,7 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
   const wgNames = new Set<string>();
   const victims = new Map<number, string>();
   for (const p of processesIn(names)) {
-    if (p.comm.startsWith('wireguard-go'))
-      for (const a of argvOf(p.pid)) if (/^wg-[0-9a-f]{4}-\d+$/.test(a)) wgNames.add(a);
+    if (p.comm.startsWith('wireguard-go')) for (const a of argvOf(p.pid)) if (isWgLink(a)) wgNames.add(a);
     victims.set(p.pid, `${p.comm} in ${p.ns}`);
   }
   for (const n of s?.nodes ?? [])
@@ -325,13 +324,15 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
   for (const n of s?.nodes ?? []) {
     try {
-      for (const f of readdirSync(join(n.stateDir, 'run')))
-        if (f.endsWith('.pid')) wgNames.add(f.replace(/\.pid$/, ''));
+      for (const f of readdirSync(join(n.stateDir, 'run'))) {
+        const name = parsePidFileName(f);
+        if (name) wgNames.add(name);
+      }
     } catch {
       /* never ran */
     }
   }
-  for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, `${w}.sock`), { force: true });
+  for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, wgSocketName(w)), { force: true });
   const files = existsSync(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
   return {

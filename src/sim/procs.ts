@@ -17,6 +17,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExitnodeError, q } from '../core/errors.js';
+import { parsePidFileName } from '../core/ownership.js';
 import { NETNS_DIR, inNs } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 
@@ -181,12 +182,13 @@ export function wireguardFromPidFiles(stateDir: string): { pid: number; name: st
   const dir = join(stateDir, 'run');
   let files: string[] = [];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.pid'));
+    files = readdirSync(dir);
   } catch {
     return [];
   }
   return files.flatMap((f) => {
-    const name = f.replace(/\.pid$/, '');
+    const name = parsePidFileName(f);
+    if (!name) return [];
     let pid: number;
     try {
       pid = Number(readFileSync(join(dir, f), 'utf8').trim());
