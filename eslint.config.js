@@ -28,6 +28,11 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS config files (.dependency-cruiser.cjs)
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     files: ['src/core/**/*.ts', 'src/compile/**/*.ts', 'src/reconcile/**/*.ts', 'src/render/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
