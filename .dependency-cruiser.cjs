@@ -234,6 +234,9 @@ module.exports = {
   options: {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
+    // worktrees may link node_modules to another checkout: keep npm packages at node_modules/…,
+    // where they are for the program, instead of the link's target outside the repository
+    preserveSymlinks: true,
     tsConfig: { fileName: 'tsconfig.json' },
     // resolve npm packages through their "exports" maps, as Node does (tsx/esm/api in bin/)
     enhancedResolveOptions: {
