@@ -12,20 +12,20 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
-import { gatewayNamespace } from '../core/ownership.js';
+import { gatewayNamespace, parseOwnedLink, parseOwnedNamespace, uplinkPeerName } from '../core/ownership.js';
 import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 import { adminClient, agentHealth, nodeOf, startAgent, startRelay, stopAgent, stopRelay } from './daemons.js';
 import { namespacesWith, processesIn, signal, waitFor } from './procs.js';
 import { saveState, type SimNodeState, type SimState } from './state.js';
-import { topologyOf } from './topology.js';
+import { cutPortName, isCutPortOf, topologyOf, underlayPortName } from './topology.js';
 import { check, type CheckReport } from './check.js';
 
 /** Gateway namespaces of a node ("PREFIXn1-gw-E-A"), as slot and allocation. */
 export function gatewaysOf(n: SimNodeState): { ns: string; slot: number; allocation: number }[] {
-  return namespacesWith(`${n.ns}-gw-`).flatMap((ns) => {
-    const m = /-gw-(\d+)-(\d+)$/.exec(ns);
-    return m ? [{ ns, slot: Number(m[1]), allocation: Number(m[2]) }] : [];
+  return namespacesWith(`${n.ns}-`).flatMap((ns) => {
+    const o = parseOwnedNamespace(`${n.ns}-`, ns);
+    return o?.kind === 'gateway' ? [{ ns, slot: o.slot, allocation: o.allocation }] : [];
   });
 }
 
@@ -46,15 +46,13 @@ export async function fail(s: SimState, id: string): Promise<{ killed: boolean; 
       .map((p) => p.pid),
     'SIGTERM',
   );
-  const cut = [`ul-${n.id}`];
-  const lines = [`link set dev ul-${n.id} down`];
+  const cut = [underlayPortName(n.id)];
+  const lines = [`link set dev ${underlayPortName(n.id)} down`];
   for (const g of gatewaysOf(n)) {
-    const dead = `fx-${n.id}-${g.slot}-${g.allocation}`;
-    lines.push(
-      `link set dev pz-${g.slot}-${g.allocation} down`,
-      `link set dev pz-${g.slot}-${g.allocation} name ${dead}`,
-    );
-    cut.push(`pz-${g.slot}-${g.allocation} (now ${dead})`);
+    const dead = cutPortName(n.id, g.slot, g.allocation);
+    const pz = uplinkPeerName(g.slot, g.allocation);
+    lines.push(`link set dev ${pz} down`, `link set dev ${pz} name ${dead}`);
+    cut.push(`${pz} (now ${dead})`);
   }
   await seg(s, lines);
   n.failed = true;
@@ -82,10 +80,10 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
     },
     100,
   );
-  const lines = [`link set dev ul-${n.id} up`];
+  const lines = [`link set dev ${underlayPortName(n.id)} up`];
   const r = await run(inNs(`${s.nsPrefix}seg`, ['ip', '-o', 'link', 'show']));
-  for (const m of r.stdout.matchAll(/^\d+: (fx-[^:@]+)[@:]/gm))
-    if (m[1]!.startsWith(`fx-${n.id}-`)) lines.push(`link del dev ${m[1]}`);
+  for (const m of r.stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm))
+    if (isCutPortOf(n.id, m[1]!)) lines.push(`link del dev ${m[1]}`);
   await seg(s, lines);
   delete n.failed;
   saveState(s);
@@ -128,7 +126,8 @@ export interface Holder {
  * (carrier on the segment) and carries an address. Two entries for one slot would be two gateways.
  */
 export async function sampleHolders(s: SimState): Promise<Holder[]> {
-  const script = `for f in ${NETNS_DIR}/${s.nsPrefix}n*-gw-*; do [ -e "$f" ] || continue; n=\${f##*/}; echo "== $n"; ip -n "$n" -br addr show 2>/dev/null; done`;
+  const gateways = s.nodes.flatMap((n) => gatewaysOf(n).map((g) => g.ns));
+  const script = `for n in ${gateways.join(' ')}; do [ -e "${NETNS_DIR}/$n" ] || continue; echo "== $n"; ip -n "$n" -br addr show 2>/dev/null; done`;
   const r = await run(['sh', '-c', script]);
   const out: Holder[] = [];
   let ns = '';
@@ -137,10 +136,11 @@ export async function sampleHolders(s: SimState): Promise<Holder[]> {
       ns = line.slice(3);
       continue;
     }
-    const m = /^(pub-(\d+)-\d+)(?:@\S+)?\s+(\S+)\s+(.*)$/.exec(line.trim());
-    if (!m || m[3] !== 'UP' || !m[4]!.trim()) continue;
+    const [name = '', state, ...addrs] = line.trim().split(/\s+/);
+    const link = parseOwnedLink(name.split('@')[0]!);
+    if (link?.role !== 'uplink' || state !== 'UP' || addrs.length === 0) continue;
     const node = s.nodes.find((n) => ns.startsWith(`${n.ns}-`))?.id ?? ns;
-    out.push({ node, ns, slot: Number(m[2]) });
+    out.push({ node, ns, slot: link.slot });
   }
   return out;
 }

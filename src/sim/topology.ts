@@ -41,6 +41,18 @@ export interface TopologyOptions {
   stateRoot?: string;
 }
 
+/** The simulation's own names on the segment namespace: a node's underlay port, and a gateway's PrefixZero port
+ * while its node is failed (renamed, so the new holder's uplink peer can take the name pz-E-A). */
+export function underlayPortName(nodeId: string): string {
+  return `ul-${nodeId}`;
+}
+export function cutPortName(nodeId: string, slot: number, allocation: number): string {
+  return `fx-${nodeId}-${slot}-${allocation}`;
+}
+export function isCutPortOf(nodeId: string, link: string): boolean {
+  return link.startsWith(`fx-${nodeId}-`);
+}
+
 export const INTERNET6 = '2001:db8:ffff::2';
 export const INTERNET4 = '203.0.113.2';
 export const UPSTREAM4 = '198.51.100.1';
@@ -132,11 +144,11 @@ export class Topology {
     await this.sh(up, ['sh', '-s'], script);
     for (const n of this.nodes) {
       await this.batch(n.ns, [
-        `link add ul0 type veth peer name ul-${n.id} netns ${seg}`,
+        `link add ul0 type veth peer name ${underlayPortName(n.id)} netns ${seg}`,
         `addr add ${n.publicIPv4}/24 dev ul0`,
         'link set ul0 up',
       ]);
-      await this.batch(seg, [`link set ul-${n.id} master ul0`, `link set ul-${n.id} up`]);
+      await this.batch(seg, [`link set ${underlayPortName(n.id)} master ul0`, `link set ${underlayPortName(n.id)} up`]);
     }
   }
 
