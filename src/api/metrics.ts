@@ -1,6 +1,7 @@
 // Prometheus text exposition, written by hand: request latency per route, NRs per slot, totals.
 import type { Store } from '../store/index.js';
-import type { ApiContext } from './context.js';
+import type { PollLimits } from './polls.js';
+import type { ViewCache } from './views.js';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -58,7 +59,12 @@ export class Metrics {
 }
 
 /** The server's metrics: the store's and the requests' (Metrics.render), long-polls and views. */
-export function renderMetrics(ctx: ApiContext): Promise<string> {
+export function renderMetrics(ctx: {
+  store: Store;
+  metrics: Metrics;
+  polls: Pick<PollLimits, 'open' | 'refused'>;
+  views: Pick<ViewCache, 'builds' | 'hits'>;
+}): Promise<string> {
   const { polls, views } = ctx;
   return ctx.metrics.render(ctx.store, [
     '# HELP exitnode_longpolls_open View long-polls waiting now.',

@@ -55,7 +55,7 @@ describe('item 4: one data directory, one server', () => {
   for (const worker of [false, true]) {
     it(`a second server on the directory refuses to start; after kill -9 the next takes the lock over (PGlite${worker ? ' in a worker thread' : ''})`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'xts-lock-'));
-      const env = worker ? { EXITNODE_PGLITE_WORKER: '1' } : {};
+      const env: Record<string, string> = worker ? { EXITNODE_PGLITE_WORKER: '1' } : {};
       let a: Child | undefined;
       let c: Child | undefined;
       try {

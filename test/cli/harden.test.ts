@@ -215,7 +215,7 @@ describe('item 5: nothing from the server reaches the terminal raw', () => {
     assert.equal(r.out.split('\n').length, 2, `a header and one row:\n${r.out}`);
     assert.ok(!r.out.includes(ESC), 'no escape character');
     assert.match(r.out, /g1\\u001b\[2J\\u001b\[H/);
-    assert.match(r.out, /down\\u000a1\/2  evil/);
+    assert.match(r.out, /down\\u000a1\/2 {2}evil/);
   });
   it('farm status warnings and server messages: escaped, on one line', async () => {
     const s = await cli('farm', 'status', 'f', '--server', url, '--token-file', tokenFile);
@@ -236,7 +236,7 @@ describe('item 5: nothing from the server reaches the terminal raw', () => {
       '--iface',
       'eth0\n  5. fake: route',
     );
-    oneLine(r, /--iface "eth0\\n  5\. fake: route" is not an interface name/, 'iface');
+    oneLine(r, /--iface "eth0\\n {2}5\. fake: route" is not an interface name/, 'iface');
     const ok = await cli(
       'explain',
       '2a02:1802:5e::9',

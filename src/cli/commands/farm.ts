@@ -4,7 +4,7 @@ import { parse, positionals, flag } from '../args.js';
 import { clean, type Io } from '../io.js';
 import { table } from '../table.js';
 import { quotaValue, verbOf } from '../verbs.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary =
   'create a farm (admin), show its status (allocations, slots, leases, nodes, warnings) or its quotas';

@@ -2,7 +2,7 @@
 import { parse, positionals, flag, need, opt } from '../args.js';
 import { clean, type Io } from '../io.js';
 import { verbOf } from '../verbs.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary = 'register a node of a farm (prints its token once) or show one';
 export const usage = `exitnode node add ID --farm F [--ipv4 ADDR] [--ipv6 ADDR] [--exit] | node show ID  ${CLIENT_USAGE}`;

@@ -4,7 +4,7 @@ import { parse, positionals, flag } from '../args.js';
 import { clean, type Io } from '../io.js';
 import { table } from '../table.js';
 import { quotaValue, verbOf } from '../verbs.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary = 'create a tenant (admin; prints its token once) or show and set its quotas';
 export const usage = `exitnode tenant create NAME | tenant quota NAME [--networks N] [--nrs N] (setting: admin)  ${CLIENT_USAGE}`;

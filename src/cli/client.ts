@@ -3,8 +3,8 @@
 // line shows in the process list: --token-file is the way to pass one.
 import { readFileSync } from 'node:fs';
 import { CoreErrors, ExitnodeError, q } from '../core/errors.js';
-import { TnodbClient } from './index.js';
-import type { Options, Parsed } from '../cli/args.js';
+import { TnodbClient } from '../client/index.js';
+import type { Options, Parsed } from './args.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8440';
 
