@@ -79,7 +79,7 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   const last = new TnodbClient({ server: servers[servers.length - 1]!.url, token: tenantToken });
   await last.removeResource(
     nets[0]!,
-    (await last.getNetwork(nets[0]!)).resources.find((r) => r.node !== `${farm}-g`)!.id,
+    (await last.getNetwork(nets[0]!)).resources.find((r) => r.node === `${farm}-w0`)!.id, // the one added again below
   );
   await assert.rejects(last.addResource(nets[0]!, `${farm}-w0`), (e: unknown) => {
     assert.ok(isExitnodeError(e));
