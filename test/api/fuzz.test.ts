@@ -275,7 +275,8 @@ it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
         );
       }
     }
-    for (const limit of [400, 404, 429]) assert.ok(statuses.has(limit), `some requests answered ${limit}`);
+    for (const code of [400, 404])
+      assert.ok(statuses.has(code), `some requests answered ${code}: ${JSON.stringify([...statuses])}`);
     const total = [...statuses.values()].reduce((x, y) => x + y, 0);
     assert.ok(total >= Math.min(N, 10_000) * 0.99, `${total} requests answered`);
     assert.ok(
