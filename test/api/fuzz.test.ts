@@ -23,8 +23,10 @@ function prng(seed: number): () => number {
 }
 
 it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
-  // The rate limit per token is lowered so that the last part of each valid token's requests meets it (429).
-  const h = await harness({}, { maxWaitS: 0.02, rateLimit: { max: Math.ceil(N / 40), windowMs: 600_000 } });
+  // The rate limit per token is lowered to 30 requests: a valid token's request matches a route
+  // about one time in 60 (method, path, header form), so each valid token sends some 40 to 60 that
+  // count in 10,000, and the last of them meet the limit (429).
+  const h = await harness({}, { maxWaitS: 0.02, rateLimit: { max: 30, windowMs: 600_000 } });
   try {
     const f = await farm(h, {
       name: 'xts-fz',
@@ -275,7 +277,7 @@ it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
         );
       }
     }
-    for (const code of [400, 404])
+    for (const code of N >= 10_000 ? [400, 404, 429] : [400, 404])
       assert.ok(statuses.has(code), `some requests answered ${code}: ${JSON.stringify([...statuses])}`);
     const total = [...statuses.values()].reduce((x, y) => x + y, 0);
     assert.ok(total >= Math.min(N, 10_000) * 0.99, `${total} requests answered`);
@@ -291,7 +293,8 @@ it(`survives ${N} random requests with zero 5xx (seed ${SEED})`, async () => {
       st.resources,
     );
     const ok = await h.call('POST', '/v1/networks', f.tenantToken, { name: 'after-fuzz' });
-    assert.ok(ok.statusCode === 201 || ok.statusCode === 409, ok.body);
+    // 429: the tenant token may have met the lowered rate limit; the answer is still well-formed.
+    assert.ok([201, 409, 429].includes(ok.statusCode), ok.body);
   } finally {
     await h.close();
   }
