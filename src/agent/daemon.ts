@@ -42,6 +42,7 @@ import {
   slotKey,
 } from './fencing.js';
 import { announceUplink, nextHealth, probeUplink, type SlotHealth } from './health.js';
+import { VERSION } from '../core/version.js';
 
 export interface Lease {
   allocation: number;
@@ -206,6 +207,7 @@ export class AgentDaemon {
     this.timers.push(setInterval(() => this.requestPass(true, 'resync'), this.opts.resyncMs ?? DEFAULT_RESYNC_MS));
     this.timers.push(setInterval(() => void this.checkFences(), FENCE_TICK_MS));
     this.log('agent.started', {
+      version: VERSION,
       server: this.opts.server,
       metrics: this.metricsUrl,
       resyncMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS,
@@ -515,7 +517,9 @@ export class AgentDaemon {
       this.state.serverReachable = ok;
       this.log(
         ok ? 'server.reachable' : 'server.unreachable',
-        ok ? { server: this.opts.server } : { server: this.opts.server, error },
+        ok
+          ? { server: this.opts.server, serverVersion: this.client.serverVersion }
+          : { server: this.opts.server, error },
         ok ? 'info' : 'warn',
       );
     }

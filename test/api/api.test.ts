@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { ADMIN, farm, harness, type Farm, type Harness } from './helpers.js';
 import { startServer } from '../../src/server/index.js';
 import { TnodbClient } from '../../src/client/index.js';
+import { VERSION } from '../../src/core/version.js';
 import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { pgCluster, pgSkipReason } from '../support/pg.js';
@@ -359,10 +360,10 @@ describe('TNoDB API', () => {
   });
 
   it('serves OpenAPI, health, metrics and the farm status', async () => {
-    const doc = (await h.call('GET', '/docs')).json();
+    const doc = (await h.call('GET', '/docs/json')).json();
     assert.equal(doc.openapi.slice(0, 2), '3.');
     assert.ok(doc.paths['/v1/networks/{id}/resources'].post.requestBody);
-    assert.deepEqual((await h.call('GET', '/healthz')).json(), { status: 'ok', driver: 'pglite' });
+    assert.deepEqual((await h.call('GET', '/healthz')).json(), { status: 'ok', driver: 'pglite', version: VERSION });
     const m = (await h.call('GET', '/metrics')).body;
     assert.match(m, /^exitnode_slot_nrs\{allocation="942",slot="1"\} 1$/m);
     assert.match(
