@@ -12,6 +12,8 @@ if (process.env.EXITNODE_BUILT !== '1' && existsSync(sources)) {
   register();
   ({ main } = await import(sources.href));
 } else {
+  // --debug prints stacks: name the TypeScript lines (the source maps carry the sources).
+  if (process.argv.includes('--debug')) process.setSourceMapsEnabled(true);
   ({ main } = await import('../dist/cli/main.js'));
 }
 process.exitCode = await main(process.argv.slice(2));

@@ -1,9 +1,13 @@
 // Which metrics the Grafana dashboard names, and whether they exist. Used by
 // test/release/grafana.test.ts (a live server, the agent's source) and by scripts/release-check.sh
 // against the live server and agents of a simulated farm:
-//   node --import tsx scripts/grafana-metrics.ts DASHBOARD.json URL|FILE…   exit 1 when a metric is missing
+//   node --import tsx scripts/grafana-metrics.ts DASHBOARD.json [--agent-source DIR [--counters-only]] URL|FILE…
+// exits 1 when a metric of the dashboard is missing.
 // Every URL or file is Prometheus text; a histogram family exposes NAME_bucket, NAME_sum, NAME_count.
-import { readFileSync } from 'node:fs';
+// --agent-source DIR also accepts the families the agent's source registers (--counters-only: only
+// its counters, which appear after an event such as a fence; gauges and histograms must be live).
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 interface Panel {
@@ -47,13 +51,31 @@ export function exposedNames(text: string): Set<string> {
   return out;
 }
 
-/** Families the agent registers in its source: metrics.gauge|gaugeSet|inc|observe('name', …). */
-export function agentFamilies(sources: string[]): Set<string> {
-  const out = new Set<string>();
+/** Families the agent registers in its source: metrics.gauge|gaugeSet|inc|observe('name', …), with their type. */
+export function agentFamilyTypes(sources: string[]): Map<string, 'gauge' | 'counter' | 'histogram'> {
+  const out = new Map<string, 'gauge' | 'counter' | 'histogram'>();
   for (const src of sources)
     for (const m of src.matchAll(/\.(gauge|gaugeSet|inc|observe)\(\s*'(exitnode_agent_[a-z0-9_]+)'/g))
-      withSeries(m[2]!, m[1] === 'observe' ? 'histogram' : m[1] === 'inc' ? 'counter' : 'gauge', out);
+      out.set(m[2]!, m[1] === 'observe' ? 'histogram' : m[1] === 'inc' ? 'counter' : 'gauge');
   return out;
+}
+
+/** The names (a histogram's with its series) of the agent's families, of the given types. */
+export function agentFamilies(sources: string[], types = ['gauge', 'counter', 'histogram']): Set<string> {
+  const out = new Set<string>();
+  for (const [name, type] of agentFamilyTypes(sources)) if (types.includes(type)) withSeries(name, type, out);
+  return out;
+}
+
+/** The .ts sources of a folder and its subfolders, tests left out. */
+export function readSources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory()
+      ? readSources(join(dir, e.name))
+      : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')
+        ? [readFileSync(join(dir, e.name), 'utf8')]
+        : [],
+  );
 }
 
 /** The dashboard's metrics that are not in `known`, sorted. */
@@ -62,20 +84,40 @@ export function missingMetrics(dashboard: Dashboard, known: Set<string>): string
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [file, ...sources] = process.argv.slice(2);
-  const dashboard = JSON.parse(readFileSync(file!, 'utf8')) as Dashboard;
-  const known = new Set<string>();
+  const args = process.argv.slice(2);
+  const take = (flag: string): string | undefined => {
+    const i = args.indexOf(flag);
+    return i === -1 ? undefined : args.splice(i, 2)[1];
+  };
+  const agentDir = take('--agent-source');
+  const countersOnly = args.includes('--counters-only')
+    ? (args.splice(args.indexOf('--counters-only'), 1), true)
+    : false;
+  const [file, ...sources] = args;
+  if (!file) {
+    console.error('usage: grafana-metrics.ts DASHBOARD.json [--agent-source DIR [--counters-only]] URL|FILE…');
+    process.exit(2);
+  }
+  const dashboard = JSON.parse(readFileSync(file, 'utf8')) as Dashboard;
+  const live = new Set<string>();
   for (const s of sources) {
     const text = /^https?:/.test(s) ? await (await fetch(s)).text() : readFileSync(s, 'utf8');
-    for (const n of exposedNames(text)) known.add(n);
+    for (const n of exposedNames(text)) live.add(n);
   }
+  // An agent family that only an event creates (a fence, a drift repair) is a counter: with
+  // --counters-only those are the only ones taken from the source, every gauge and histogram must be live.
+  const fromSource = agentDir
+    ? agentFamilies(readSources(agentDir), countersOnly ? ['counter'] : undefined)
+    : new Set<string>();
   const all = [...dashboardMetrics(dashboard)].sort();
-  const missing = missingMetrics(dashboard, known);
+  const missing = missingMetrics(dashboard, new Set([...live, ...fromSource]));
+  const seen = all.filter((m) => live.has(m));
+  const bySource = all.filter((m) => !live.has(m) && fromSource.has(m));
   console.log(
-    `dashboard names ${all.length} metrics; ${all.length - missing.length} exposed by ${sources.length} live sources`,
+    `dashboard names ${all.length} metrics: ${seen.length} in the ${sources.length} live /metrics, ${bySource.length} registered by the agent's source only${bySource.length ? ` (${bySource.join(', ')})` : ''}, ${missing.length} nowhere`,
   );
   if (missing.length) {
-    console.log(`not exposed: ${missing.join(', ')}`);
+    console.log(`missing: ${missing.join(', ')}`);
     process.exit(1);
   }
 }

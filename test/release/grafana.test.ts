@@ -5,11 +5,17 @@
 // checked by scripts/release-check.sh with scripts/grafana-metrics.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../../src/server/index.js';
-import { agentFamilies, dashboardMetrics, exposedNames, missingMetrics } from '../../scripts/grafana-metrics.js';
+import {
+  agentFamilies,
+  dashboardMetrics,
+  exposedNames,
+  missingMetrics,
+  readSources,
+} from '../../scripts/grafana-metrics.js';
 
 const root = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('deploy/grafana/exitnode.json', root), 'utf8')) as {
@@ -84,10 +90,7 @@ test('every metric the dashboard names exists: server ones in a live /metrics, a
     const text = await (await fetch(`${s.url}/metrics`)).text();
     const server = exposedNames(text);
     assert.ok(server.has('exitnode_slot_epoch') && server.has('exitnode_http_request_duration_seconds_bucket'));
-    const sources = readdirSync(new URL('src/agent/', root))
-      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-      .map((f) => readFileSync(new URL(`src/agent/${f}`, root), 'utf8'));
-    const agent = agentFamilies(sources);
+    const agent = agentFamilies(readSources(new URL('src/agent/', root).pathname));
     assert.ok(agent.has('exitnode_agent_heartbeat_ok'), 'the agent source is read');
     const missing = missingMetrics(dashboard, new Set([...server, ...agent]));
     assert.deepEqual(missing, [], `metrics the dashboard names that nobody exposes: ${missing.join(', ')}`);
