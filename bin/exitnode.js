@@ -14,6 +14,7 @@ if (process.env.EXITNODE_BUILT !== '1' && existsSync(sources)) {
 } else {
   // --debug prints stacks: name the TypeScript lines (the source maps carry the sources).
   if (process.argv.includes('--debug')) process.setSourceMapsEnabled(true);
-  ({ main } = await import('../dist/cli/main.js'));
+  // A URL, not a literal specifier: dist/ exists only after a build (checkers resolve literals).
+  ({ main } = await import(new URL('../dist/cli/main.js', import.meta.url).href));
 }
 process.exitCode = await main(process.argv.slice(2));
