@@ -25,9 +25,12 @@ import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DesiredState } from '../compile/desired.js';
+import { Compiler } from '../compile/index.js';
 import { ExitnodeError, q } from '../core/errors.js';
+import { isWgLink, wgLinkName } from '../core/ownership.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { TnodbClient } from '../client/index.js';
+import { failureText, linksOf, objectText } from '../reconcile/objects.js';
 import { applyView, viewFile, type PassResult } from './index.js';
 import type { NodeConfig } from './config.js';
 import { Metrics } from './metrics.js';
@@ -149,6 +152,8 @@ export class AgentDaemon {
   private timers: NodeJS.Timeout[] = [];
   private http?: Server;
   private previous?: DesiredState;
+  /** Its history makes an incremental pass cost the delta (see Compiler). */
+  private readonly compiler = new Compiler();
   private pending: { full: boolean; reasons: string[] } | undefined;
   private working: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
@@ -269,7 +274,11 @@ export class AgentDaemon {
     let r: PassResult;
     const served = this.servable(view);
     try {
-      r = await (this.opts.apply ?? applyView)(served, this.config, full ? {} : { previous: this.previous });
+      r = await (this.opts.apply ?? applyView)(
+        served,
+        this.config,
+        full ? { compiler: this.compiler } : { previous: this.previous, compiler: this.compiler },
+      );
     } catch (e) {
       this.previous = undefined;
       const msg = e instanceof ExitnodeError ? e.message : String((e as Error).stack ?? e);
@@ -303,7 +312,7 @@ export class AgentDaemon {
         );
       }
     }
-    const failures = r.failures.map((f) => `${f.object}: ${f.reason}`);
+    const failures = r.failures.map(failureText);
     this.previous = failures.length ? undefined : r.desired;
     this.state.lastPass = { at: Date.now(), version: view.version, full, size: r.size, failures, ms };
     const changed = r.plan.steps.flatMap((s) => s.objects);
@@ -330,7 +339,7 @@ export class AgentDaemon {
         'Objects a full pass found different from the applied view and repaired',
         changed.length,
       );
-      this.log('drift.repaired', { version: view.version, objects: changed });
+      this.log('drift.repaired', { version: view.version, objects: changed.map(objectText) });
     }
     if (!failures.length) {
       this.state.appliedVersion = view.version;
@@ -358,7 +367,7 @@ export class AgentDaemon {
           reasons,
           size: r.size,
           ms: Math.round(ms),
-          changed: changed.slice(0, 50),
+          changed: changed.slice(0, 50).map(objectText),
           ...(changed.length > 50 ? { more: changed.length - 50 } : {}),
           failures,
         },
@@ -367,7 +376,7 @@ export class AgentDaemon {
     }
     // A key whose interface failed to come up is published by the pass that completes it: a peer
     // that learns it earlier starts its handshake into the void and retries only after 5 s.
-    const broken = new Set(failures.flatMap((f) => [...f.matchAll(/\bwg-[0-9a-f]{4}-\d+\b/g)].map((m) => m[0])));
+    const broken = new Set(r.failures.flatMap((f) => f.objects.flatMap(linksOf)).filter(isWgLink));
     await this.publishKeys(view, Object.fromEntries(Object.entries(r.publicKeys).filter(([k]) => !broken.has(k))));
     // A pass that started before a fence may have put the uplink back: look again now.
     void this.checkFences();
@@ -483,7 +492,7 @@ export class AgentDaemon {
     for (const n of view.networks) {
       for (const r of n.resources) {
         if (r.node !== this.config.node) continue;
-        const name = `wg-${r.id}-${n.allocation}`;
+        const name = wgLinkName(r.id, n.allocation);
         const key = keys[name];
         if (!key || key === r.publicKey || this.state.published[name] === key) continue;
         try {

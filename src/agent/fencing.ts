@@ -22,7 +22,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeView } from '../core/view.js';
-import { gatewayNamespace } from '../core/ownership.js';
+import { gatewayNamespace, gatewayUplinkName } from '../core/ownership.js';
 import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import type { NodeConfig } from './config.js';
 import type { DaemonState, Lease, SlotPolicy } from './daemon.js';
@@ -88,7 +88,7 @@ export async function fenceGateway(
   const t0 = performance.now();
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
   if (!existsSync(join(NETNS_DIR, ns))) return { existed: false, ms: performance.now() - t0 };
-  const up = `pub-${slot.slot}-${slot.allocation}`;
+  const up = gatewayUplinkName(slot.slot, slot.allocation);
   const lines = [`link set dev ${up} down`, `addr flush dev ${up}`];
   if (config.uplink.kind !== 'nic') lines.push(`link del dev ${up}`);
   const r = await run(inNs(ns, ['ip', '-force', '-batch', '-']), lines.join('\n') + '\n');

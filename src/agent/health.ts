@@ -9,7 +9,7 @@
 // node's own deadline passes and it fences (src/agent/fencing.ts), and the slot moves. One lost
 // probe does not move a slot.
 
-import { gatewayNamespace } from '../core/ownership.js';
+import { gatewayNamespace, gatewayUplinkName } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,7 +45,7 @@ export async function probeUplink(
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
   // No gateway namespace (a pass is still to build it, or a test's fake kernel): no verdict.
   if (!existsSync(join(NETNS_DIR, ns))) return undefined;
-  const dev = `pub-${slot.slot}-${slot.allocation}`;
+  const dev = gatewayUplinkName(slot.slot, slot.allocation);
   // A freshly built uplink keeps duplicate address detection: while GWPubLL is tentative no ping can
   // leave from it, which says nothing about forwarding. Two such rounds (DAD takes 1-2 s, longer on a
   // loaded machine) made a node give up a healthy new gateway in CI. No verdict until DAD is done.
@@ -110,7 +110,7 @@ export async function announceUplink(
   const out: { ipv4Ms?: number; ipv6Ms?: number; failed: string[] } = { failed: [] };
   if (!a) return out;
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
-  const dev = `pub-${slot.slot}-${slot.allocation}`;
+  const dev = gatewayUplinkName(slot.slot, slot.allocation);
   const t0 = performance.now();
   // The cache is not always empty: the gateway may have learnt the upstream's MAC passively (from an
   // ARP request of the upstream, or traffic) before this runs, and then the ping solicits nothing and

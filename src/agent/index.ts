@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile } from '../compile/index.js';
+import { Compiler } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { ExitnodeError, q } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
@@ -15,6 +15,7 @@ import { applyPlan, planText, type StepFailure } from '../kernel/apply.js';
 import { keysDir, observe, observeFiles } from '../kernel/observe.js';
 import { assumeApplied } from '../reconcile/assume.js';
 import { diff } from '../reconcile/diff.js';
+import { failureText, objectText, type ObjectRef } from '../reconcile/objects.js';
 import { planSize, type Plan, type Step } from '../reconcile/plan.js';
 import type { NodeConfig } from './config.js';
 import { AgentErrors } from './errors.js';
@@ -47,6 +48,12 @@ export interface PassOptions {
    * a daemon does a full pass at start, after any failure and on its resync timer.
    */
   previous?: DesiredState;
+  /**
+   * The compiler whose history this pass uses and extends: a daemon keeps one for its life, so
+   * that a pass hands unchanged TNs' objects over as they were (and diff skips them). Without
+   * one, a pass compiles without history.
+   */
+  compiler?: Compiler;
   /** Steps of one phase run at most this many at a time (default 4). */
   concurrency?: number;
   onStep?: (s: Step) => void;
@@ -90,7 +97,7 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     );
   }
   const t0 = performance.now();
-  const desired = compile(view, config);
+  const desired = (opts.compiler ?? new Compiler()).compile(view, config);
   const t1 = performance.now();
   const kernelWireguard = useKernelWireguard(config);
   const privateKeys = loadKeys(desired, config.stateDir);
@@ -124,7 +131,7 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     }
   }
   for (const [ns, why] of actual.unreadable ?? [])
-    failures.push({ object: `namespace ${ns}`, reason: `cannot be read, left alone this pass: ${why}` });
+    failures.push({ objects: [{ kind: 'netns', name: ns }], reason: `cannot be read, left alone this pass: ${why}` });
   const t4 = performance.now();
   if (!dryRun && save) saveView(config.stateDir, view);
   const publicKeys: Record<string, string> = {};
@@ -184,13 +191,26 @@ export function applyView(view: NodeView, config: NodeConfig, opts: PassOptions 
   return pass(view, config, opts, true);
 }
 
-/** CNI-style CHECK: observes and compares; `drift` lists every object that differs. */
-export async function check(view: NodeView, config: NodeConfig): Promise<{ drift: string[]; plan: Plan }> {
+/** One line of drift: an object that differs, or a failure (its objects and reason). */
+export interface DriftItem {
+  objects: ObjectRef[];
+  text: string;
+}
+
+/**
+ * CNI-style CHECK: observes and compares; `drift` lists every object that differs (as text),
+ * `items` the same as data.
+ */
+export async function check(
+  view: NodeView,
+  config: NodeConfig,
+): Promise<{ drift: string[]; items: DriftItem[]; plan: Plan }> {
   const r = await pass(view, config, { dryRun: true }, false);
-  return {
-    drift: [...r.plan.steps.flatMap((s) => s.objects), ...r.failures.map((f) => `${f.object}: ${f.reason}`)],
-    plan: r.plan,
-  };
+  const items: DriftItem[] = [
+    ...r.plan.steps.flatMap((s) => s.objects.map((o) => ({ objects: [o], text: objectText(o) }))),
+    ...r.failures.map((f) => ({ objects: f.objects, text: failureText(f) })),
+  ];
+  return { drift: items.map((d) => d.text), items, plan: r.plan };
 }
 
 /** The view of a node that serves nothing: everything owned goes. */

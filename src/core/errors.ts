@@ -122,6 +122,12 @@ export const CoreErrors = defineErrors({
     kind: 'input',
     summary: 'the address or prefix is not inside the farm allocation /48',
   },
+  UPSTREAM_ADDRESS_OVERRIDE: {
+    status: 400,
+    kind: 'input',
+    summary:
+      "an upstream address override does not fit the PrefixZero segment (link-local fe80::/64, global in the first /64 of the /48, not a gateway's address)",
+  },
   SLOT_LIST_SYNTAX: {
     status: 400,
     kind: 'input',

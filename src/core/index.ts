@@ -1,5 +1,8 @@
-// The pure core: typed addresses and prefixes, the addressing plan, explain(), the error catalog.
+// The pure core: typed addresses and prefixes, the addressing plan, the upstream address rules,
+// slot references, explain(), the error catalog.
 export * from './errors.js';
 export * from './ip.js';
 export * from './plan.js';
 export * from './explain.js';
+export * from './upstream.js';
+export * from './slot-ref.js';

@@ -1,5 +1,6 @@
 // Error codes of the upstream renderers (src/render). The slot list's syntax error
-// (SLOT_LIST_SYNTAX) and the /48 rules belong to core and are reused from there.
+// (SLOT_LIST_SYNTAX), the /48 rules and the upstream address rules (UPSTREAM_ADDRESS_OVERRIDE,
+// src/core/upstream.ts) belong to core and are reused from there.
 import { defineErrors } from '../core/errors.js';
 
 export const RenderErrors = defineErrors({
@@ -13,12 +14,6 @@ export const RenderErrors = defineErrors({
     status: 400,
     kind: 'input',
     summary: 'the upstream interface name is not a valid interface name for that router OS',
-  },
-  UPSTREAM_ADDRESS_OVERRIDE: {
-    status: 400,
-    kind: 'input',
-    summary:
-      "an upstream address override does not fit the PrefixZero segment (link-local fe80::/64, global in the first /64 of the /48, not a gateway's address)",
   },
   UPSTREAM_VIA_UNKNOWN: {
     status: 400,

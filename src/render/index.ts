@@ -17,7 +17,6 @@ import { vyos } from './vyos.js';
 
 export type { RouterOs, UpstreamInput, UpstreamModel, Via, SlotRoute } from './model.js';
 export { parseSlotList, formatSlotList } from './slots.js';
-export { checkUpstreamLL, checkUpstreamIP6 } from './model.js';
 export { RenderErrors } from './errors.js';
 export { renderedRoutes, type RenderedRoute } from './routes.js';
 

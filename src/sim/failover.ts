@@ -19,6 +19,7 @@ import { createConnection, createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
+import { gatewayNamespace } from '../core/ownership.js';
 import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 import { agentHealth, adminClient, startAgent, stopAgent } from './farm.js';
@@ -152,7 +153,7 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
       if (!h?.lastPass) return undefined;
       const held = new Set<string>();
       for (const sl of (await admin.getAllocation(s.allocation)).slots)
-        if (sl.node === id) held.add(`gw-${sl.slot}-${s.allocation}`);
+        if (sl.node === id) held.add(gatewayNamespace('', sl.slot, s.allocation));
       return gatewaysOf(n).every((g) => held.has(g.ns.slice(n.ns.length + 1))) ? true : undefined;
     },
     100,

@@ -11,7 +11,7 @@ import { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync, readdirSync
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
 import { allocation as planAllocation, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4, nrIdText } from '../core/plan.js';
-import { WG_SOCKET_DIR } from '../core/ownership.js';
+import { bridgeName, WG_SOCKET_DIR } from '../core/ownership.js';
 import { run } from '../kernel/exec.js';
 import { TnodbClient } from '../client/index.js';
 import { Topology } from './topology.js';
@@ -205,7 +205,7 @@ export function workloadOf(s: SimState, network: string, nr: string, node: strin
     network,
     nr,
     node,
-    bridge: `br-${nr}-${s.allocation}`,
+    bridge: bridgeName(nr, s.allocation),
     addr6,
     addr4,
   };

@@ -8,7 +8,10 @@ import type { Store, StoreOptions } from './types.js';
 
 export * from './types.js';
 export { StoreErrors } from './errors.js';
-export { PgStore, migrate, checkWgKey, checkName, DEFAULTS } from './pg-store.js';
+export { PgStore } from './pg-store.js';
+export { migrate } from './migrate.js';
+export { checkWgKey, checkName } from './validate.js';
+export { DEFAULTS } from './context.js';
 
 export interface OpenOptions extends StoreOptions {
   /** postgres://… (a PostgreSQL server) */

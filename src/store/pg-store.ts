@@ -1,30 +1,43 @@
 // The Store on PostgreSQL (PGlite or a server). Every decision that must hold across instances —
 // which id is free, who holds a slot, which epoch — is taken inside the database under a row lock
-// (see migrations/001_init.sql); this file validates input, calls the SQL and shapes the answers.
+// (see migrations/001_init.sql). This class composes the store's parts and shapes the answers:
+//   migrate.ts      the schema and the advisory lock keys
+//   validate.ts     the input rules checked before any SQL
+//   leases.ts       heartbeats renew leases; the sweep moves lapsed slots
+//   alloc-queue.ts  adding NRs: the group commit of allocations and their answers
+//   views.ts        a node's view and the network records, assembled from rows
+//   rows.ts         row mapping into the Store's records
+//   context.ts      what the parts share (database, options and clock, retries, the change signal)
 
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import {
   ExitnodeError,
-  isExitnodeError,
   q,
   allocation as planAllocation,
-  nrPrefix,
   nrIdText,
   nrId,
   checkSlot,
   checkAllocationNumber,
-  upstreamIP6,
-  DEFAULT_UPSTREAM_LL,
   Ip4,
   Ip6,
-  Ip4Prefix,
 } from '../core/index.js';
-import { checkUpstreamLL, checkUpstreamIP6 } from '../render/index.js';
+import { AllocationQueue, type AddResourceResult, type AllocRequest } from './alloc-queue.js';
+import { DEFAULTS, pgCode, retry, type StoreContext } from './context.js';
 import { StoreErrors } from './errors.js';
-import type { SqlClient, Queryable } from './sql.js';
+import { Leases } from './leases.js';
+import { LOCKS, migrate } from './migrate.js';
+import { allocationRecord, nodeRecord, slotRecord } from './rows.js';
+import type { SqlClient } from './sql.js';
+import {
+  checkName,
+  checkNetworkName,
+  checkPool,
+  checkSlotTarget,
+  checkUpstream,
+  checkWgKey,
+  isNetworkId,
+} from './validate.js';
+import { assembleView, networkRecords } from './views.js';
 import type {
   AllocationRecord,
   Ipv4Pool,
@@ -33,7 +46,6 @@ import type {
   NodeRecord,
   NodeView,
   Principal,
-  ResourceRecord,
   Scope,
   SlotMove,
   SlotRecord,
@@ -42,103 +54,27 @@ import type {
   HeartbeatReport,
 } from './types.js';
 
-const MIGRATIONS = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
-/** pg_advisory_xact_lock key for migrations: "xnmg". */
-const MIGRATION_LOCK = 0x786e6d67;
-
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const NETWORK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const NETWORK_ID_RE = /^tn-[0-9a-f]{12}$/;
-const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-
-export const DEFAULTS: Required<StoreOptions> = {
-  clock: () => Date.now(),
-  leaseTtlMs: 5000,
-  fenceMarginMs: 0,
-  quarantineMs: 600_000,
-};
-
-export function checkName(kind: string, v: string, re = NAME_RE): string {
-  if (typeof v !== 'string' || !re.test(v)) {
-    const rule =
-      re === NAME_RE
-        ? 'lowercase letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters'
-        : 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters';
-    throw new ExitnodeError(StoreErrors.NAME_SYNTAX, `${kind} name ${q(v)} is not allowed: use ${rule}`);
-  }
-  return v;
-}
-
-export function checkWgKey(v: string): string {
-  if (typeof v !== 'string' || !WG_KEY_RE.test(v)) {
-    throw new ExitnodeError(
-      StoreErrors.KEY_SYNTAX,
-      `public key ${q(v)} is not a WireGuard key: it must be 32 bytes in base64 (44 characters ending in "=")`,
-    );
-  }
-  return v;
-}
-
-/** Applies the migrations not yet applied, in order, under an advisory lock (safe when several instances start at once). */
-export async function migrate(db: SqlClient): Promise<number[]> {
-  const files = readdirSync(MIGRATIONS)
-    .filter((f) => /^\d{3}_.*\.sql$/.test(f))
-    .sort();
-  return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await tx.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    const done = new Set(
-      (await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)),
-    );
-    const applied: number[] = [];
-    for (const f of files) {
-      const v = Number(f.slice(0, 3));
-      if (done.has(v)) continue;
-      await tx.exec(readFileSync(join(MIGRATIONS, f), 'utf8'));
-      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [v, f]);
-      applied.push(v);
-    }
-    return applied;
-  });
-}
-
-interface PgError {
-  code?: string;
-  constraint?: string;
-  message?: string;
-}
-const pgCode = (e: unknown): string | undefined => (e as PgError)?.code;
-
-type Row = Record<string, unknown>;
-interface AddRow {
-  status: string;
-  nr_id: number | null;
-  nr_count: number | null;
-  detail: string | null;
-}
-interface AllocItem {
-  r: { tenant: string; network: string; node: string; idempotencyKey?: string };
-  resolve(row: AddRow | undefined): void;
-  reject(e: unknown): void;
-}
-/** Items per xn_add_resources call: past this a batch holds the slot lock long enough to hurt the other instance. */
-const MAX_ALLOC_BATCH = 64;
-const str = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
-
 export class PgStore implements Store {
   readonly options: Required<StoreOptions>;
   private listeners = new Set<(nodes: string[]) => void>();
-  /** Store clock at start: no slot moves for one TTL plus the margin after it (see sweep()). */
-  private readonly startedAt: number;
+  private readonly leases: Leases;
+  private readonly allocQueue: AllocationQueue;
 
   private constructor(
     private db: SqlClient,
     options: StoreOptions,
   ) {
     this.options = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
-    this.startedAt = this.options.clock();
+    const ctx: StoreContext = {
+      db,
+      options: this.options,
+      now: () => this.now(),
+      retry,
+      changed: (v) => this.changed(v),
+    };
+    // Leases starts its grace period now: no slot moves for one TTL plus the margin (see Leases.sweep).
+    this.leases = new Leases(ctx);
+    this.allocQueue = new AllocationQueue(ctx);
   }
 
   get driver(): 'pglite' | 'pg' {
@@ -150,38 +86,18 @@ export class PgStore implements Store {
     return new PgStore(db, options);
   }
 
-  private plans = new Map<string, ReturnType<typeof planAllocation>>();
-  /** Allocations never change once registered, so their parsed plan is kept. */
-  private plan(number: number, prefix: string): ReturnType<typeof planAllocation> {
-    const k = `${number} ${prefix}`;
-    let p = this.plans.get(k);
-    if (!p) this.plans.set(k, (p = planAllocation(prefix, number)));
-    return p;
-  }
-
   private now(): number {
     return this.options.clock();
   }
 
-  /** Retries serialisation failures and deadlocks, which the database may answer under contention. */
-  private async retry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        const c = pgCode(e);
-        if ((c === '40001' || c === '40P01') && attempt < 8) {
-          await new Promise((r) => setTimeout(r, 2 + Math.random() * 10 * (attempt + 1)));
-          continue;
-        }
-        if (c === '40001' || c === '40P01')
-          throw new ExitnodeError(
-            StoreErrors.STORE_BUSY,
-            `the database refused the transaction ${attempt + 1} times (${c}); retry`,
-          );
-        throw e;
-      }
-    }
+  private retry<T>(fn: () => Promise<T>): Promise<T> {
+    return retry(fn);
+  }
+
+  /** Tells this instance's listeners that views may have changed (after a committed write). */
+  private changed<T>(v: T): T {
+    for (const l of this.listeners) l(['*']);
+    return v;
   }
 
   // ---- farms, tenants, tokens ----
@@ -232,7 +148,7 @@ export class PgStore implements Store {
   async bootstrapAdmin(hash: string): Promise<boolean> {
     // Several instances may start at once on one database: only one of them makes the admin token.
     return this.db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK + 2]);
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.adminToken]);
       if ((await tx.query("SELECT 1 FROM tokens WHERE scope = 'admin' LIMIT 1")).length) return false;
       await tx.query("INSERT INTO tokens (hash, scope, subject, created_at) VALUES ($1, 'admin', NULL, $2)", [
         hash,
@@ -267,20 +183,12 @@ export class PgStore implements Store {
     const plan = planAllocation(a.prefix, a.number ?? 1);
     const prefix = plan.prefix.toString();
     const ipv4 = a.ipv4 ? checkPool(a.ipv4) : undefined;
-    // The renderer's rules (fe80::/64 and P::/64, not a gateway's address): what is stored here
-    // must render at GET /v1/allocations/{n}/upstream.
-    const ll = Ip6.parse(
-      a.upstream?.ll !== undefined ? upstreamRule(() => checkUpstreamLL(String(a.upstream!.ll))) : DEFAULT_UPSTREAM_LL,
-    );
-    const ip6 =
-      a.upstream?.ip6 !== undefined
-        ? Ip6.parse(upstreamRule(() => checkUpstreamIP6(plan, String(a.upstream!.ip6))))
-        : upstreamIP6(plan);
+    const { ll, ip6 } = checkUpstream(plan, a.upstream);
     if (a.number !== undefined) checkAllocationNumber(a.number);
     return this.retry(() =>
       this.db.transaction(async (tx) => {
         // Registration is rare: one lock for all of it keeps "lowest free number" simple and exact.
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK + 1]);
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.registration]);
         if (!(await tx.query('SELECT 1 FROM farms WHERE id = $1', [a.farm])).length)
           throw new ExitnodeError(StoreErrors.FARM_UNKNOWN, `farm ${q(a.farm)} does not exist`);
         const [taken] = await tx.query<{ number: number }>('SELECT number FROM allocations WHERE prefix = $1', [
@@ -390,44 +298,20 @@ export class PgStore implements Store {
 
   async getNode(id: string): Promise<NodeRecord | undefined> {
     const [r] = await this.db.query('SELECT * FROM nodes WHERE id = $1', [id]);
-    return r ? this.nodeRecord(r) : undefined;
+    return r ? nodeRecord(r, this.now(), this.options.leaseTtlMs) : undefined;
   }
 
   async listNodes(farm: string): Promise<NodeRecord[]> {
     return (await this.db.query('SELECT * FROM nodes WHERE farm_id = $1 ORDER BY id', [farm])).map((r) =>
-      this.nodeRecord(r),
+      nodeRecord(r, this.now(), this.options.leaseTtlMs),
     );
-  }
-
-  private nodeRecord(r: Row): NodeRecord {
-    const hb = r.last_heartbeat === null ? undefined : Number(r.last_heartbeat);
-    return {
-      id: String(r.id),
-      farm: String(r.farm_id),
-      ...(r.public_ipv4 ? { publicIPv4: String(r.public_ipv4) } : {}),
-      ...(r.public_ipv6 ? { publicIPv6: String(r.public_ipv6) } : {}),
-      exitCapable: Boolean(r.exit_capable),
-      ...(hb !== undefined ? { lastHeartbeat: hb } : {}),
-      healthy: hb !== undefined && hb + this.options.leaseTtlMs > this.now(),
-    };
   }
 
   async assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
     checkSlot(slot);
     const a = await this.getAllocation(allocation);
     if (!a) throw new ExitnodeError(StoreErrors.ALLOCATION_UNKNOWN, `allocation ${allocation} does not exist`);
-    const n = await this.getNode(node);
-    if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
-    if (n.farm !== a.farm)
-      throw new ExitnodeError(
-        StoreErrors.NODE_OTHER_FARM,
-        `node ${q(node)} belongs to farm ${q(n.farm)}, allocation ${allocation} to farm ${q(a.farm)}`,
-      );
-    if (!n.exitCapable)
-      throw new ExitnodeError(
-        StoreErrors.NODE_NOT_EXIT_CAPABLE,
-        `node ${q(node)} is not exit-capable; register it with exitCapable: true to give it a slot`,
-      );
+    checkSlotTarget(node, await this.getNode(node), allocation, a);
     this.changed(
       await this.retry(() =>
         this.db.query('SELECT * FROM xn_assign_slot($1, $2, $3, $4, $5)', [
@@ -443,56 +327,8 @@ export class PgStore implements Store {
     return s;
   }
 
-  async heartbeat(node: string, report: HeartbeatReport = {}): Promise<LeaseRecord[]> {
-    // A late heartbeat must not win back a slot the sweep has already moved: sweep first.
-    await this.sweep();
-    const now = this.now();
-    const unhealthy = (report.slots ?? []).filter((x) => !x.healthy);
-    const release = report.release ?? [];
-    const rows = await this.retry(() =>
-      this.db.transaction(async (tx) => {
-        const hit = await tx.query('UPDATE nodes SET last_heartbeat = $2 WHERE id = $1 RETURNING id', [node, now]);
-        if (!hit.length) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
-        for (const h of report.slots ?? []) {
-          await tx.query(
-            'UPDATE slots SET health = $4, health_at = $5 WHERE node_id = $1 AND allocation = $2 AND slot = $3',
-            [node, h.allocation, h.slot, h.healthy ? 'ok' : String(h.reason ?? 'unhealthy').slice(0, 200), now],
-          );
-        }
-        // A released slot (fenced by its holder) is made lapsed beyond the margin: the sweep below moves it now.
-        for (const r of release) {
-          await tx.query(
-            'UPDATE slots SET lease_expires_at = $5 WHERE node_id = $1 AND allocation = $2 AND slot = $3 AND epoch = $4',
-            [node, r.allocation, r.slot, r.epoch, now - this.options.fenceMarginMs - 1],
-          );
-        }
-        const skip = [...unhealthy, ...release].map((x) => `${x.allocation}/${x.slot}`);
-        return tx.query<{
-          allocation: number;
-          slot: number;
-          epoch: number;
-          lease_expires_at: number;
-          moving_to: string | null;
-        }>(
-          `UPDATE slots SET lease_expires_at = CASE WHEN (allocation::text || '/' || slot::text) = ANY($3::text[]) THEN lease_expires_at ELSE $2 END,
-                renewed_at = CASE WHEN (allocation::text || '/' || slot::text) = ANY($3::text[]) THEN renewed_at ELSE $4 END
-          WHERE node_id = $1 RETURNING allocation, slot, epoch, lease_expires_at, moving_to`,
-          [node, now + this.options.leaseTtlMs, skip, now],
-        );
-      }),
-    );
-    if (release.length) await this.sweep(true);
-    const gone = new Set(release.map((r) => `${r.allocation}/${r.slot}`));
-    return rows
-      .filter((r) => !gone.has(`${r.allocation}/${r.slot}`))
-      .map((r) => ({
-        allocation: Number(r.allocation),
-        slot: Number(r.slot),
-        epoch: Number(r.epoch),
-        leaseExpiresAt: Number(r.lease_expires_at),
-        ...(r.moving_to ? { movingTo: String(r.moving_to) } : {}),
-      }))
-      .sort((x, y) => x.allocation - y.allocation || x.slot - y.slot);
+  heartbeat(node: string, report: HeartbeatReport = {}): Promise<LeaseRecord[]> {
+    return this.leases.heartbeat(node, report);
   }
 
   async moveSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
@@ -504,19 +340,9 @@ export class PgStore implements Store {
         StoreErrors.SLOT_MOVE_NOOP,
         `slot ${slot} of allocation ${allocation} is already held by node ${q(node)}`,
       );
-    const n = await this.getNode(node);
-    if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
-    const a = (await this.getAllocation(allocation))!;
-    if (n.farm !== a.farm)
-      throw new ExitnodeError(
-        StoreErrors.NODE_OTHER_FARM,
-        `node ${q(node)} belongs to farm ${q(n.farm)}, allocation ${allocation} to farm ${q(a.farm)}`,
-      );
-    if (!n.exitCapable)
-      throw new ExitnodeError(
-        StoreErrors.NODE_NOT_EXIT_CAPABLE,
-        `node ${q(node)} is not exit-capable; register it with exitCapable: true to give it a slot`,
-      );
+    const found = await this.getNode(node);
+    if (!found) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
+    const n = checkSlotTarget(node, found, allocation, (await this.getAllocation(allocation))!);
     if (!n.healthy)
       throw new ExitnodeError(
         StoreErrors.SLOT_MOVE_TARGET_DOWN,
@@ -538,30 +364,9 @@ export class PgStore implements Store {
     return (await this.listSlots(allocation))[slot - 1]!;
   }
 
-  /**
-   * Moves every slot whose lease lapsed (plus the fencing margin). Not during the first TTL plus
-   * margin after this store started: after a TNoDB outage longer than the TTL every lease has
-   * lapsed, and the first node back would otherwise take the slots of nodes that simply have not
-   * heartbeated yet. One TTL gives every live node time to renew. `released` skips the grace: a
-   * slot its holder gave up explicitly moves at once.
-   */
-  async sweep(released = false): Promise<SlotMove[]> {
-    const now = this.now();
-    if (!released && now < this.startedAt + this.options.leaseTtlMs + this.options.fenceMarginMs) return [];
-    const rows = await this.retry(() =>
-      this.db.query<{ allocation: number; slot: number; previous: string | null; node: string; epoch: number }>(
-        'SELECT * FROM xn_sweep($1, $2, $3)',
-        [now, this.options.leaseTtlMs, this.options.fenceMarginMs],
-      ),
-    );
-    if (rows.length) this.changed(rows);
-    return rows.map((r) => ({
-      allocation: Number(r.allocation),
-      slot: Number(r.slot),
-      previous: r.previous,
-      node: r.node,
-      epoch: Number(r.epoch),
-    }));
+  /** Moves every slot whose lease lapsed (see Leases.sweep; `released` skips the start-up grace). */
+  sweep(released = false): Promise<SlotMove[]> {
+    return this.leases.sweep(released);
   }
 
   // ---- networks and NRs ----
@@ -572,7 +377,7 @@ export class PgStore implements Store {
     allocation?: number;
     idempotencyKey?: string;
   }): Promise<{ network: NetworkRecord; slotNrs: number; replay?: boolean }> {
-    checkName('network', n.name, NETWORK_NAME_RE);
+    checkNetworkName(n.name);
     const key = n.idempotencyKey;
     if (key !== undefined) {
       const replay = await this.networkReplay(n.tenant, key, n.name);
@@ -673,127 +478,8 @@ export class PgStore implements Store {
     return { network: net, slotNrs: Number(c?.nr_count ?? 0), replay: true };
   }
 
-  // ---- group commit of allocations ----
-  // Requests that arrive while this instance's allocation transaction is in flight wait, and go
-  // together in the next call of xn_add_resources: one plpgsql call and one commit (WAL flush) per
-  // batch. The queue only groups; the database decides (see 003_batch_alloc.sql). One batch in
-  // flight per instance, whatever the slots: on PostgreSQL, one queue per slot measured at half
-  // the rate of one queue (bench:alloc, two instances: 1272/s against 2336-2481/s), the batches
-  // of 15 queues being mostly of one request.
-  private allocQueue: { items: AllocItem[]; busy: boolean } = { items: [], busy: false };
-
-  private enqueue(item: AllocItem): void {
-    const q = this.allocQueue;
-    q.items.push(item);
-    if (!q.busy) void this.drain(q);
-  }
-
-  private async drain(q: { items: AllocItem[]; busy: boolean }): Promise<void> {
-    q.busy = true;
-    try {
-      for (;;) {
-        // Each batch starts after the event loop's poll phase: every request read from the
-        // sockets in this turn joins it. PGlite computes on this thread, so without the wait the
-        // first request of a turn would run alone while the others are still unread.
-        await new Promise((r) => setImmediate(r));
-        if (!q.items.length) break;
-        const batch = q.items.splice(0, MAX_ALLOC_BATCH);
-        try {
-          const rows = await this.addBatch(batch);
-          batch.forEach((it, i) => it.resolve(rows[i]));
-        } catch (e) {
-          // One item's error (not a status: e.g. a unique key raced by another instance) must not
-          // fail the others: each goes again alone and gets its own answer.
-          if (batch.length === 1) {
-            batch[0]!.reject(e);
-            continue;
-          }
-          for (const it of batch) {
-            try {
-              it.resolve((await this.addBatch([it]))[0]);
-            } catch (e1) {
-              it.reject(e1);
-            }
-          }
-        }
-      }
-    } finally {
-      q.busy = false;
-    }
-  }
-
-  private async addBatch(batch: AllocItem[]): Promise<(AddRow | undefined)[]> {
-    const rows = await this.retry(() =>
-      this.db.query<AddRow & { ord: number }>('SELECT * FROM xn_add_resources($1, $2, $3, $4, $5, $6)', [
-        batch.map((x) => x.r.tenant),
-        batch.map((x) => x.r.network),
-        batch.map((x) => x.r.node),
-        batch.map((x) => x.r.idempotencyKey ?? null),
-        this.now(),
-        this.options.quarantineMs,
-      ]),
-    );
-    const byOrd = new Map(rows.map((x) => [Number(x.ord), x]));
-    return batch.map((_, i) => byOrd.get(i + 1));
-  }
-
-  async addResource(r: {
-    tenant: string;
-    network: string;
-    node: string;
-    idempotencyKey?: string;
-  }): Promise<{ resource: ResourceRecord; replay: boolean; slotNrs: number; allocation: number; slot: number }> {
-    const key = r.idempotencyKey;
-    const row = await new Promise<AddRow | undefined>((resolve, reject) => this.enqueue({ r, resolve, reject }));
-    const id = row?.nr_id === null || row?.nr_id === undefined ? undefined : nrIdText(Number(row.nr_id));
-    switch (row?.status) {
-      case 'ok':
-      case 'replay': {
-        // detail carries the allocation's /48: no second round trip to shape the answer.
-        const [number, prefix] = String(row.detail).split(' ');
-        const nr = Number(row.nr_id);
-        const resource = { id: id!, node: r.node, prefix: nrPrefix(this.plan(Number(number), prefix!), nr).toString() };
-        if (row.status === 'ok') this.changed(row);
-        return {
-          resource,
-          replay: row.status === 'replay',
-          slotNrs: Number(row.nr_count),
-          allocation: Number(number),
-          slot: nr >> 12,
-        };
-      }
-      case 'no_network':
-        throw new ExitnodeError(StoreErrors.NETWORK_UNKNOWN, `network ${q(r.network)} does not exist or is not yours`);
-      case 'no_node':
-        throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(r.node)} does not exist`);
-      case 'node_farm':
-        throw new ExitnodeError(
-          StoreErrors.NODE_OTHER_FARM,
-          `node ${q(r.node)} is not in farm ${q(row.detail)}, which owns the network's allocation`,
-        );
-      case 'node_taken':
-        throw new ExitnodeError(
-          StoreErrors.NR_NODE_TAKEN,
-          `network ${q(r.network)} has NR ${id} on node ${q(r.node)} already; a network has one NR per node`,
-        );
-      case 'full':
-        throw new ExitnodeError(
-          StoreErrors.SLOT_FULL,
-          `the slot of network ${q(r.network)} is full: every NR id is in use${Number(row.detail) ? ` or in quarantine (${row.detail} ids)` : ''}; the farmer should enable another ExitNode (assign a node to another slot) for new networks`,
-        );
-      case 'idem_mismatch':
-        throw new ExitnodeError(
-          StoreErrors.IDEMPOTENCY_MISMATCH,
-          `Idempotency-Key ${q(key)} was used for NR ${id} of network/node ${q(row.detail)}, not for this request`,
-        );
-      case 'idem_gone':
-        throw new ExitnodeError(
-          StoreErrors.IDEMPOTENCY_GONE,
-          `Idempotency-Key ${q(key)} made NR ${id}, which has been removed since; use a new key`,
-        );
-      default:
-        throw new Error(`xn_add_resource returned ${q(row)}`);
-    }
+  addResource(r: AllocRequest): Promise<AddResourceResult> {
+    return this.allocQueue.addResource(r);
   }
 
   private async ownNetwork(tenant: string, network: string): Promise<NetworkRecord> {
@@ -825,48 +511,14 @@ export class PgStore implements Store {
   }
 
   async getNetwork(id: string, tenant?: string): Promise<NetworkRecord | undefined> {
-    if (!NETWORK_ID_RE.test(id)) return undefined;
-    return (await this.networks('n.id = $1 AND ($2::text IS NULL OR n.tenant_id = $2)', [id, tenant ?? null]))[0];
+    if (!isNetworkId(id)) return undefined;
+    return (
+      await networkRecords(this.db, 'n.id = $1 AND ($2::text IS NULL OR n.tenant_id = $2)', [id, tenant ?? null])
+    )[0];
   }
 
   async listNetworks(tenant?: string): Promise<NetworkRecord[]> {
-    return this.networks('$1::text IS NULL OR n.tenant_id = $1', [tenant ?? null]);
-  }
-
-  private async networks(where: string, params: unknown[], db: Queryable = this.db): Promise<NetworkRecord[]> {
-    const nets = await db.query(
-      `SELECT n.*, a.prefix FROM networks n JOIN allocations a ON a.number = n.allocation WHERE ${where} ORDER BY n.created_at, n.id`,
-      params,
-    );
-    if (!nets.length) return [];
-    const res = await db.query(
-      'SELECT network_id, nr_id, node_id, public_key FROM resources WHERE network_id = ANY($1) ORDER BY nr_id',
-      [nets.map((n) => n.id)],
-    );
-    const by = new Map<string, ResourceRecord[]>();
-    const plans = new Map<number, ReturnType<typeof planAllocation>>();
-    for (const n of nets) plans.set(Number(n.allocation), planAllocation(String(n.prefix), Number(n.allocation)));
-    const allocOf = new Map(nets.map((n) => [String(n.id), Number(n.allocation)]));
-    for (const r of res) {
-      const list = by.get(String(r.network_id)) ?? [];
-      const id = Number(r.nr_id);
-      list.push({
-        id: nrIdText(id),
-        node: String(r.node_id),
-        prefix: nrPrefix(plans.get(allocOf.get(String(r.network_id))!)!, id).toString(),
-        ...(r.public_key ? { publicKey: String(r.public_key) } : {}),
-      });
-      by.set(String(r.network_id), list);
-    }
-    return nets.map((n) => ({
-      id: String(n.id),
-      name: String(n.name),
-      tenant: String(n.tenant_id),
-      allocation: Number(n.allocation),
-      slot: Number(n.slot),
-      exit: nrIdText(Number(n.exit_id)),
-      resources: by.get(String(n.id)) ?? [],
-    }));
+    return networkRecords(this.db, '$1::text IS NULL OR n.tenant_id = $1', [tenant ?? null]);
   }
 
   async setKey(node: string, network: string, nr: string, publicKey: string): Promise<void> {
@@ -910,95 +562,7 @@ export class PgStore implements Store {
   async view(node: string): Promise<NodeView> {
     // Evaluation on read: a lapsed lease moves before anyone is shown the old holder.
     await this.sweep();
-    return this.db.transaction(
-      async (tx) => {
-        const [n] = await tx.query(
-          'SELECT n.*, v.version FROM nodes n JOIN node_versions v ON v.node_id = n.id WHERE n.id = $1',
-          [node],
-        );
-        if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
-        const slots = await tx.query(
-          'SELECT s.*, a.ipv4 FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.node_id = $1 ORDER BY s.allocation, s.slot',
-          [node],
-        );
-        const nets = await tx.query<{ id: string; allocation: number; exit_id: number }>(
-          `SELECT n.id, n.allocation, n.exit_id FROM networks n
-          WHERE n.id IN (SELECT network_id FROM resources WHERE node_id = $1)
-             OR EXISTS (SELECT 1 FROM slots s WHERE s.node_id = $1 AND s.allocation = n.allocation AND s.slot = n.slot)
-          ORDER BY n.id`,
-          [node],
-        );
-        const res = nets.length
-          ? await tx.query(
-              `SELECT r.network_id, r.nr_id, r.node_id, r.public_key, nd.public_ipv4, nd.public_ipv6
-           FROM resources r JOIN nodes nd ON nd.id = r.node_id WHERE r.network_id = ANY($1) ORDER BY r.nr_id`,
-              [nets.map((x) => x.id)],
-            )
-          : [];
-        const numbers = [
-          ...new Set([...slots.map((s) => Number(s.allocation)), ...nets.map((x) => Number(x.allocation))]),
-        ];
-        const allocs = numbers.length
-          ? (await tx.query('SELECT * FROM allocations WHERE number = ANY($1) ORDER BY number', [numbers])).map(
-              allocationRecord,
-            )
-          : [];
-        const byNet = new Map<string, NodeView['networks'][number]['resources']>();
-        for (const r of res) {
-          const list = byNet.get(String(r.network_id)) ?? [];
-          const id = Number(r.nr_id);
-          const endpoint = r.public_ipv4
-            ? `${String(r.public_ipv4)}:${id}`
-            : r.public_ipv6
-              ? `[${String(r.public_ipv6)}]:${id}`
-              : undefined;
-          list.push({
-            id: nrIdText(id),
-            node: String(r.node_id),
-            ...(r.public_key ? { publicKey: String(r.public_key) } : {}),
-            ...(endpoint ? { endpoint } : {}),
-          });
-          byNet.set(String(r.network_id), list);
-        }
-        return {
-          version: Number(n.version),
-          node: {
-            id: String(n.id),
-            ...(n.public_ipv4 ? { publicIPv4: String(n.public_ipv4) } : {}),
-            ...(n.public_ipv6 ? { publicIPv6: String(n.public_ipv6) } : {}),
-          },
-          allocations: allocs.map((a) => ({
-            number: a.number,
-            prefix: a.prefix,
-            upstream: {
-              ll: a.upstream.ll,
-              ip6: a.upstream.ip6,
-              ...(a.ipv4 ? { ipv4Gateway: a.ipv4.gateway, ipv4PrefixLength: a.ipv4.prefixLength } : {}),
-            },
-          })),
-          // The view carries GWPubIP4 as an address (DESIGN.md section 4; its length is upstream.ipv4PrefixLength).
-          slots: slots.map(slotRecord).map((s) => ({
-            allocation: s.allocation,
-            slot: s.slot,
-            epoch: s.epoch,
-            ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}),
-          })),
-          networks: nets.map((x) => ({
-            id: x.id,
-            allocation: Number(x.allocation),
-            exit: nrIdText(Number(x.exit_id)),
-            resources: byNet.get(x.id) ?? [],
-          })),
-        };
-      },
-      { readOnly: true, repeatableRead: true },
-    );
-  }
-
-  /** Tells this instance's listeners that views may have changed (after a committed write). */
-  private changed<T>(v: T): T {
-    for (const l of this.listeners) l(['*']);
-    return v;
+    return this.db.transaction((tx) => assembleView(tx, node), { readOnly: true, repeatableRead: true });
   }
 
   async versions(nodes: string[]): Promise<Map<string, number>> {
@@ -1033,78 +597,4 @@ export class PgStore implements Store {
     this.listeners.clear();
     await this.db.close();
   }
-}
-
-/** The renderer's check, its message kept, under the store's code. */
-function upstreamRule(check: () => string): string {
-  try {
-    return check();
-  } catch (e) {
-    if (isExitnodeError(e)) throw new ExitnodeError(StoreErrors.UPSTREAM_ADDRESS, e.message);
-    throw e;
-  }
-}
-
-function checkPool(p: Ipv4Pool): Ipv4Pool {
-  if (!Array.isArray(p.addresses) || p.addresses.length > 15)
-    throw new ExitnodeError(
-      StoreErrors.IPV4_POOL,
-      `the IPv4 pool lists ${q(p.addresses?.length)} addresses; at most 15 (one per slot, addresses[E-1] serves slot E)`,
-    );
-  if (!Number.isInteger(p.prefixLength) || p.prefixLength < 1 || p.prefixLength > 32)
-    throw new ExitnodeError(
-      StoreErrors.IPV4_POOL,
-      `IPv4 prefixLength ${q(p.prefixLength)} must be a whole number from 1 to 32`,
-    );
-  const gw = Ip4.parse(p.gateway);
-  const net = new Ip4Prefix(
-    p.prefixLength === 32 ? gw.value : (gw.value & ~(2 ** (32 - p.prefixLength) - 1)) >>> 0,
-    p.prefixLength,
-  );
-  const addresses = p.addresses.map((a) => {
-    const ip = Ip4.parse(a);
-    if (p.prefixLength < 32 && !net.contains(ip))
-      throw new ExitnodeError(
-        StoreErrors.IPV4_POOL,
-        `IPv4 address ${q(a)} is not in the gateway's subnet ${net.toString()}`,
-      );
-    if (ip.equals(gw)) throw new ExitnodeError(StoreErrors.IPV4_POOL, `IPv4 address ${q(a)} is the gateway itself`);
-    return ip.toString();
-  });
-  if (new Set(addresses).size !== addresses.length)
-    throw new ExitnodeError(StoreErrors.IPV4_POOL, `the IPv4 pool lists an address twice: ${q(p.addresses)}`);
-  return { addresses, prefixLength: p.prefixLength, gateway: gw.toString() };
-}
-
-function parseJson(v: unknown): unknown {
-  return typeof v === 'string' ? JSON.parse(v) : v;
-}
-
-function allocationRecord(r: Row): AllocationRecord {
-  const ipv4 = parseJson(r.ipv4) as Ipv4Pool | null;
-  return {
-    number: Number(r.number),
-    farm: String(r.farm_id),
-    prefix: String(r.prefix),
-    ...(ipv4 ? { ipv4 } : {}),
-    upstream: { ll: String(r.upstream_ll), ip6: String(r.upstream_ip6) },
-  };
-}
-
-function slotRecord(r: Row): SlotRecord {
-  const ipv4 = parseJson(r.ipv4) as Ipv4Pool | null;
-  const slot = Number(r.slot);
-  const addr = ipv4?.addresses[slot - 1];
-  return {
-    allocation: Number(r.allocation),
-    slot,
-    node: str(r.node_id) ?? null,
-    epoch: Number(r.epoch),
-    leaseExpiresAt: r.lease_expires_at === null || r.lease_expires_at === undefined ? null : Number(r.lease_expires_at),
-    nrs: Number(r.nr_count),
-    ...(addr ? { ipv4: `${addr}/${ipv4!.prefixLength}` } : {}),
-    ...(r.renewed_at !== null && r.renewed_at !== undefined ? { renewedAt: Number(r.renewed_at) } : {}),
-    ...(r.moving_to ? { movingTo: String(r.moving_to) } : {}),
-    ...(r.health ? { health: String(r.health), healthAt: Number(r.health_at) } : {}),
-  };
 }

@@ -12,6 +12,7 @@ import { applyView, down } from '../../src/agent/index.js';
 import type { NodeConfig } from '../../src/agent/config.js';
 import { parseNodeView } from '../../src/core/view.js';
 import { run, inNs } from '../../src/kernel/exec.js';
+import { objectsText } from '../../src/reconcile/objects.js';
 
 const A = 404;
 const ROOT = 'xa-froot';
@@ -71,7 +72,8 @@ test(
 
     const r = await applyView(view, config);
     assert.equal(r.failures.length, 1, JSON.stringify(r.failures));
-    assert.equal(r.failures[0]!.object, `namespace xa-f-net-1abe-${A}`);
+    assert.deepEqual(r.failures[0]!.objects, [{ kind: 'netns', name: `xa-f-net-1abe-${A}` }]);
+    assert.equal(objectsText(r.failures[0]!.objects), `namespace xa-f-net-1abe-${A}`);
     assert.match(r.failures[0]!.reason, /cannot be read/);
     const gw = `xa-f-gw-1-${A}`;
     const routes = (await run(inNs(gw, ['ip', '-6', 'route', 'show', 'proto', '77']))).stdout;

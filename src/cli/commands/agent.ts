@@ -4,6 +4,7 @@ import { AgentErrors } from '../../agent/errors.js';
 import { applyView, check, down, planText, viewFile, type PassResult } from '../../agent/index.js';
 import { parseNodeConfig } from '../../agent/config.js';
 import { ExitnodeError, q } from '../../core/errors.js';
+import { failureText, objectsText } from '../../reconcile/objects.js';
 import { parseNodeView } from '../../core/view.js';
 import { flag, need, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
@@ -32,7 +33,7 @@ function report(r: PassResult, io: Io, json: boolean, stateDir: string): number 
           dryRun: r.dryRun,
           size: r.size,
           steps: r.plan.steps,
-          failures: r.failures,
+          failures: r.failures.map((f) => ({ object: objectsText(f.objects), ...f })),
           publicKeys: r.publicKeys,
           timings: r.timings,
         },
@@ -47,7 +48,7 @@ function report(r: PassResult, io: Io, json: boolean, stateDir: string): number 
       `${r.size ? `applied ${r.plan.steps.length} steps (${r.size} commands)` : 'nothing to do'} in ${Math.round(r.timings.compileMs + r.timings.observeMs + r.timings.diffMs + r.timings.applyMs)} ms`,
     );
     for (const [k, v] of Object.entries(r.publicKeys)) io.out(`public key ${k} ${v}`);
-    for (const f of r.failures) io.err(`failed: ${f.object}: ${f.reason}`);
+    for (const f of r.failures) io.err(`failed: ${failureText(f)}`);
   }
   return r.failures.length ? 1 : 0;
 }
