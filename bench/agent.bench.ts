@@ -8,7 +8,7 @@
 // WireGuard is off ("none"): the ExitPoints' peers are remote and 1000 wireguard-go processes
 // would be 11000 threads; every other object of DESIGN.md section 3 is built. Needs root.
 // Namespaces "xb-ag-", allocation 501. Options: --eps N (a), --rounds R, --skip-a, --only-a, --ns-prefix P.
-import { writeFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyView } from '../src/agent/index.js';
@@ -18,6 +18,7 @@ import type { NodeView } from '../src/core/view.js';
 import type { DesiredState } from '../src/compile/desired.js';
 import { allocation, planNr, nrIdText } from '../src/core/plan.js';
 import { run, inNs } from '../src/kernel/exec.js';
+import { namespacesWith } from '../src/sim/procs.js';
 
 const args = process.argv.slice(2);
 const argN = (name: string, d: number): number => {
@@ -51,7 +52,7 @@ function sh(argv: string[], input?: string): Promise<void> {
 }
 
 async function cleanAll(): Promise<void> {
-  const names = readdirSync('/run/netns').filter((n) => n.startsWith(PX));
+  const names = namespacesWith(PX);
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
 }
 

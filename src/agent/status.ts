@@ -5,7 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gatewayNamespace, nrNamespace } from '../core/ownership.js';
+import { slotKey } from '../core/slot-ref.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { concerns, type Owner } from '../reconcile/objects.js';
 import { check, viewFile } from './index.js';
 import type { NodeConfig } from './config.js';
@@ -44,12 +46,12 @@ async function daemonHealth(stateDir: string): Promise<Record<string, unknown> |
   }
 }
 
-export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
+export async function agentStatus(config: NodeConfig, kernel: Kernel): Promise<AgentStatus> {
   const file = viewFile(config.stateDir);
   const daemon = await daemonHealth(config.stateDir);
   if (!existsSync(file)) return { node: config.node, viewVersion: null, rows: [], otherDrift: [], daemon };
   const view: NodeView = parseNodeView(readFileSync(file, 'utf8'));
-  const { items } = await check(view, config);
+  const { items } = await check(view, config, { kernel });
   const p = config.namespacePrefix;
   const used = new Set<(typeof items)[number]>();
   const mine = (owner: Owner): string[] =>
@@ -58,7 +60,7 @@ export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
   for (const s of view.slots) {
     rows.push({
       kind: 'gateway',
-      id: `${s.allocation}/${s.slot}`,
+      id: slotKey(s),
       namespace: gatewayNamespace(p, s.slot, s.allocation),
       drift: mine({ kind: 'slot', slot: s.slot, allocation: s.allocation }),
     });

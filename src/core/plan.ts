@@ -1,6 +1,6 @@
 // The addressing plan of DESIGN.md section 2: every name, prefix, address, port and route of a
 // slot and of an NR, computed from (P, A, E, S) and never stored. The JSON shape of `Plan` is the
-// one of `plan` in shared/spec/vectors.json.
+// one of `plan` in test/fixtures/vectors.json (the specification's worked cases).
 
 import { CoreErrors, ExitnodeError, q } from './errors.js';
 import { Ip4, Ip4Prefix, Ip6, Ip6Prefix } from './ip.js';
