@@ -11,7 +11,7 @@
 // --node PATH runs every command with that node (default: the one running this script).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -135,7 +135,10 @@ try {
 const w0 = Math.max(...cases.map((c) => c.name.length)) + 2;
 const cell = (c) => `${Math.round(c.median)} ms (${Math.round(c.min)}–${Math.round(c.max)})`;
 const ws = modes.map((m, i) => Math.max(m.name.length, ...rows.map((r) => cell(r.cells[i]).length)) + 3);
-console.log(`\nstart time, median of ${RUNS} runs (min–max), node ${version}`);
+const load = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ');
+console.log(`\nstart time, median of ${RUNS} runs (min–max), node ${version}, load average ${load}`);
 console.log(''.padEnd(w0) + modes.map((m, i) => m.name.padEnd(ws[i])).join('') + 'tsx / built');
 for (const r of rows)
   console.log(
