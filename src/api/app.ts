@@ -1,10 +1,14 @@
-// The TNoDB HTTP API: Fastify with a JSON schema on every route, the OpenAPI document at /docs,
-// errors as {error: {code, message}} with 4xx for the caller's mistakes and never a stack trace.
+// The TNoDB HTTP API: Fastify with a JSON schema on every route, the API reference at /docs (the
+// OpenAPI document at /docs/json), errors as {error: {code, message}} with 4xx for the caller's
+// mistakes and never a stack trace.
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
+import { docsRoutes } from './docs.js';
+import { versionCheck } from './version.js';
+import { VERSION } from '../core/version.js';
 import { ExitnodeError, isExitnodeError, catalog } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { Auth } from './auth.js';
@@ -143,6 +147,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
 
   // Bodies are JSON only; Fastify's default text/plain parser would turn a 415 into a schema error.
   app.removeContentTypeParser('text/plain');
+  versionCheck(app);
   // Authenticate before the body is parsed or validated: a caller without a valid token learns
   // nothing about the API's schemas and always gets 401.
   app.addHook('onRequest', async (req) => {
@@ -171,6 +176,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
       security: [{ bearer: [] }],
     },
   });
+  await docsRoutes(app);
 
   // Per token (after authentication: the key is the token's hash), on /v1 routes only.
   const limit = o.rateLimit === undefined ? RATE_LIMIT : o.rateLimit;
@@ -197,12 +203,17 @@ export async function buildApp(o: AppOptions): Promise<App> {
         tags: ['health'],
         summary: 'Liveness and database round trip',
         security: [],
-        response: { 200: { type: 'object', properties: { status: { type: 'string' }, driver: { type: 'string' } } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: { status: { type: 'string' }, driver: { type: 'string' }, version: { type: 'string' } },
+          },
+        },
       },
     },
     async () => {
       await ctx.store.ping();
-      return { status: 'ok', driver: ctx.store.driver };
+      return { status: 'ok', driver: ctx.store.driver, version: VERSION };
     },
   );
   // It names every farm's nodes and slots: the admin's (or the server's --metrics-listen address).
@@ -220,9 +231,6 @@ export async function buildApp(o: AppOptions): Promise<App> {
       return reply.type('text/plain; version=0.0.4').send(await renderMetrics(ctx));
     },
   );
-  const docs = { schema: { hide: true } };
-  app.get('/docs', docs, async () => app.swagger());
-  app.get('/docs/json', docs, async () => app.swagger());
   app.get('/docs/errors', { schema: { tags: ['health'], summary: 'The error catalog', security: [] } }, async () =>
     Object.fromEntries([...catalog()].map(([code, s]) => [code, { status: s.status, summary: s.summary }])),
   );
