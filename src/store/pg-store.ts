@@ -8,6 +8,8 @@
 //   views.ts        a node's view and the network records, assembled from rows
 //   rows.ts         row mapping into the Store's records
 //   context.ts      what the parts share (database, options and clock, retries, the change signal)
+//   events.ts       the farm's history (recorded by triggers, 004_events.sql): reading, silence watch, retention
+//   dashboard.ts    the farm as the dashboard shows it, and the agents' own reports
 
 import { randomBytes } from 'node:crypto';
 import {
@@ -25,6 +27,8 @@ import { AllocationQueue, type AddResourceResult, type AllocRequest } from './al
 import { DEFAULTS, pgCode, retry, type StoreContext } from './context.js';
 import { StoreErrors } from './errors.js';
 import { Leases } from './leases.js';
+import { Events } from './events.js';
+import { DashboardQueries } from './dashboard.js';
 import { LOCKS, migrate } from './migrate.js';
 import { allocationRecord, nodeRecord, slotRecord } from './rows.js';
 import type { SqlClient } from './sql.js';
@@ -59,6 +63,8 @@ export class PgStore implements Store {
   private listeners = new Set<(nodes: string[]) => void>();
   private readonly leases: Leases;
   private readonly allocQueue: AllocationQueue;
+  readonly events: Events;
+  readonly dashboard: DashboardQueries;
 
   private constructor(
     private db: SqlClient,
@@ -75,6 +81,8 @@ export class PgStore implements Store {
     // Leases starts its grace period now: no slot moves for one TTL plus the margin (see Leases.sweep).
     this.leases = new Leases(ctx);
     this.allocQueue = new AllocationQueue(ctx);
+    this.events = new Events(ctx);
+    this.dashboard = new DashboardQueries(ctx);
   }
 
   get driver(): 'pglite' | 'pg' {

@@ -2,6 +2,9 @@
 // their NRs, keys) and the NR id allocator. One implementation (PgStore) on PGlite or a
 // PostgreSQL server; the contract tests run against both.
 
+import type { EventLog } from './events.js';
+import type { Dashboard } from './dashboard.js';
+
 export type Scope = 'admin' | 'farm' | 'tenant' | 'node';
 
 export interface Principal {
@@ -121,6 +124,10 @@ export interface StoreOptions {
   fenceMarginMs?: number;
   /** How long a removed NR id stays unused. Default 10 minutes. */
   quarantineMs?: number;
+  /** Events older than this are dropped (src/store/events.ts). Default 30 days. */
+  eventRetentionMs?: number;
+  /** At most this many events are kept, the oldest dropped first. Default 200,000. */
+  eventMaxRows?: number;
 }
 
 export interface Store {
@@ -198,5 +205,9 @@ export interface Store {
   onViewChange(cb: (nodes: string[]) => void): () => void;
 
   stats(): Promise<{ slots: SlotRecord[]; networks: number; resources: number }>;
+  /** The farm's history (src/store/events.ts). */
+  readonly events: EventLog;
+  /** The reads of the dashboard and the agents' reports (src/store/dashboard.ts). */
+  readonly dashboard: Dashboard;
   close(): Promise<void>;
 }
