@@ -28,6 +28,25 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard: plain ES modules for the browser (no build step).
+    files: ['web/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        navigator: 'readonly',
+        sessionStorage: 'readonly',
+        performance: 'readonly',
+        addEventListener: 'readonly',
+        removeEventListener: 'readonly',
+        CustomEvent: 'readonly',
+        URLSearchParams: 'readonly',
+        TextDecoderStream: 'readonly',
+      },
+    },
+  },
+  {
     files: ['src/core/**/*.ts', 'src/compile/**/*.ts', 'src/reconcile/**/*.ts', 'src/render/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {

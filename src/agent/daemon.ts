@@ -109,10 +109,14 @@ export interface DaemonState {
   fenced: Record<string, { at: number; reason: string; ms: number; pass: number }>;
   /** Slots the last pass built a gateway for. */
   served: string[];
+  /** The last drift repair (a full pass that changed the kernel under an applied view), and how many so far. */
+  drift?: { n: number; at: number; objects: string[]; version: number };
 }
 
 export const DEFAULT_RESYNC_MS = 60_000;
 export const DEFAULT_HEARTBEAT_MS = 1_000;
+/** The agent's report to TNoDB (for the dashboard) is sent when it changes, else this often. */
+export const REPORT_EVERY_MS = 10_000;
 
 function counts(d: DesiredState): { labels: Record<string, string>; value: number }[] {
   const c: Record<string, number> = {
@@ -156,6 +160,8 @@ export class AgentDaemon {
   private wakeHeartbeat?: () => void;
   private probing = false;
   private fencing = false;
+  /** The last report sent to TNoDB (POST /v1/nodes/{id}/report, for the dashboard), and when. */
+  private reported: { key: string; at: number; off?: number; failing?: boolean } = { key: '', at: 0 };
   metricsUrl?: string;
 
   constructor(opts: DaemonOptions) {
@@ -329,6 +335,7 @@ export class AgentDaemon {
         changed.length,
       );
       this.log('drift.repaired', { version: view.version, objects: changed });
+      this.state.drift = { n: (this.state.drift?.n ?? 0) + 1, at: Date.now(), objects: changed, version: view.version };
     }
     if (!failures.length) {
       this.state.appliedVersion = view.version;
@@ -647,6 +654,7 @@ export class AgentDaemon {
         this.metrics.gauge('exitnode_agent_heartbeat_ok', 'Whether the last heartbeat succeeded', 1);
         await this.checkFences();
         void this.probeAll();
+        void this.sendReport();
         await this.heartbeatSleep(Math.max(0, every - (Date.now() - sent)));
       } catch (e) {
         if (!this.running) return;
@@ -671,6 +679,62 @@ export class AgentDaemon {
       this.wakeHeartbeat = done;
       this.abort.signal.addEventListener('abort', done, { once: true });
     });
+  }
+
+  /**
+   * Tells TNoDB how this agent is (the dashboard's nodes view; drift repairs and status changes
+   * become events there): when it changed, else every REPORT_EVERY_MS. Off the lease path: a
+   * failure is only logged, and a server without the route (404) is asked again after 10 minutes.
+   */
+  private async sendReport(): Promise<void> {
+    const now = Date.now();
+    if (this.reported.off && now < this.reported.off) return;
+    const h = this.health();
+    const s = this.state;
+    const report = {
+      status: h.status as 'ok' | 'degraded',
+      appliedVersion: s.appliedVersion ?? null,
+      viewVersion: s.view?.version ?? null,
+      viewSource: s.viewSource ?? null,
+      serverReachable: s.serverReachable,
+      served: s.served,
+      lastPass: s.lastPass
+        ? {
+            agoMs: Math.max(0, now - s.lastPass.at),
+            ms: Math.round(s.lastPass.ms * 10) / 10,
+            full: s.lastPass.full,
+            size: s.lastPass.size,
+            failures: s.lastPass.failures.length,
+            ...(s.lastPass.version !== undefined ? { version: s.lastPass.version } : {}),
+          }
+        : null,
+      drift: s.drift
+        ? {
+            seq: `${s.startedAt}-${s.drift.n}`,
+            objects: s.drift.objects.slice(0, 50).map((o) => o.slice(0, 120)),
+            version: s.drift.version,
+            agoMs: Math.max(0, now - s.drift.at),
+          }
+        : null,
+    };
+    const key = JSON.stringify({ ...report, lastPass: { ...report.lastPass, agoMs: 0 }, drift: report.drift?.seq });
+    if (key === this.reported.key && now - this.reported.at < REPORT_EVERY_MS) return;
+    const failing = this.reported.failing;
+    this.reported = { key, at: now };
+    try {
+      await this.client.request('POST', `/v1/nodes/${encodeURIComponent(this.config.node)}/report`, {
+        ...report,
+        lastServerContactAgoMs: s.lastServerContact !== undefined ? Math.max(0, now - s.lastServerContact) : null,
+        uptimeS: Math.round((now - s.startedAt) / 1000),
+      });
+    } catch (e) {
+      const status = (e as ExitnodeError).details?.status;
+      if (status === 404) this.reported.off = now + 600_000;
+      this.reported.key = '';
+      this.reported.failing = true;
+      // Once per run of failures: the heartbeat's own errors already tell an unreachable server.
+      if (!failing) this.log('report.failed', { error: (e as Error).message }, 'warn');
+    }
   }
 
   private saveLeases(): void {

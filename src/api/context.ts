@@ -3,6 +3,7 @@ import type { Store } from '../store/index.js';
 import type { Auth } from './auth.js';
 import type { ViewWatch } from './watch.js';
 import type { Metrics } from './metrics.js';
+import type { EventWatch } from './event-watch.js';
 
 export interface ApiContext {
   store: Store;
@@ -10,6 +11,8 @@ export interface ApiContext {
   watch: ViewWatch;
   metrics: Metrics;
   maxWaitS: number;
+  /** Live tails of the farm's events (src/api/event-watch.ts). */
+  events: EventWatch;
 }
 
 /** Past this many NRs on a slot the farmer is told to enable another ExitNode (DESIGN.md section 5). */

@@ -97,11 +97,26 @@ export interface SlotResource {
 export interface Dashboard {
   overview(farm: string): Promise<FarmOverview>;
   /** Network summaries of a farm (or, with tenant, of a tenant), ordered by allocation, slot, ExitPoint. */
-  networks(scope: { farm?: string; tenant?: string }, f?: { allocation?: number; slot?: number }): Promise<NetworkSummary[]>;
-  /** Every NR of a slot, in id order. */
-  slotResources(allocation: number, slot: number): Promise<SlotResource[]>;
+  networks(
+    scope: { farm?: string; tenant?: string },
+    f?: { allocation?: number; slot?: number },
+  ): Promise<NetworkSummary[]>;
+  /** Every NR of a slot (or of one network of it), in id order. */
+  slotResources(allocation: number, slot: number, network?: string): Promise<SlotResource[]>;
+  /** Who holds an NR: its network, tenant, node and its network's ExitPoint (for explain). */
+  findResource(allocation: number, nr: number): Promise<ResourceOwner | undefined>;
   /** Stores the agent's report about itself (the triggers record drift repairs and status changes). */
   report(node: string, r: AgentReport): Promise<boolean>;
+}
+
+export interface ResourceOwner {
+  network: string;
+  name: string;
+  tenant: string;
+  node: string;
+  /** The network's ExitPoint NR and the node that hosts it. */
+  exit: string;
+  exitNode: string | null;
 }
 
 export const slotCapacity = (slot: number): number => (slot === 15 ? 3840 : 4096);
@@ -144,7 +159,9 @@ export class DashboardQueries implements Dashboard {
           slots: held.get(String(r.id)) ?? [],
           ...(r.agent_report
             ? {
-                agent: (typeof r.agent_report === 'string' ? JSON.parse(r.agent_report) : r.agent_report) as AgentReport,
+                agent: (typeof r.agent_report === 'string'
+                  ? JSON.parse(r.agent_report)
+                  : r.agent_report) as AgentReport,
                 agentReportAt: Number(r.agent_report_at),
               }
             : {}),
@@ -191,7 +208,7 @@ export class DashboardQueries implements Dashboard {
     }));
   }
 
-  async slotResources(allocation: number, slot: number): Promise<SlotResource[]> {
+  async slotResources(allocation: number, slot: number, network?: string): Promise<SlotResource[]> {
     const { db } = this.ctx;
     const [a] = await db.query('SELECT * FROM allocations WHERE number = $1', [allocation]);
     if (!a) return [];
@@ -199,8 +216,8 @@ export class DashboardQueries implements Dashboard {
     const rows = await db.query(
       `SELECT r.nr_id, r.network_id, r.node_id, r.public_key IS NOT NULL AS key, n.name, n.tenant_id, n.exit_id
          FROM resources r JOIN networks n ON n.id = r.network_id
-        WHERE r.allocation = $1 AND r.slot = $2 ORDER BY r.nr_id`,
-      [allocation, slot],
+        WHERE r.allocation = $1 AND r.slot = $2 AND ($3::text IS NULL OR r.network_id = $3) ORDER BY r.nr_id`,
+      [allocation, slot, network ?? null],
     );
     return rows.map((r) => {
       const id = Number(r.nr_id);
@@ -215,6 +232,25 @@ export class DashboardQueries implements Dashboard {
         key: Boolean(r.key),
       };
     });
+  }
+
+  async findResource(allocation: number, nr: number): Promise<ResourceOwner | undefined> {
+    const [r] = await this.ctx.db.query(
+      `SELECT r.node_id, r.network_id, n.name, n.tenant_id, n.exit_id, x.node_id AS exit_node
+         FROM resources r JOIN networks n ON n.id = r.network_id
+         LEFT JOIN resources x ON x.allocation = n.allocation AND x.nr_id = n.exit_id
+        WHERE r.allocation = $1 AND r.nr_id = $2`,
+      [allocation, nr],
+    );
+    if (!r) return undefined;
+    return {
+      network: String(r.network_id),
+      name: String(r.name),
+      tenant: String(r.tenant_id),
+      node: String(r.node_id),
+      exit: nrIdText(Number(r.exit_id)),
+      exitNode: r.exit_node === null || r.exit_node === undefined ? null : String(r.exit_node),
+    };
   }
 
   async report(node: string, r: AgentReport): Promise<boolean> {

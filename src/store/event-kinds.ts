@@ -49,9 +49,12 @@ export const EVENT_KINDS = {
   },
   'gateway.unhealthy': {
     severity: 'error',
-    summary: "the holder reported that its gateway cannot forward (the upstream router does not answer from it)",
+    summary: 'the holder reported that its gateway cannot forward (the upstream router does not answer from it)',
   },
-  'gateway.healthy': { severity: 'info', summary: "the holder reported its gateway forwarding (again, or for the first time)" },
+  'gateway.healthy': {
+    severity: 'info',
+    summary: 'the holder reported its gateway forwarding (again, or for the first time)',
+  },
   'slot.advisory': {
     severity: 'warning',
     summary: 'a slot passed 2048 NRs: the farmer should enable another ExitNode so that new networks go there',

@@ -23,6 +23,7 @@ export type {
   SlotResource,
   SlotStatus,
   SlotCandidate,
+  ResourceOwner,
 } from './dashboard.js';
 
 export interface OpenOptions extends StoreOptions {

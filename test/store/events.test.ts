@@ -224,11 +224,7 @@ function suite(name: string, open: Opener, skip?: string): void {
 
 suite('PGlite', (o) => openStore(o));
 const skip = pgSkipReason();
-suite(
-  'a PostgreSQL server',
-  async (o) => openStore({ ...o, url: await (await pgCluster()).createDb() }),
-  skip,
-);
+suite('a PostgreSQL server', async (o) => openStore({ ...o, url: await (await pgCluster()).createDb() }), skip);
 
 describe('events: slot fill triggers, the tail across a rolled-back insert, retention (PGlite)', () => {
   let now = 1_700_000_000_000;

@@ -4,7 +4,7 @@ import type { Io } from '../io.js';
 
 export const summary = 'run the TNoDB server (embedded PostgreSQL in a data directory, or --db postgres://…)';
 export const usage =
-  'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--log]';
+  'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--events-keep DAYS (30)] [--events-max N (200000)] [--log]\n  the dashboard is served at /ui/ (sign in with a farm or tenant token)';
 
 function seconds(p: ReturnType<typeof parse>, name: string): number | undefined {
   const v = opt(p, name);
@@ -12,6 +12,22 @@ function seconds(p: ReturnType<typeof parse>, name: string): number | undefined 
   if (!/^\d+(\.\d+)?$/.test(v) || (Number(v) <= 0 && name !== 'fence-margin' && name !== 'quarantine'))
     throw usageError(`--${name} ${JSON.stringify(v)} must be a number of seconds`, usage);
   return Math.round(Number(v) * 1000);
+}
+
+function days(p: ReturnType<typeof parse>, name: string): number | undefined {
+  const v = opt(p, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0)
+    throw usageError(`--${name} ${JSON.stringify(v)} must be a number of days above 0`, usage);
+  return Math.round(Number(v) * 86_400_000);
+}
+
+function whole(p: ReturnType<typeof parse>, name: string): number | undefined {
+  const v = opt(p, name);
+  if (v === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 100)
+    throw usageError(`--${name} ${JSON.stringify(v)} must be a whole number of at least 100`, usage);
+  return Number(v);
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -24,6 +40,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       'lease-ttl': { type: 'string' },
       'fence-margin': { type: 'string' },
       quarantine: { type: 'string' },
+      'events-keep': { type: 'string' },
+      'events-max': { type: 'string' },
       log: { type: 'boolean' },
     },
     usage,
@@ -47,6 +65,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     leaseTtlMs: seconds(p, 'lease-ttl'),
     fenceMarginMs: seconds(p, 'fence-margin') ?? 1000,
     quarantineMs: seconds(p, 'quarantine'),
+    eventRetentionMs: days(p, 'events-keep'),
+    eventMaxRows: whole(p, 'events-max'),
     logger: flag(p, 'log') ? { level: 'info' } : false,
     // EXITNODE_PGLITE_WORKER=1 runs PGlite in a worker thread (compared in bench:alloc).
     pgliteWorker: process.env.EXITNODE_PGLITE_WORKER === '1',
@@ -58,6 +78,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       srv.adminToken
         ? `admin token created and written to ${srv.adminTokenFile} (mode 0600); it is not shown anywhere else`
         : `admin token: made on the first start, in ${srv.adminTokenFile}`,
+      `dashboard: ${srv.url}/ui/ (sign in with a farm or tenant token)`,
     ].join('\n'),
   );
   await new Promise<void>((resolve) => {
