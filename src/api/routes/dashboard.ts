@@ -228,7 +228,10 @@ export function dashboardRoutes(app: FastifyInstance, ctx: ApiContext): void {
       } catch {
         /* explain() below names the syntax error */
       }
-      const a = (v6 && allocs.find((x) => planAllocation(x.prefix, x.number).prefix.contains(v6!))) ?? allocs[0]!;
+      const inside = v6 && allocs.find((x) => planAllocation(x.prefix, x.number).prefix.contains(v6!));
+      if (v6 && !inside && p.scope === 'tenant')
+        throw new ExitnodeError(StoreErrors.NR_UNKNOWN, `${q(text)} is not an address of your networks`);
+      const a = inside || allocs[0]!;
       const plan = planAllocation(a.prefix, a.number);
       let e = explain(plan, text, { upstreamLL: a.upstream.ll });
       const owner = e.nr ? await ctx.store.dashboard.findResource(a.number, parseInt(e.nr, 16)) : undefined;
