@@ -83,31 +83,42 @@ export async function uiFarm(o: UiFarmOptions = {}): Promise<UiFarm> {
   }
   const silent = new Set<string>();
   let stopped = false;
+  let beats = 0;
+  // As an agent: one heartbeat a second with the health of the slots it held at the last one, and
+  // its report every ten.
+  const held = new Map<string, { allocation: number; slot: number }[]>();
   const beat = async (): Promise<void> => {
+    const report = beats++ % 10 === 0;
     await Promise.all(
       nodes
         .filter((n) => !silent.has(n))
         .map(async (n) => {
           const c = admin.as(tokens.get(n)!);
-          const held = (await c.heartbeat(n).catch(() => ({ slots: [] }))).slots;
-          if (held.length)
-            await c
-              .heartbeat(n, { slots: held.map((s) => ({ allocation: s.allocation, slot: s.slot, healthy: true })) })
-              .catch(() => undefined);
-          await c
-            .request('POST', `/v1/nodes/${n}/report`, {
-              status: 'ok',
-              appliedVersion: null,
-              viewVersion: null,
-              serverReachable: true,
-              served: held.map((s) => `${s.allocation}/${s.slot}`),
-            })
+          const before = held.get(n) ?? [];
+          const r = await c
+            .heartbeat(n, before.length ? { slots: before.map((s) => ({ ...s, healthy: true })) } : undefined)
             .catch(() => undefined);
+          if (r)
+            held.set(
+              n,
+              r.slots.map((s) => ({ allocation: s.allocation, slot: s.slot })),
+            );
+          if (report)
+            await c
+              .request('POST', `/v1/nodes/${n}/report`, {
+                status: 'ok',
+                appliedVersion: null,
+                viewVersion: null,
+                serverReachable: true,
+                served: (held.get(n) ?? []).map((s) => `${s.allocation}/${s.slot}`),
+              })
+              .catch(() => undefined);
         }),
     );
   };
   await beat();
   for (let e = 1; e <= exits; e++) await fc.assignSlot(allocation, e, `gw${e}`);
+  await beat();
   await beat();
   const timer = setInterval(() => {
     if (!stopped) void beat();

@@ -61,3 +61,11 @@ export function debounce(fn, ms) {
     t = setTimeout(() => fn(...a), ms);
   };
 }
+
+/** A performance mark, once per page load (bench:ui reads them: first render of each view). */
+const marked = new Set();
+export function markOnce(name) {
+  if (marked.has(name)) return;
+  marked.add(name);
+  performance.mark(name);
+}

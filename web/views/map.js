@@ -3,7 +3,7 @@
 // 2048 advisory, and its warning; then the farm's latest events.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
-import { ago, clock, plural, slotPrefix, groups48 } from '../lib/util.js';
+import { ago, clock, markOnce, plural, slotPrefix, groups48 } from '../lib/util.js';
 
 /** The candidate that answers for the slot now: stage 1's lease holder (stage 2: the VRRP master). */
 export const ANSWERING = ['master', 'holder'];
@@ -81,6 +81,9 @@ function Tile({ a, s, now, warnNrs }) {
 
 export function MapView({ me, overview, history }) {
   useTick();
+  useEffect(() => {
+    if (overview) markOnce('xn:map');
+  }, [overview]);
   if (!overview) return html`<p class="muted">loading the farm…</p>`;
   const now = Date.now() + overview.skew;
   const healthy = overview.nodes.filter((n) => n.healthy).length;

@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { api, qs } from '../lib/api.js';
 import { VirtualList } from '../lib/vlist.js';
-import { debounce } from '../lib/util.js';
+import { debounce, markOnce } from '../lib/util.js';
 import { useLive } from '../lib/bus.js';
 
 /** Applies network and NR events to the summaries (no refetch of thousands of rows per event). */
@@ -71,6 +71,9 @@ function FarmNetworks({ farm }) {
     );
   }, [list, filter, slot]);
   const slots = useMemo(() => [...new Set((list ?? []).map((n) => `${n.allocation}/${n.slot}`))].sort(), [list]);
+  useEffect(() => {
+    if (list) markOnce('xn:networks');
+  }, [list]);
   return html`<div class="networks-view">
     <h1>tenant networks ${list ? html`<small data-testid="network-count">${list.length}</small>` : null}</h1>
     ${err ? html`<p class="error">${err}</p>` : null}

@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { api, qs } from '../lib/api.js';
 import { VirtualList } from '../lib/vlist.js';
-import { ago, clock, dateTime, debounce, gwPubLL, secs, slotPrefix } from '../lib/util.js';
+import { ago, clock, dateTime, debounce, gwPubLL, markOnce, secs, slotPrefix } from '../lib/util.js';
 import { answering, Fill, leaseText, slotState, useTick } from './map.js';
 import { useLive } from '../lib/bus.js';
 
@@ -100,6 +100,9 @@ export function SlotView({ overview, route }) {
       ? nrs.filter((r) => `${r.id} ${r.network} ${r.name} ${r.tenant} ${r.node} ${r.prefix}`.toLowerCase().includes(f))
       : nrs;
   }, [nrs, filter]);
+  useEffect(() => {
+    if (nrs && s) markOnce('xn:slot');
+  }, [nrs, Boolean(s)]);
   if (!overview) return html`<p class="muted">loading…</p>`;
   if (!s) return html`<p class="error">no slot ${an}/${sn} in this farm</p>`;
   const now = Date.now() + overview.skew;
