@@ -46,7 +46,7 @@ export interface SlotStatus extends SlotRecord {
   /** NR ids the slot can hold: 4096, or 3840 in slot 15. */
   capacity: number;
   candidates: SlotCandidate[];
-  /** The last change of hands: from whom, when (server clock) and why (see 004_events.sql). */
+  /** The last change of hands: from whom, when (server clock) and why (see 005_events.sql). */
   lastMove?: { from: string | null; at: number; cause: string };
 }
 

@@ -1,4 +1,4 @@
-// The kinds of the farm's events (recorded by the database's triggers, migrations/004_events.sql):
+// The kinds of the farm's events (recorded by the database's triggers, migrations/005_events.sql):
 // what each means, and the one line a person reads (the CLI's `exitnode events`, the dashboard's
 // history, the API's `text`). One place for the wording, so that the CLI and the page agree.
 // docs/events.md lists the kinds; a test checks that it lists every one of them.

@@ -1,4 +1,4 @@
-// The farm's history: reading the events the database's triggers record (migrations/004_events.sql),
+// The farm's history: reading the events the database's triggers record (migrations/005_events.sql),
 // the watch that finds silent nodes, and the retention that bounds the table.
 //
 // Tailing by id needs care on a PostgreSQL server shared by several instances: ids come from a

@@ -8,7 +8,7 @@
 //   views.ts        a node's view and the network records, assembled from rows
 //   rows.ts         row mapping into the Store's records
 //   context.ts      what the parts share (database, options and clock, retries, the change signal)
-//   events.ts       the farm's history (recorded by triggers, 004_events.sql): reading, silence watch, retention
+//   events.ts       the farm's history (recorded by triggers, 005_events.sql): reading, silence watch, retention
 //   dashboard.ts    the farm as the dashboard shows it, and the agents' own reports
 
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 // The farm's history (issue 12), on PGlite and on a PostgreSQL server: the triggers of
-// 004_events.sql record what happens to slots, nodes, networks and NRs with their causes and a
+// 005_events.sql record what happens to slots, nodes, networks and NRs with their causes and a
 // failover's measured cost; reading is scoped and filtered; a tail never skips an event whose
 // transaction commits late; retention bounds the table. Time comes from a hand-moved clock.
 import { describe, it, before, after } from 'node:test';
