@@ -1,5 +1,6 @@
 // Lint: the recommended sets of ESLint and typescript-eslint, plus the rules that keep
-// the house style (STYLE.md): no floating promises in the agent loop, no console in pure parts.
+// the house style (STYLE.md): no floating promises (with type information), no console and no I/O
+// in pure parts. The layering itself is checked by dependency-cruiser (.dependency-cruiser.cjs).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -45,6 +46,35 @@ export default tseslint.config(
         TextDecoderStream: 'readonly',
       },
     },
+  },
+  {
+    // A promise nobody awaits loses its rejection: in the agent loop, the server or the simulator
+    // that is a step that failed with nothing reported, or an unhandled rejection that ends the
+    // process. These rules need the type checker (projectService reads tsconfig.json), so they
+    // cover the TypeScript files of tsconfig.json; fire-and-forget is written `void p` with a
+    // comment saying why, misused promises are async callbacks where a void callback is expected
+    // (an async listener whose rejection no one sees).
+    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          // node:test's test()/describe()/it() return a promise that the runner itself awaits.
+          // Caveat: this also exempts a subtest's t.test() (same name, same package), which the
+          // runner does not wait for: await it yourself (the tree has none today).
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
+    // CommonJS config files (.dependency-cruiser.cjs)
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
   },
   {
     files: ['src/core/**/*.ts', 'src/compile/**/*.ts', 'src/reconcile/**/*.ts', 'src/render/**/*.ts'],

@@ -8,15 +8,17 @@
 // WireGuard is off ("none"): the ExitPoints' peers are remote and 1000 wireguard-go processes
 // would be 11000 threads; every other object of DESIGN.md section 3 is built. Needs root.
 // Namespaces "xb-ag-", allocation 501. Options: --eps N (a), --rounds R, --skip-a, --only-a, --ns-prefix P.
-import { writeFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyView } from '../src/agent/index.js';
+import { Compiler } from '../src/compile/index.js';
 import type { NodeConfig } from '../src/agent/config.js';
 import type { NodeView } from '../src/core/view.js';
 import type { DesiredState } from '../src/compile/desired.js';
 import { allocation, planNr, nrIdText } from '../src/core/plan.js';
 import { run, inNs } from '../src/kernel/exec.js';
+import { namespacesWith } from '../src/sim/procs.js';
 
 const args = process.argv.slice(2);
 const argN = (name: string, d: number): number => {
@@ -50,7 +52,7 @@ function sh(argv: string[], input?: string): Promise<void> {
 }
 
 async function cleanAll(): Promise<void> {
-  const names = readdirSync('/run/netns').filter((n) => n.startsWith(PX));
+  const names = namespacesWith(PX);
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
 }
 
@@ -213,11 +215,13 @@ async function timeScript(text: string): Promise<number> {
 }
 
 let previous: DesiredState | undefined;
+/** The agent's compiler, as a daemon keeps it: unchanged TNs' objects are handed over. */
+const compiler = new Compiler();
 
 /** One agent pass; incremental (against the previous pass's desired state) or full (reads the kernel). */
 async function timeAgent(v: NodeView, expectChange = true, incremental = false): Promise<number> {
   const t0 = performance.now();
-  const r = await applyView(v, config, incremental && previous ? { previous } : {});
+  const r = await applyView(v, config, incremental && previous ? { previous, compiler } : { compiler });
   const ms = performance.now() - t0;
   if (r.failures.length) throw new Error(`agent failures: ${JSON.stringify(r.failures.slice(0, 5))}`);
   if (expectChange !== r.size > 0)

@@ -4,32 +4,15 @@
 
 import { ExitnodeError, q } from '../core/errors.js';
 import { NAMESPACE_PREFIX_RE } from '../core/ownership.js';
+import type { CompileConfig, UplinkMode, WireGuardMode } from '../compile/config.js';
 import { AgentErrors } from './errors.js';
 
-export type UplinkMode =
-  /** Move this NIC into the (single) gateway namespace and rename it pub-E-A. */
-  | { kind: 'nic'; device: string }
-  /** A macvlan (bridge mode) on this NIC of the root namespace, moved into each gateway. */
-  | { kind: 'macvlan'; parent: string }
-  /** Simulation: a veth whose far end (pz-E-A) goes into `peerNamespace` and into `bridge` there. */
-  | { kind: 'veth'; peerNamespace: string; bridge: string };
+export type { UplinkMode, WireGuardMode } from '../compile/config.js';
 
-export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'none';
-
-export interface NodeConfig {
-  /** Must equal the view's node.id: an agent refuses another node's view. */
-  node: string;
-  /** Prepended to every namespace the agent creates ("n1-" in the simulation, "" in production). */
-  namespacePrefix: string;
-  /** The namespace of the workload bridges br-h-A; "" is the host's own namespace. */
-  rootNamespace: string;
-  /** The namespace of the node's public address, where WireGuard sockets bind; "" is the host's. */
-  publicNamespace: string;
+/** The node's configuration: what compile needs (CompileConfig) and where the agent keeps its state. */
+export interface NodeConfig extends CompileConfig {
   /** Private keys (0600), wireguard-go PID files and logs, the last applied view. */
   stateDir: string;
-  uplink: UplinkMode;
-  /** "none" builds everything but the WireGuard links and their routes (gateway benchmarks). */
-  wireguard: WireGuardMode;
 }
 
 const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;

@@ -1,7 +1,9 @@
 // The agent daemon against the real TNoDB server (in-process, PGlite in a temporary directory),
-// with a fake kernel pass in place of applyView (the real one runs in test/netns/sim.root.test.ts):
+// over the in-memory kernel (src/kernel/fake.ts) and a clock the test moves (src/kernel/fake-clock.ts):
+// the daemon's own code runs every pass (compile, observe, diff, apply into the fake), probes the
+// upstream through the fake, and fences through it (the real kernel: test/netns/sim.root.test.ts).
 // long-poll → pass → key publication → the other node's view gets the key; heartbeats → leases;
-// /healthz and /metrics; the SlotPolicy hook decides the slots a pass is given; bad flags.
+// /healthz and /metrics; the SlotPolicy hook decides the slots a pass is given.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -9,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../server/index.js';
 import { TnodbClient } from '../client/index.js';
-import type { NodeView } from '../core/view.js';
-import type { DesiredState } from '../compile/desired.js';
+import { FakeKernel } from '../kernel/fake.js';
+import { ManualClock } from '../kernel/fake-clock.js';
+import { gatewayNamespace, gatewayUplinkName, keyFileName, wgLinkName } from '../core/ownership.js';
 import { AgentDaemon, type SlotPolicy } from './daemon.js';
-import type { PassResult } from './index.js';
+import { publicKeyOf } from './index.js';
 import type { NodeConfig } from './config.js';
-import { runVerb } from './daemon-cli.js';
 
 const A = 699;
 const ADMIN = 'xn_daemon-test-admin-token-000000000000000';
@@ -22,34 +24,7 @@ const dir = mkdtempSync(join(tmpdir(), 'exitnode-daemon-test-'));
 let srv: RunningServer;
 const tokens: Record<string, string> = {};
 let network = '';
-
-const keyOf = (name: string): string => Buffer.alloc(32, name).toString('base64');
-
-function fakeApply(seen: NodeView[]): (v: NodeView, c: NodeConfig) => Promise<PassResult> {
-  return async (v, c) => {
-    seen.push(v);
-    const publicKeys: Record<string, string> = {};
-    for (const n of v.networks)
-      for (const r of n.resources) if (r.node === c.node) publicKeys[`wg-${r.id}-${n.allocation}`] = keyOf(`${r.id}`);
-    const desired: DesiredState = {
-      node: c.node,
-      namespacePrefix: c.namespacePrefix,
-      namespaces: [],
-      wireguard: [],
-    } as unknown as DesiredState;
-    return {
-      version: v.version,
-      plan: { steps: [] },
-      size: 0,
-      dryRun: false,
-      failures: [],
-      desired,
-      observed: true,
-      publicKeys,
-      timings: { compileMs: 0, observeMs: 0, diffMs: 0, applyMs: 0 },
-    };
-  };
-}
+const clock = new ManualClock();
 
 function config(node: string): NodeConfig {
   return {
@@ -59,17 +34,45 @@ function config(node: string): NodeConfig {
     publicNamespace: '',
     stateDir: join(dir, node),
     uplink: { kind: 'nic', device: 'eth1' },
-    wireguard: 'none',
+    wireguard: 'userspace',
   };
 }
 
+/** A node's kernel: its uplink NIC eth1 cabled to the upstream router (fe80::1, 198.51.100.1). */
+function nodeKernel(): FakeKernel {
+  const k = new FakeKernel({ now: () => clock.now() });
+  k.ip('', 'netns add upstream');
+  k.cable({ ns: '', name: 'eth1' }, { ns: 'upstream', name: 'up0' });
+  k.ip('upstream', 'link set up0 up', 'addr add fe80::1/64 dev up0 nodad', 'addr add 198.51.100.1/24 dev up0');
+  return k;
+}
+
+/** The public key the node's kernel holds for NR ID's interface. */
+function nodeKey(k: FakeKernel, node: string, id: string): string | undefined {
+  const name = wgLinkName(id, A);
+  const key = k.privateKeys(config(node).stateDir, [{ name, keyFile: keyFileName(name) }]).get(name);
+  return key === undefined ? undefined : publicKeyOf(key);
+}
+
+/** The public keys of the peers of NR ID's WireGuard interface, as the node's kernel holds them. */
+async function peerKeys(k: FakeKernel, node: string, id: string): Promise<string[]> {
+  const c = config(node);
+  const a = await k.observe(
+    { node, namespacePrefix: '', namespaces: [], wireguard: [] },
+    { namespacePrefix: '', stateDir: c.stateDir, kernelWireguard: false },
+  );
+  return (a.wireguard.get(wgLinkName(id, A))?.peers ?? []).map((p) => p.publicKey).sort();
+}
+
+/** Polls FN while moving the daemons' clock on (20 ms per round), up to MS of real time. */
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 15000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > end) assert.fail(`${what}: not after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await clock.advance(20);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -107,7 +110,7 @@ after(async () => {
 });
 
 test("two daemons: each applies its view, publishes its NR key, and sees the other's key in its next view", async () => {
-  const seen: Record<string, NodeView[]> = { g1: [], w1: [] };
+  const kernels = { g1: nodeKernel(), w1: nodeKernel() };
   const lines: string[] = [];
   const ds = (['g1', 'w1'] as const).map(
     (n) =>
@@ -115,9 +118,10 @@ test("two daemons: each applies its view, publishes its NR key, and sees the oth
         config: config(`xd-${n}`),
         server: srv.url,
         token: tokens[n]!,
+        kernel: kernels[n],
+        clock,
         metrics: '127.0.0.1:0',
         heartbeatMs: 200,
-        apply: fakeApply(seen[n]!),
         log: (l) => lines.push(l),
       }),
   );
@@ -128,16 +132,24 @@ test("two daemons: each applies its view, publishes its NR key, and sees the oth
       const n = await admin.getNetwork(network);
       return n.resources.every((r) => r.publicKey) ? n : undefined;
     });
-    for (const r of net.resources) assert.equal(r.publicKey, keyOf(r.id));
+    for (const r of net.resources) {
+      const k = r.node === 'xd-g1' ? kernels.g1 : kernels.w1;
+      assert.equal(r.publicKey, nodeKey(k, r.node, r.id), `the key of ${r.id} is its node's own`);
+    }
     // Each daemon ends on the server's current version, with every peer key in the view it applied.
     for (const [i, n] of (['xd-g1', 'xd-w1'] as const).entries()) {
       const v = await admin.view(n);
       await until(`${n} applied ${v.version}`, () => ds[i]!.state.appliedVersion === v.version || undefined);
-      const last = seen[i === 0 ? 'g1' : 'w1']!.at(-1)!;
-      assert.ok(
-        last.networks[0]!.resources.every((r) => r.publicKey),
-        `${n}'s last pass had every key`,
-      );
+      const k = i === 0 ? kernels.g1 : kernels.w1;
+      for (const r of net.resources.filter((x) => x.node === n))
+        assert.deepEqual(
+          await peerKeys(k, n, r.id),
+          net.resources
+            .filter((o) => o.id !== r.id)
+            .map((o) => o.publicKey!)
+            .sort(),
+          `${n}'s last pass had every key`,
+        );
     }
     const g1 = ds[0]!;
     await until('a lease from the heartbeat', () => g1.state.leases.length > 0 || undefined);
@@ -145,7 +157,12 @@ test("two daemons: each applies its view, publishes its NR key, and sees the oth
       g1.state.leases.map((l) => [l.allocation, l.slot, l.epoch]),
       [[A, 1, 1]],
     );
-    const h = (await (await fetch(`${g1.metricsUrl}/healthz`)).json()) as Record<string, unknown>;
+    assert.ok(kernels.g1.namespaceExists(gatewayNamespace('', 1, A)), 'g1 built the gateway of its slot');
+    await until('a probe round', () => (g1.state.health.values()[0]?.checkedAt ?? 0) > 0 || undefined);
+    const h = await until('healthz ok', async () => {
+      const x = (await (await fetch(`${g1.metricsUrl}/healthz`)).json()) as Record<string, unknown>;
+      return x.status === 'ok' ? x : undefined;
+    });
     assert.equal(h.status, 'ok');
     assert.equal(h.serverReachable, true);
     assert.equal(h.appliedVersion, g1.state.view!.version);
@@ -166,7 +183,7 @@ test("two daemons: each applies its view, publishes its NR key, and sees the oth
 });
 
 test('the SlotPolicy hook decides which slots a pass is given (the fencing issue plugs in here)', async () => {
-  const seen: NodeView[] = [];
+  const kernel = nodeKernel();
   const fenced: SlotPolicy = {
     servable: (v, st) =>
       v.slots.filter((s) =>
@@ -177,46 +194,75 @@ test('the SlotPolicy hook decides which slots a pass is given (the fencing issue
     config: config('xd-g1'),
     server: srv.url,
     token: tokens.g1!,
+    kernel,
+    clock,
     heartbeatMs: 200,
-    apply: fakeApply(seen),
     policy: fenced,
     log: () => undefined,
   });
   try {
     await d.start();
-    await until('a pass', () => seen.length > 0 || undefined);
+    await until('a pass', () => d.state.lastPass !== undefined || undefined);
     assert.equal(d.state.view!.slots.length, 1, 'the view lists slot 1');
-    assert.deepEqual(seen.at(-1)!.slots, [], 'the policy withheld it: its lease has less than 60 s left');
+    assert.deepEqual(d.servable(d.state.view!).slots, [], 'the policy withholds it: its lease has less than 60 s left');
+    assert.equal(d.state.served.size, 0, 'the pass was given no slot');
+    assert.equal(kernel.namespaceExists(gatewayNamespace('', 1, A)), false, 'and built no gateway');
   } finally {
     await d.stop();
   }
 });
 
-test('agent run: bad flags are one line and exit 2 (usage errors), never a stack trace', async () => {
-  const cfg = join(dir, 'cfg.json');
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(cfg, JSON.stringify(config('xd-g1')));
-  const io = { out: () => undefined, err: () => undefined };
-  for (const [args, re] of [
-    [['--config', cfg, '--server', 'ftp://x', '--token', 't'], /--server "ftp:\/\/x" is not an http\(s\) URL/],
-    [['--config', cfg, '--server', srv.url], /--token TOKEN or --token-file FILE/],
-    [
-      ['--config', cfg, '--server', srv.url, '--token', 't', '--resync', '0'],
-      /--resync "0" must be a number of seconds > 0/,
-    ],
-  ] as const) {
-    await assert.rejects(
-      runVerb('run', [...args], io),
-      (e: Error & { kind?: string }) => re.test(e.message) && e.kind === 'input',
-    );
-  }
+test('a bad --metrics address is one catalogued error', async () => {
   const d = new AgentDaemon({
     config: config('xd-g1'),
     server: srv.url,
     token: tokens.g1!,
+    kernel: nodeKernel(),
+    clock,
     metrics: 'nope',
     log: () => undefined,
   });
   await assert.rejects(d.start(), /--metrics "nope" must be HOST:PORT/);
   await d.stop();
+});
+
+test('a gateway whose upstream stops answering is given up: unhealthy, released, fenced, removed', async () => {
+  const kernel = nodeKernel();
+  const lines: string[] = [];
+  const events = (e: string) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === e);
+  const d = new AgentDaemon({
+    config: config('xd-g1'),
+    server: srv.url,
+    token: tokens.g1!,
+    kernel,
+    clock,
+    heartbeatMs: 200,
+    log: (l) => lines.push(l),
+  });
+  try {
+    const t0 = clock.now();
+    await d.start();
+    // A verdict needs the uplink out of duplicate address detection (1 s on the fake's clock).
+    const gw = gatewayNamespace('', 1, A);
+    await until(
+      'a probe round after DAD',
+      async () =>
+        ((await kernel.tentative(gw, gatewayUplinkName(1, A))) === false &&
+          (d.state.health.values()[0]?.checkedAt ?? 0) > t0 + 1500) ||
+        undefined,
+    );
+    assert.equal(d.state.health.values()[0]!.healthy, true, 'the upstream answers');
+    assert.equal(d.state.health.values()[0]!.fails, 0);
+    kernel.ip('upstream', 'link set up0 down');
+    await until('the slot fenced', () => events('slot.fenced').length > 0 || undefined);
+    const unhealthy = events('slot.unhealthy');
+    assert.equal(unhealthy.length, 1);
+    assert.match(String(unhealthy[0]!.reason), /does not answer on pub-1-699 \(2 rounds in a row\)/);
+    assert.equal(events('slot.fenced')[0]!.reason, 'released (planned move or lost health)');
+    await until('the gateway removed', () => !kernel.namespaceExists(gw) || undefined);
+    assert.notEqual(await kernel.tentative('', 'eth1'), undefined, 'the NIC went home under its own name');
+    await until('the release sent', () => events('slots.released').length > 0 || undefined);
+  } finally {
+    await d.stop();
+  }
 });

@@ -1,7 +1,7 @@
 // Preflight for an ExitNode: what the agent needs from the host, each finding with what to change.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, inNs } from '../kernel/exec.js';
+import { ipHasNetconfJson, linkExists, toolVersion, type Tool } from '../kernel/host.js';
 import type { NodeConfig } from './config.js';
 
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
@@ -26,16 +26,6 @@ function sysctl(key: string): string | undefined {
   }
 }
 
-async function version(argv: string[]): Promise<string | undefined> {
-  try {
-    const r = await run(argv);
-    const text = `${r.stdout}\n${r.stderr}`.split('\n').find((l) => /\d+\.\d+/.test(l));
-    return r.code === 0 || text ? (text ?? '').trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function doctor(opts: { config?: NodeConfig; expectNrs?: number }): Promise<Finding[]> {
   const out: Finding[] = [];
   const add = (status: Status, check: string, finding: string, fix = ''): void =>
@@ -51,24 +41,23 @@ export async function doctor(opts: { config?: NodeConfig; expectNrs?: number }):
       'run the agent as root (or with CAP_NET_ADMIN and CAP_SYS_ADMIN)',
     );
 
-  const tools: [string, string[], string][] = [
-    ['ip', ['ip', '-V'], 'iproute2'],
-    ['nft', ['nft', '-v'], 'nftables'],
-    ['wg', ['wg', '--version'], 'wireguard-tools'],
-    ['nsenter', ['nsenter', '--version'], 'util-linux'],
-    ['sysctl', ['sysctl', '--version'], 'procps'],
+  const tools: [Tool, string][] = [
+    ['ip', 'iproute2'],
+    ['nft', 'nftables'],
+    ['wg', 'wireguard-tools'],
+    ['nsenter', 'util-linux'],
+    ['sysctl', 'procps'],
   ];
-  for (const [name, argv, pkg] of tools) {
-    const v = await version(argv);
+  for (const [name, pkg] of tools) {
+    const v = await toolVersion(name);
     if (v !== undefined) add('ok', name, v);
     else add('fail', name, `${name} is not installed`, `apt-get install ${pkg}`);
   }
-  const ipJson = await version(['ip', '-json', 'link', 'show', 'lo']);
-  if (ipJson !== undefined && !(await run(['ip', '-json', 'netconf', 'show'])).stdout.startsWith('['))
+  if (!(await ipHasNetconfJson()))
     add('fail', 'ip -json', 'this iproute2 has no JSON output for netconf', 'install iproute2 ≥ 5.0');
 
   const kernelWg = existsSync('/sys/module/wireguard');
-  const wgGo = await version(['wireguard-go', '--version']);
+  const wgGo = await toolVersion('wireguard-go');
   if (kernelWg) add('ok', 'WireGuard', 'the kernel module is loaded: kernel WireGuard links');
   else if (wgGo !== undefined)
     add(
@@ -191,8 +180,7 @@ export async function doctor(opts: { config?: NodeConfig; expectNrs?: number }):
     }
     const dev = c.uplink.kind === 'nic' ? c.uplink.device : c.uplink.kind === 'macvlan' ? c.uplink.parent : undefined;
     if (dev !== undefined) {
-      const r = await run(inNs(c.rootNamespace, ['ip', 'link', 'show', 'dev', dev]));
-      if (r.code === 0) add('ok', 'uplink', `${c.uplink.kind} on ${dev}`);
+      if (await linkExists(c.rootNamespace, dev)) add('ok', 'uplink', `${c.uplink.kind} on ${dev}`);
       else
         add(
           'fail',

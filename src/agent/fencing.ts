@@ -17,24 +17,21 @@
 //
 // Fencing takes the uplink away from the gateway first (`link set down`, `addr flush`, and for a
 // veth or macvlan uplink `link del`, which also frees the peer's name on a shared segment), then
-// queues a full pass without the slot, which removes the gateway and its ExitPoints.
+// queues a full pass without the slot, which removes the gateway and its ExitPoints. The fence
+// timer (every FENCE_TICK_MS) and every heartbeat answer and pass run `Fencer.check`.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { NodeView } from '../core/view.js';
-import { gatewayNamespace } from '../core/ownership.js';
-import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
+import { gatewayNamespace, gatewayUplinkName } from '../core/ownership.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { NodeConfig } from './config.js';
-import type { DaemonState, Lease, SlotPolicy } from './daemon.js';
+import type { AgentContext } from './context.js';
+import { SlotMap, sameSlot, slotKey, type SlotRef } from './slot.js';
+import type { DaemonState, Lease, SlotPolicy } from './state.js';
 
 /** Default agent margin: the node gives up this long before its lease lapses. */
 export const DEFAULT_AGENT_MARGIN_MS = 1000;
 /** How often the fence timer looks at the deadlines. */
 export const FENCE_TICK_MS = 100;
-
-export function slotKey(s: { allocation: number; slot: number }): string {
-  return `${s.allocation}/${s.slot}`;
-}
 
 /** The local time until which a heartbeat answer lets this node serve a slot. */
 export function leaseDeadline(
@@ -42,9 +39,10 @@ export function leaseDeadline(
   leaseExpiresAt: number,
   serverNow: number | undefined,
   agentMarginMs: number,
+  localNow: number = Date.now(),
 ): number {
   // An older server does not send its clock: fall back to synchronised clocks.
-  const left = serverNow === undefined ? leaseExpiresAt - Date.now() : leaseExpiresAt - serverNow;
+  const left = serverNow === undefined ? leaseExpiresAt - localNow : leaseExpiresAt - serverNow;
   return sent + left - agentMarginMs;
 }
 
@@ -57,19 +55,22 @@ export function leasePolicy(now: () => number = Date.now): SlotPolicy {
   return {
     servable(view: NodeView, state: DaemonState): NodeView['slots'] {
       return view.slots.filter((s) => {
-        const l = state.leases.find((x) => x.allocation === s.allocation && x.slot === s.slot);
+        const l = state.leases.find((x) => sameSlot(x, s));
         return (
           !!l &&
           l.epoch === s.epoch &&
           l.deadline !== undefined &&
           now() < l.deadline &&
           !l.movingTo &&
-          !state.released[slotKey(s)]
+          !state.released.get(s)
         );
       });
     },
   };
 }
+
+/** Serve exactly the slots the view lists (no fencing: tests of the pass machinery). */
+export const followView: SlotPolicy = { servable: (view) => view.slots };
 
 export function fenceReason(l: Lease | undefined, now: number, released: boolean): string {
   if (released) return 'released (planned move or lost health)';
@@ -82,18 +83,80 @@ export function fenceReason(l: Lease | undefined, now: number, released: boolean
 
 /** Takes the uplink away from the slot's gateway (see the header); true if the gateway existed. */
 export async function fenceGateway(
+  kernel: Kernel,
   config: NodeConfig,
-  slot: { allocation: number; slot: number },
+  slot: SlotRef,
 ): Promise<{ existed: boolean; ms: number; error?: string }> {
   const t0 = performance.now();
   const ns = gatewayNamespace(config.namespacePrefix, slot.slot, slot.allocation);
-  if (!existsSync(join(NETNS_DIR, ns))) return { existed: false, ms: performance.now() - t0 };
-  const up = `pub-${slot.slot}-${slot.allocation}`;
-  const lines = [`link set dev ${up} down`, `addr flush dev ${up}`];
-  if (config.uplink.kind !== 'nic') lines.push(`link del dev ${up}`);
-  const r = await run(inNs(ns, ['ip', '-force', '-batch', '-']), lines.join('\n') + '\n');
-  // "Cannot find device" means it is gone already: fenced.
-  const err =
-    r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr) ? r.stderr.trim().split('\n')[0] : undefined;
+  if (!kernel.namespaceExists(ns)) return { existed: false, ms: performance.now() - t0 };
+  const up = gatewayUplinkName(slot.slot, slot.allocation);
+  const err = await kernel.fence(ns, up, config.uplink.kind !== 'nic');
   return { existed: true, ms: performance.now() - t0, ...(err ? { error: err } : {}) };
+}
+
+/** The daemon's fencing: compares what the last pass built with what is servable now. */
+export class Fencer {
+  private busy = false;
+
+  constructor(private readonly ctx: AgentContext) {}
+
+  /**
+   * Fences every slot the last pass built that is not servable now (lease deadline passed, slot
+   * gone from the heartbeat answer, planned move), then queues a full pass without it; queues a
+   * pass for a slot that became servable.
+   */
+  async check(): Promise<void> {
+    const { ctx } = this;
+    const { state } = ctx;
+    if (!ctx.running() || !state.view || this.busy) return;
+    this.busy = true;
+    try {
+      const now = ctx.clock.now();
+      const servable = new SlotMap(ctx.servable(state.view).slots.map((s) => [s, s] as const));
+      let pass = false;
+      for (const ref of state.served.refs()) {
+        if (servable.has(ref)) continue;
+        if (state.fenced.get(ref)?.pass === ctx.passCount()) continue;
+        const l = state.leases.find((x) => sameSlot(x, ref));
+        const reason = fenceReason(l, now, state.released.get(ref) !== undefined);
+        const f = await fenceGateway(ctx.kernel, ctx.config, ref);
+        state.fenced.set(ref, { at: ctx.clock.now(), reason, ms: f.ms, pass: ctx.passCount() });
+        ctx.metrics.inc(
+          'exitnode_agent_fences_total',
+          'Gateways this node fenced (uplink taken away) because it may no longer serve the slot',
+          1,
+          { allocation: String(ref.allocation), slot: String(ref.slot) },
+        );
+        ctx.log(
+          'slot.fenced',
+          {
+            slot: slotKey(ref),
+            reason,
+            existed: f.existed,
+            ms: Math.round(f.ms),
+            ...(f.error ? { error: f.error } : {}),
+            lateMs: l?.deadline !== undefined ? Math.max(0, now - l.deadline) : null,
+          },
+          f.error ? 'error' : 'warn',
+        );
+        pass = true;
+      }
+      if (pass) ctx.requestPass(true, 'fence');
+      else if (!ctx.passBusy() && servable.refs().some((s) => !state.served.has(s)))
+        ctx.requestPass(false, 'lease granted');
+      // A planned move: once the gateway is gone (the pass without the slot ran), release it.
+      if (state.released.refs().some((s) => !state.served.has(s))) ctx.wakeHeartbeat();
+      ctx.metrics.gaugeSet(
+        'exitnode_agent_slot_served',
+        'Slots whose gateway this node serves now (1) or holds a lease for but does not serve (0)',
+        state.leases.map((l) => ({
+          labels: { allocation: String(l.allocation), slot: String(l.slot) },
+          value: servable.has(l) ? 1 : 0,
+        })),
+      );
+    } finally {
+      this.busy = false;
+    }
+  }
 }

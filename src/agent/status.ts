@@ -4,7 +4,11 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gatewayNamespace, nrNamespace } from '../core/ownership.js';
+import { slotKey } from '../core/slot-ref.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { concerns, type Owner } from '../reconcile/objects.js';
 import { check, viewFile } from './index.js';
 import type { NodeConfig } from './config.js';
 
@@ -42,22 +46,23 @@ async function daemonHealth(stateDir: string): Promise<Record<string, unknown> |
   }
 }
 
-export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
+export async function agentStatus(config: NodeConfig, kernel: Kernel): Promise<AgentStatus> {
   const file = viewFile(config.stateDir);
   const daemon = await daemonHealth(config.stateDir);
   if (!existsSync(file)) return { node: config.node, viewVersion: null, rows: [], otherDrift: [], daemon };
   const view: NodeView = parseNodeView(readFileSync(file, 'utf8'));
-  const { drift } = await check(view, config);
-  const used = new Set<string>();
-  const mine = (needle: RegExp): string[] => drift.filter((d) => needle.test(d) && (used.add(d), true));
-  const rows: StatusRow[] = [];
+  const { items } = await check(view, config, { kernel });
   const p = config.namespacePrefix;
+  const used = new Set<(typeof items)[number]>();
+  const mine = (owner: Owner): string[] =>
+    items.filter((d) => d.objects.some((o) => concerns(o, owner, p)) && (used.add(d), true)).map((d) => d.text);
+  const rows: StatusRow[] = [];
   for (const s of view.slots) {
     rows.push({
       kind: 'gateway',
-      id: `${s.allocation}/${s.slot}`,
-      namespace: `${p}gw-${s.slot}-${s.allocation}`,
-      drift: mine(new RegExp(`gw-${s.slot}-${s.allocation}\\b|pub-${s.slot}-${s.allocation}\\b`)),
+      id: slotKey(s),
+      namespace: gatewayNamespace(p, s.slot, s.allocation),
+      drift: mine({ kind: 'slot', slot: s.slot, allocation: s.allocation }),
     });
   }
   for (const n of view.networks) {
@@ -68,13 +73,19 @@ export async function agentStatus(config: NodeConfig): Promise<AgentStatus> {
         kind: r.id === n.exit ? 'exitpoint' : 'nr',
         id: r.id,
         network: n.id,
-        namespace: `${p}net-${r.id}-${n.allocation}`,
-        drift: mine(new RegExp(`-${r.id}-${n.allocation}\\b`)),
+        namespace: nrNamespace(p, r.id, n.allocation),
+        drift: mine({ kind: 'nr', nr: r.id, allocation: n.allocation }),
         ...(peersWithoutKey.length ? { peersWithoutKey } : {}),
       });
     }
   }
-  return { node: config.node, viewVersion: view.version, rows, otherDrift: drift.filter((d) => !used.has(d)), daemon };
+  return {
+    node: config.node,
+    viewVersion: view.version,
+    rows,
+    otherDrift: items.filter((d) => !used.has(d)).map((d) => d.text),
+    daemon,
+  };
 }
 
 export function statusText(s: AgentStatus): string {

@@ -6,7 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { main } from './main.js';
 
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8')) as {
+// The worked cases of the addressing plan: a copy of the specification's vectors.json kept in the
+// repository (test/fixtures/README.md).
+const vectors = JSON.parse(readFileSync(new URL('../../test/fixtures/vectors.json', import.meta.url), 'utf8')) as {
   valid: {
     input: { prefix: string; allocation: number; slot: number; nr: string };
     plan: { allocation: unknown; slot: unknown };

@@ -13,8 +13,8 @@ import type {
   NodeView,
   ResourceRecord,
   SlotRecord,
+  EventRecord,
 } from '../store/types.js';
-import type { EventRecord } from '../store/event-kinds.js';
 
 export { ClientErrors } from './errors.js';
 export type {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile } from './index.js';
+import { compile, Compiler } from './index.js';
 import { desiredText } from './text.js';
 import { parseNodeView } from '../core/view.js';
 import { parseNodeConfig } from '../agent/config.js';
@@ -82,11 +82,12 @@ test('a TN compiled before is handed over as the same objects; the result is the
   const c = parseNodeConfig(config);
   const v = (): ReturnType<typeof parseNodeView> => parseNodeView(structuredClone(view));
   const fresh = desiredText(compile(v(), c));
-  const first = compile(v(), c);
+  const compiler = new Compiler();
+  const first = compiler.compile(v(), c);
   // One NR less in the first TN: the second TN's routes and elements are reused, the first's rebuilt.
   const changed = v();
   changed.networks[0]!.resources = changed.networks[0]!.resources.filter((r) => r.id !== '1abd');
-  const second = compile(changed, c);
+  const second = compiler.compile(changed, c);
   const gw1 = first.namespaces.find((n) => n.name === 'gw-1-1')!;
   const gw2 = second.namespaces.find((n) => n.name === 'gw-1-1')!;
   const ofTn = (routes: typeof gw1.routes, dev: string): typeof gw1.routes => routes.filter((r) => r.dev === dev);
@@ -96,6 +97,12 @@ test('a TN compiled before is handed over as the same objects; the result is the
   );
   assert.ok(!ofTn(gw2.routes, 'to-1abc-1').some((r) => gw1.routes.includes(r)), 'changed TN: new route objects');
   assert.ok(!desiredText(second).includes('1abd::/64 via'), 'the removed NR has no gateway route');
+  // The history is the compiler's own: another compiler (or compile alone) starts without it.
+  const other = new Compiler().compile(changed, c).namespaces.find((n) => n.name === 'gw-1-1')!;
+  assert.ok(
+    !ofTn(other.routes, 'to-1abe-1').some((r) => gw1.routes.includes(r)),
+    'no history shared between compilers',
+  );
   // Back to the first view: what a compile without any history gives, line for line.
-  assert.equal(desiredText(compile(v(), c)), fresh);
+  assert.equal(desiredText(compiler.compile(v(), c)), fresh);
 });

@@ -25,6 +25,7 @@ import {
 } from '../core/plan.js';
 import {
   gatewayNamespace,
+  gatewayUplinkName,
   keyFileName,
   NFT_FILTER,
   NFT_NAT,
@@ -32,10 +33,13 @@ import {
   NFT_SET_SRC4_HOST,
   NFT_SET_SRC6,
   nrNamespace,
+  ruleMarker,
+  TO_LINK_GLOB,
   uplinkPeerName,
+  vbrName,
 } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
-import type { NodeConfig } from '../agent/config.js';
+import type { CompileConfig } from './config.js';
 import type {
   DesiredState,
   LinkSpec,
@@ -49,6 +53,7 @@ import type {
 } from './desired.js';
 
 export type { DesiredState } from './desired.js';
+export type { CompileConfig, UplinkMode, WireGuardMode } from './config.js';
 
 /** Keepalive towards peers when this node has no public address, so that they learn its endpoint. */
 export const WG_KEEPALIVE = 25;
@@ -70,24 +75,46 @@ interface GatewayPart {
 }
 
 /**
- * The gateway parts of the last compile, by a key of everything they are made of. A pass that
- * changes one NR recompiles one TN and hands the others' objects over as they were: 4096 NRs
- * cost 15 ms to plan (bigint prefix text), and `diff` skips runs of identical objects.
+ * The gateway parts and route objects of the last compile, by a key of everything they are made
+ * of. A pass that changes one NR recompiles one TN and hands the others' objects over as they
+ * were: 4096 NRs cost 15 ms to plan (bigint prefix text), and `diff` skips runs of identical
+ * objects. The agent owns one Compiler for its life; `compile` alone starts without history.
  */
-let parts = new Map<string, GatewayPart>();
-let nextParts = new Map<string, GatewayPart>();
-let routes = new Map<string, RouteSpec>();
-let nextRoutes = new Map<string, RouteSpec>();
+interface CompileRun {
+  parts: Map<string, GatewayPart>;
+  nextParts: Map<string, GatewayPart>;
+  routes: Map<string, RouteSpec>;
+  nextRoutes: Map<string, RouteSpec>;
+}
+
+export class Compiler {
+  private parts = new Map<string, GatewayPart>();
+  private routes = new Map<string, RouteSpec>();
+
+  compile(view: NodeView, config: CompileConfig): DesiredState {
+    const run: CompileRun = { parts: this.parts, routes: this.routes, nextParts: new Map(), nextRoutes: new Map() };
+    const out = compileWith(run, view, config);
+    this.parts = run.nextParts;
+    this.routes = run.nextRoutes;
+    return out;
+  }
+}
+
+/** One compile without history (every object new). */
+export function compile(view: NodeView, config: CompileConfig): DesiredState {
+  return new Compiler().compile(view, config);
+}
 
 /** The route object of the last compile that equals R, or R. */
-function stable(r: RouteSpec): RouteSpec {
+function stable(run: CompileRun, r: RouteSpec): RouteSpec {
   const key = `${r.dst} ${r.via ?? ''} ${r.dev} ${r.onlink ?? false} ${r.src ?? ''}`;
-  const have = routes.get(key) ?? r;
-  nextRoutes.set(key, have);
+  const have = run.routes.get(key) ?? r;
+  run.nextRoutes.set(key, have);
   return have;
 }
 
 function gatewayPart(
+  run: CompileRun,
   a: Allocation,
   exitId: number,
   to: string,
@@ -95,7 +122,7 @@ function gatewayPart(
 ): GatewayPart {
   let key = `${a.number} ${a.prefix.toString()} ${exitId} ${to}`;
   for (const r of resources) key += ` ${r.id}`;
-  const have = parts.get(key);
+  const have = run.parts.get(key);
   if (have) return have;
   const p: GatewayPart = {
     key,
@@ -129,9 +156,7 @@ function joinElements(list: GatewayPart[], set: 'src6' | 'src4' | 'src4h'): NftE
   return links.size === list.length ? out : uniqueElements(out);
 }
 
-export function compile(view: NodeView, config: NodeConfig): DesiredState {
-  nextParts = new Map();
-  nextRoutes = new Map();
+function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): DesiredState {
   const px = config.namespacePrefix;
   const spaces = new Map<string, NsSpec>();
   const ns = (name: string, role: NsRole): NsSpec => {
@@ -178,11 +203,11 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false },
     );
     // Stable objects, like the TN parts: diff trims identical runs from both ends of the list.
-    g.routes.push(stable({ dst: '::/0', via: v.upstream.ll, dev: up }));
+    g.routes.push(stable(run, { dst: '::/0', via: v.upstream.ll, dev: up }));
     if (s.ipv4 !== undefined) {
       g.addrs.push({ dev: up, addr: `${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`, nodad: false });
       if (v.upstream.ipv4Gateway !== undefined)
-        g.routes.push(stable({ dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
+        g.routes.push(stable(run, { dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
     }
     gateways.set(`${s.allocation}/${s.slot}`, { spec: g, parts: [], slot: s });
   }
@@ -207,9 +232,9 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
         { dev: ep.GWtoEPName, addr: ep.GWtoEPLL, nodad: true },
         { dev: ep.GWtoEPName, addr: ep.GWtoEPIP4, nodad: true },
       );
-      const part = gatewayPart(a, exitId, ep.GWtoEPName, tn.resources);
+      const part = gatewayPart(run, a, exitId, ep.GWtoEPName, tn.resources);
       gw.parts.push(part);
-      nextParts.set(part.key, part);
+      run.nextParts.set(part.key, part);
     }
     for (const r of tn.resources) {
       if (r.node !== me) continue;
@@ -221,7 +246,7 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       // The workload side: veth-h-A here, vbr-h-A in br-h-A of the root namespace.
       root.links.push({ name: n.BridgeName, kind: 'bridge', create: { how: 'bridge' } });
       root.links.push({
-        name: `vbr-${n.id}-${A}`,
+        name: vbrName(n.id, A),
         kind: 'veth',
         create: { how: 'veth', peer: n.NRLocalName, peerNs: s.name },
         master: n.BridgeName,
@@ -286,8 +311,6 @@ export function compile(view: NodeView, config: NodeConfig): DesiredState {
       }),
     );
   }
-  parts = nextParts;
-  routes = nextRoutes;
   const namespaces = [...spaces.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   wireguard.sort((x, y) => (x.name < y.name ? -1 : 1));
   const out: DesiredState = { node: config.node, namespacePrefix: px, namespaces, wireguard };
@@ -305,9 +328,13 @@ function uniqueElements(list: NftElement[]): NftElement[] {
   return [...seen.values()];
 }
 
+/** Stands for the marker in the table text until the text's hash is known. */
+const MARK = ruleMarker('@HASH@');
+const TO = TO_LINK_GLOB;
+
 function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<string, NftElement[]>): NftTableSpec {
   const hash = createHash('sha256').update(`${family} ${name}\n${body}`).digest('hex').slice(0, 16);
-  return { family, name, body: body.replaceAll('@HASH@', hash), hash, sets };
+  return { family, name, body: body.replaceAll(MARK, ruleMarker(hash)), hash, sets };
 }
 
 /**
@@ -319,7 +346,7 @@ function gatewayNft(
   slot: { slot: number; allocation: number; ipv4?: string },
   sets: Record<string, NftElement[]>,
 ): NftTableSpec[] {
-  const up = `pub-${slot.slot}-${slot.allocation}`;
+  const up = gatewayUplinkName(slot.slot, slot.allocation);
   const out: NftTableSpec[] = [];
   if (slot.ipv4 !== undefined) {
     const snat = Ip4.parse(slot.ipv4).toString();
@@ -327,7 +354,7 @@ function gatewayNft(
       `table ${NFT_NAT.family} ${NFT_NAT.name} {`,
       '  chain postrouting {',
       '    type nat hook postrouting priority srcnat; policy accept;',
-      `    oifname "${up}" ip saddr ${Ip4Prefix.parse('10.0.0.0/8')} snat to ${snat} comment "exitnode:@HASH@"`,
+      `    oifname "${up}" ip saddr ${Ip4Prefix.parse('10.0.0.0/8')} snat to ${snat} comment "${MARK}"`,
       '  }',
       '}',
     ].join('\n');
@@ -348,10 +375,10 @@ function gatewayNft(
     '    type filter hook forward priority filter; policy accept;',
     // Source validation: a to- link may only send its own TN's prefixes (and link-local / routing
     // addresses): the source masked to the sets' prefix length (NFT_SET_PREFIX_LEN) must be there.
-    `    iifname "to-*" meta nfproto ipv6 iifname . ip6 saddr & ffff:ffff:ffff:ffff:: != @${NFT_SET_SRC6} counter drop comment "exitnode:@HASH@"`,
-    `    iifname "to-*" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @${NFT_SET_SRC4} iifname . ip saddr != @${NFT_SET_SRC4_HOST} counter drop comment "exitnode:@HASH@"`,
+    `    iifname "${TO}" meta nfproto ipv6 iifname . ip6 saddr & ffff:ffff:ffff:ffff:: != @${NFT_SET_SRC6} counter drop comment "${MARK}"`,
+    `    iifname "${TO}" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @${NFT_SET_SRC4} iifname . ip saddr != @${NFT_SET_SRC4_HOST} counter drop comment "${MARK}"`,
     // Tenant isolation: IPv4 between two to- links is traffic between tenants.
-    '    iifname "to-*" oifname "to-*" meta nfproto ipv4 counter drop comment "exitnode:@HASH@"',
+    `    iifname "${TO}" oifname "${TO}" meta nfproto ipv4 counter drop comment "${MARK}"`,
     '  }',
     '}',
   ].join('\n');

@@ -6,6 +6,7 @@
 
 import { CoreErrors, ExitnodeError, q } from './errors.js';
 import { Ip4, Ip4Prefix, Ip6, Ip6Prefix, parseAddress, parsePrefix } from './ip.js';
+import { gatewayNamespace, nrNamespace, TO_LINK_GLOB, toLinkName, wgLinkName } from './ownership.js';
 import {
   type Allocation,
   DEFAULT_UPSTREAM_LL,
@@ -204,17 +205,17 @@ function explainId(a: Allocation, id: number, addr: Ip6 | undefined, base: Base,
   const carriers: Carrier[] = [
     {
       namespace: s.Namespace,
-      interface: exitText ? `to-${exitText}-${A}` : `to-<exit>-${A}`,
+      interface: toLinkName(exitText ?? '<exit>', A),
       how: 'route',
       detail: `${nr.prefix} via fe80::${exitText ?? '<exit>'}:1`,
     },
   ];
   if (exitText !== nr.id) {
     carriers.push({
-      namespace: exitText ? `net-${exitText}-${A}` : `net-<exit>-${A}`,
-      interface: exitText ? `wg-${exitText}-${A}` : `wg-<exit>-${A}`,
+      namespace: nrNamespace('', exitText ?? '<exit>', A),
+      interface: wgLinkName(exitText ?? '<exit>', A),
       how: 'allowed-ips',
-      detail: `${nr.prefix} dev wg-${exitText ?? '<exit>'}-${A}; WireGuard peer ${nr.id} allows ${nr.prefix}`,
+      detail: `${nr.prefix} dev ${wgLinkName(exitText ?? '<exit>', A)}; WireGuard peer ${nr.id} allows ${nr.prefix}`,
     });
   }
   carriers.push({
@@ -235,12 +236,12 @@ function explainId(a: Allocation, id: number, addr: Ip6 | undefined, base: Base,
   if (exitText === undefined) {
     path.push({
       at: `gateway ${s.Namespace}`,
-      route: `${nr.prefix} via fe80::<exit>:1 dev to-<exit>-${A}`,
+      route: `${nr.prefix} via fe80::<exit>:1 dev ${toLinkName('<exit>', A)}`,
       note: `<exit> is the ExitPoint NR of the TN that ${nr.id} belongs to; if ${nr.id} is itself an ExitPoint, <exit> = ${nr.id}`,
     });
     path.push({
-      at: `ExitPoint net-<exit>-${A}`,
-      route: `${nr.prefix} dev wg-<exit>-${A} (or, when ${nr.id} is the ExitPoint, on-link on ${nr.NRLocalName})`,
+      at: `ExitPoint ${nrNamespace('', '<exit>', A)}`,
+      route: `${nr.prefix} dev ${wgLinkName('<exit>', A)} (or, when ${nr.id} is the ExitPoint, on-link on ${nr.NRLocalName})`,
       note: `WireGuard sends it to the peer whose allowed IPs hold ${nr.prefix}: NR ${nr.id}, listening on UDP ${nr.WGPort} at its node's public address`,
     });
     unknown.push(
@@ -249,7 +250,7 @@ function explainId(a: Allocation, id: number, addr: Ip6 | undefined, base: Base,
   } else {
     path.push({
       at: `gateway ${s.Namespace}`,
-      route: `${nr.prefix} via fe80::${exitText}:1 dev to-${exitText}-${A}`,
+      route: `${nr.prefix} via fe80::${exitText}:1 dev ${toLinkName(exitText, A)}`,
       note: `the TN's ExitPoint is NR ${exitText}`,
     });
     if (exitText === nr.id) {
@@ -260,8 +261,8 @@ function explainId(a: Allocation, id: number, addr: Ip6 | undefined, base: Base,
       });
     } else {
       path.push({
-        at: `ExitPoint net-${exitText}-${A}`,
-        route: `${nr.prefix} dev wg-${exitText}-${A}`,
+        at: `ExitPoint ${nrNamespace('', exitText, A)}`,
+        route: `${nr.prefix} dev ${wgLinkName(exitText, A)}`,
         note: `WireGuard peer ${nr.id}: allowed IPs ${nr.prefix}, endpoint <node of ${nr.id}>:${nr.WGPort}`,
       });
       path.push({
@@ -376,7 +377,12 @@ function explainLinkLocal(a: Allocation, addr: Ip6, base: Base): Explanation {
         nr: n.id,
         role: `GWtoEPLL of ExitPoint ${n.id}: the gateway end of its veth (the ExitPoint's IPv6 default route)`,
         carriers: [
-          { namespace: `gw-${slotOfNr(g[3]!)}-${A}`, interface: n.GWtoEPName, how: 'address', detail: n.GWtoEPLL },
+          {
+            namespace: gatewayNamespace('', slotOfNr(g[3]!), A),
+            interface: n.GWtoEPName,
+            how: 'address',
+            detail: n.GWtoEPLL,
+          },
         ],
       };
     }
@@ -421,7 +427,7 @@ function explain4(a: Allocation, addr: Ip4, text: string, length: number, _opts:
       ...base,
       kind: 'link-local',
       role: "GWtoEPIP4: the address of every to- link of a gateway (the ExitPoints' IPv4 default gateway)",
-      carriers: [{ namespace: `gw-<slot>-${A}`, interface: 'to-*', how: 'address', detail: '10.1.0.1/32' }],
+      carriers: [{ namespace: `gw-<slot>-${A}`, interface: TO_LINK_GLOB, how: 'address', detail: '10.1.0.1/32' }],
     };
   }
   if (v >>> 24 === 10 && length >= 16) {
@@ -459,8 +465,8 @@ function explain4(a: Allocation, addr: Ip4, text: string, length: number, _opts:
           : `in NR ${n.id}'s IPv4 /24 (10.${id >> 8}.${id & 255}.0/24): private, leaves the farm only through SNAT at the gateway`,
         carriers: [
           {
-            namespace: `gw-${slot}-${A}`,
-            interface: `to-<exit>-${A}`,
+            namespace: gatewayNamespace('', slot, A),
+            interface: toLinkName('<exit>', A),
             how: 'route',
             detail: `10.${id >> 8}.${id & 255}.0/24 via 10.255.<exit> onlink`,
           },

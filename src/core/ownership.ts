@@ -31,33 +31,54 @@ export const NFT_SET_PREFIX_LEN: Readonly<Record<string, number>> = {
   [NFT_SET_SRC4_HOST]: 32,
 };
 
-const H = '[0-9a-f]{4}';
-const A = '(?:[1-9][0-9]{0,4})';
-const E = '(?:[1-9]|1[0-5])';
-
-/** Link names the agent owns, wherever they are (DESIGN.md section 2.2). */
-const LINK_PATTERNS: readonly RegExp[] = [
-  new RegExp(`^pub-${E}-${A}$`), //   gateway uplink
-  new RegExp(`^pub-${H}-${A}$`), //   ExitPoint end of the ExitPoint veth
-  new RegExp(`^to-${H}-${A}$`), //    gateway end of the ExitPoint veth
-  new RegExp(`^wg-${H}-${A}$`), //    WireGuard
-  new RegExp(`^veth-${H}-${A}$`), //  NR side towards the workloads
-  new RegExp(`^vbr-${H}-${A}$`), //   its peer, a port of br-h-A in the node's root namespace
-  new RegExp(`^br-${H}-${A}$`), //    the workload bridge
-  new RegExp(`^pz-${E}-${A}$`), //    simulation: far end of a veth uplink, on the PrefixZero bridge
-];
-
-export function isOwnedLink(name: string): boolean {
-  return LINK_PATTERNS.some((re) => re.test(name));
+/**
+ * The marker comment of every nftables rule the agent writes: "exitnode:HASH", HASH being the
+ * table text's own hash, which is how observe tells that the rules are still the ones we wrote.
+ */
+export function ruleMarker(hash: string): string {
+  return `exitnode:${hash}`;
 }
-
-export function isWgLink(name: string): boolean {
-  return new RegExp(`^wg-${H}-${A}$`).test(name);
+/** The hash of a rule's marker comment, or undefined for a rule without one. */
+export function parseRuleMarker(comment: string | undefined): string | undefined {
+  return /^exitnode:([0-9a-f]+)$/.exec(comment ?? '')?.[1];
 }
+/** The nft interface pattern of every gateway end of an ExitPoint veth (`iifname "to-*"`). */
+export const TO_LINK_GLOB = 'to-*';
 
-/** Links that live in the node's root namespace. */
-export function isRootLink(name: string): boolean {
-  return new RegExp(`^(?:br|vbr)-${H}-${A}$`).test(name);
+// One place builds each name (DESIGN.md section 2.2); core/plan.ts's SlotPlan and NrPlan use
+// these too. E = slot 1-15, A = allocation number, h = the NR id as 4 hex digits ("1abc").
+
+/** The gateway's uplink on PrefixZero: pub-E-A (GWPubName). */
+export function gatewayUplinkName(slot: number, allocation: number): string {
+  return `pub-${slot}-${allocation}`;
+}
+/** The far end of a simulated (veth) uplink, on the PrefixZero bridge: pz-E-A. */
+export function uplinkPeerName(slot: number, allocation: number): string {
+  return `pz-${slot}-${allocation}`;
+}
+/** The gateway end of an ExitPoint's veth: to-h-A (GWtoEPName). */
+export function toLinkName(h: string, allocation: number): string {
+  return `to-${h}-${allocation}`;
+}
+/** The ExitPoint end of that veth: pub-h-A (EPPubName). */
+export function epPubName(h: string, allocation: number): string {
+  return `pub-${h}-${allocation}`;
+}
+/** An NR's WireGuard interface: wg-h-A (WGName). */
+export function wgLinkName(h: string, allocation: number): string {
+  return `wg-${h}-${allocation}`;
+}
+/** The NR side of the workload veth: veth-h-A (NRLocalName). */
+export function vethName(h: string, allocation: number): string {
+  return `veth-${h}-${allocation}`;
+}
+/** Its peer, a port of the workload bridge in the node's root namespace: vbr-h-A. */
+export function vbrName(h: string, allocation: number): string {
+  return `vbr-${h}-${allocation}`;
+}
+/** The workload bridge in the node's root namespace: br-h-A (BridgeName). */
+export function bridgeName(h: string, allocation: number): string {
+  return `br-${h}-${allocation}`;
 }
 
 export function gatewayNamespace(prefix: string, slot: number, allocation: number): string {
@@ -68,9 +89,54 @@ export function nrNamespace(prefix: string, h: string, allocation: number): stri
   return `${prefix}net-${h}-${allocation}`;
 }
 
-/** The far end of a simulated (veth) uplink, on the PrefixZero bridge. */
-export function uplinkPeerName(slot: number, allocation: number): string {
-  return `pz-${slot}-${allocation}`;
+const H = '[0-9a-f]{4}';
+const A = '(?:[1-9][0-9]{0,4})';
+const E = '(?:[1-9]|1[0-5])';
+
+/** What an owned link is, by its name. */
+export type OwnedLink =
+  | { role: 'uplink' | 'uplink-peer'; slot: number; allocation: number }
+  | { role: 'ep-pub' | 'to' | 'wg' | 'veth' | 'vbr' | 'br'; nr: string; allocation: number };
+
+const SLOT_LINKS: readonly [OwnedLink['role'], RegExp][] = [
+  ['uplink', new RegExp(`^pub-(${E})-(${A})$`)], //        gateway uplink
+  ['uplink-peer', new RegExp(`^pz-(${E})-(${A})$`)], //    simulation: far end of a veth uplink, on the PrefixZero bridge
+];
+const NR_LINKS: readonly [OwnedLink['role'], RegExp][] = [
+  ['ep-pub', new RegExp(`^pub-(${H})-(${A})$`)], //  ExitPoint end of the ExitPoint veth
+  ['to', new RegExp(`^to-(${H})-(${A})$`)], //       gateway end of the ExitPoint veth
+  ['wg', new RegExp(`^wg-(${H})-(${A})$`)], //       WireGuard
+  ['veth', new RegExp(`^veth-(${H})-(${A})$`)], //   NR side towards the workloads
+  ['vbr', new RegExp(`^vbr-(${H})-(${A})$`)], //     its peer, a port of br-h-A in the node's root namespace
+  ['br', new RegExp(`^br-(${H})-(${A})$`)], //       the workload bridge
+];
+
+/** Link names the agent owns, wherever they are (DESIGN.md section 2.2); undefined: not ours. */
+export function parseOwnedLink(name: string): OwnedLink | undefined {
+  for (const [role, re] of SLOT_LINKS) {
+    const m = re.exec(name);
+    if (m) return { role, slot: Number(m[1]), allocation: Number(m[2]) } as OwnedLink;
+  }
+  for (const [role, re] of NR_LINKS) {
+    const m = re.exec(name);
+    if (m) return { role, nr: m[1]!, allocation: Number(m[2]) } as OwnedLink;
+  }
+  return undefined;
+}
+
+export function isOwnedLink(name: string): boolean {
+  return parseOwnedLink(name) !== undefined;
+}
+
+const WG_RE = new RegExp(`^wg-${H}-${A}$`);
+export function isWgLink(name: string): boolean {
+  return WG_RE.test(name);
+}
+
+/** Links that live in the node's root namespace. */
+export function isRootLink(name: string): boolean {
+  const r = parseOwnedLink(name)?.role;
+  return r === 'br' || r === 'vbr';
 }
 
 export type OwnedNamespace =
@@ -90,12 +156,35 @@ export function parseOwnedNamespace(prefix: string, name: string): OwnedNamespac
 /** A namespace prefix: short, so that `<prefix>net-ffff-65535` stays a sane file name. */
 export const NAMESPACE_PREFIX_RE = /^(?:[a-z0-9][a-z0-9-]{0,15})?$/;
 
-/** Private keys and wireguard-go PID files under the state directory. */
+/** Private keys, wireguard-go PID files and logs, and passing WireGuard configurations under the state directory. */
 export function keyFileName(wgName: string): string {
   return `${wgName}.key`;
 }
 export function pidFileName(wgName: string): string {
   return `${wgName}.pid`;
 }
+export function logFileName(wgName: string): string {
+  return `${wgName}.log`;
+}
+export function wgConfFileName(wgName: string): string {
+  return `${wgName}.conf`;
+}
+/** The WireGuard interface a key file (wg-h-A.key) belongs to, or undefined when it is not ours. */
+export function parseKeyFileName(file: string): string | undefined {
+  return wgNameWithSuffix(file, '.key');
+}
+/** The WireGuard interface a PID file (wg-h-A.pid) belongs to, or undefined when it is not ours. */
+export function parsePidFileName(file: string): string | undefined {
+  return wgNameWithSuffix(file, '.pid');
+}
+function wgNameWithSuffix(file: string, suffix: string): string | undefined {
+  if (!file.endsWith(suffix)) return undefined;
+  const name = file.slice(0, -suffix.length);
+  return isWgLink(name) ? name : undefined;
+}
 /** The wireguard-go control socket directory, shared by every namespace of the host. */
 export const WG_SOCKET_DIR = '/var/run/wireguard';
+/** wireguard-go's control socket of one interface, in WG_SOCKET_DIR. */
+export function wgSocketName(wgName: string): string {
+  return `${wgName}.sock`;
+}

@@ -1,5 +1,6 @@
-// The addressing plan against shared/spec/vectors.json: every valid case reproduced exactly,
-// every invalid case refused with a one-line catalog error.
+// The addressing plan against test/fixtures/vectors.json (a verbatim copy of the specification's
+// spec/vectors.json, kept in the repository: see test/fixtures/README.md): every valid case
+// reproduced exactly, every invalid case refused with a one-line catalog error.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ interface Vectors {
   invalid: { prefix: string; allocation: number; slot: number; nr: string; why: string }[];
 }
 const vectors = JSON.parse(
-  readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../test/fixtures/vectors.json', import.meta.url), 'utf8'),
 ) as Vectors;
 
 /** The rule each `why` of vectors.json maps to in the catalog. */

@@ -1,9 +1,19 @@
 // The addressing plan of DESIGN.md section 2: every name, prefix, address, port and route of a
 // slot and of an NR, computed from (P, A, E, S) and never stored. The JSON shape of `Plan` is the
-// one of `plan` in shared/spec/vectors.json.
+// one of `plan` in test/fixtures/vectors.json (the specification's worked cases).
 
 import { CoreErrors, ExitnodeError, q } from './errors.js';
 import { Ip4, Ip4Prefix, Ip6, Ip6Prefix } from './ip.js';
+import {
+  bridgeName,
+  epPubName,
+  gatewayNamespace,
+  gatewayUplinkName,
+  nrNamespace,
+  toLinkName,
+  vethName,
+  wgLinkName,
+} from './ownership.js';
 
 export const MAX_SLOT = 15;
 export const MAX_ALLOCATION = 65535;
@@ -230,8 +240,8 @@ export function planSlot(a: Allocation, slot: number): SlotPlan {
   return {
     number: slot,
     prefix,
-    Namespace: `gw-${slot}-${A}`,
-    GWPubName: `pub-${slot}-${A}`,
+    Namespace: gatewayNamespace('', slot, A),
+    GWPubName: gatewayUplinkName(slot, A),
     GWPubLL: `${ll}/64`,
     GWPubIP6: `${gwPubIP6(a, slot)}/64`,
     upstreamRoute: `${prefix} via ${ll}`,
@@ -292,21 +302,21 @@ export function planNr(a: Allocation, id: number): NrPlan {
   return {
     id: h,
     prefix: prefix.toString(),
-    Namespace: `net-${h}-${A}`,
-    GWtoEPName: `to-${h}-${A}`,
+    Namespace: nrNamespace('', h, A),
+    GWtoEPName: toLinkName(h, A),
     GWtoEPLL: `${gwToEpLL(id)}/64`,
     GWtoEPIP4: `${GW_TO_EP_IP4}/32`,
-    EPPubName: `pub-${h}-${A}`,
+    EPPubName: epPubName(h, A),
     EPPubLL: `${epPubLL(id)}/64`,
     EPPubIP4R: `${r4}/32`,
-    WGName: `wg-${h}-${A}`,
+    WGName: wgLinkName(h, A),
     WGLL: `${wgLL(id)}/64`,
     WGIP4RT: `${r4}/16`,
     WGPort: id,
-    NRLocalName: `veth-${h}-${A}`,
+    NRLocalName: vethName(h, A),
     NRLocalIP6: `${prefix.at(1)}/64`,
     NRLocalIP4: `${nrLocalIP4(id)}/24`,
-    BridgeName: `br-${h}-${A}`,
+    BridgeName: bridgeName(h, A),
   };
 }
 

@@ -6,14 +6,23 @@ import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { keyFileName, pidFileName, WG_SOCKET_DIR } from '../core/ownership.js';
+import {
+  keyFileName,
+  logFileName,
+  parsePidFileName,
+  pidFileName,
+  wgConfFileName,
+  wgSocketName,
+  WG_SOCKET_DIR,
+} from '../core/ownership.js';
+import { objectText, type ObjectRef } from '../reconcile/objects.js';
 import { Phase, type Plan, type Step } from '../reconcile/plan.js';
 import { inNs, NETNS_DIR, pool, run } from './exec.js';
 import { isWgProcess, keysDir, runDir } from './observe.js';
 
 export interface StepFailure {
-  /** The object (namespace, link, address, route, table, interface) and where. */
-  object: string;
+  /** The objects (namespace, link, address, route, table, interface) that failed: one, or all of a failed step's. */
+  objects: ObjectRef[];
   /** The kernel's or the program's own words. */
   reason: string;
 }
@@ -43,7 +52,7 @@ export function commandOf(s: Step, stateDir: string): { argv: string[]; input?: 
         : { argv: inNs(s.ns, ['wireguard-go', '-f', s.name]) };
     case 'wg':
       return {
-        argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), `${s.name}.conf`)]),
+        argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), wgConfFileName(s.name))]),
         input: s.conf.replace('[Interface]\n', `[Interface]\nPrivateKey = <${join(keysDir(stateDir), s.keyFile)}>\n`),
       };
     case 'keygen':
@@ -63,7 +72,7 @@ export function planText(p: Plan, stateDir: string): string {
     const cmd = argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
     if (s.tool === 'wg-start' && !s.kernel)
       out.push(
-        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), `${s.name}.log`)} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`,
+        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), logFileName(s.name))} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`,
       );
     else if (s.tool === 'keygen')
       out.push(
@@ -78,16 +87,17 @@ export function planText(p: Plan, stateDir: string): string {
 }
 
 /** Splits `ip -force -batch` diagnostics into per-line failures ("Command failed -:N"). */
-export function batchFailures(stderr: string, objects: string[], lines: string[]): StepFailure[] {
+export function batchFailures(stderr: string, objects: readonly ObjectRef[], lines: string[]): StepFailure[] {
   const out: StepFailure[] = [];
   let msg: string[] = [];
   for (const l of stderr.split('\n')) {
     const m = /^Command failed -:(\d+)$/.exec(l.trim());
     if (m) {
       const i = Number(m[1]) - 1;
+      const o = objects[i];
       out.push({
-        object: objects[i] ?? `line ${i + 1}`,
-        reason: `${msg.join('; ') || 'failed'} (ip ${lines[i] ?? ''})`,
+        objects: o ? [o] : [],
+        reason: `${o ? '' : `line ${i + 1}: `}${msg.join('; ') || 'failed'} (ip ${lines[i] ?? ''})`,
       });
       msg = [];
     } else if (l.trim()) msg.push(l.trim());
@@ -107,8 +117,8 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 /** Starts wireguard-go in NS, detached, and records its PID: teardown ends it by PID. */
 async function startWireguardGo(ns: string, name: string, stateDir: string): Promise<string | undefined> {
   mkdirSync(runDir(stateDir), { recursive: true, mode: 0o700 });
-  const sock = join(WG_SOCKET_DIR, `${name}.sock`);
-  const log = openSync(join(runDir(stateDir), `${name}.log`), 'w', 0o600);
+  const sock = join(WG_SOCKET_DIR, wgSocketName(name));
+  const log = openSync(join(runDir(stateDir), logFileName(name)), 'w', 0o600);
   // nsenter execs wireguard-go in place, so the PID we get is wireguard-go's own. -f keeps it in
   // the foreground (no self-daemonising fork whose PID we would have to hunt for); detached puts
   // it in its own session, so it outlives the agent.
@@ -128,7 +138,7 @@ async function startWireguardGo(ns: string, name: string, stateDir: string): Pro
   if (!ok || exited !== null) {
     let tail = '';
     try {
-      tail = readFileSync(join(runDir(stateDir), `${name}.log`), 'utf8')
+      tail = readFileSync(join(runDir(stateDir), logFileName(name)), 'utf8')
         .trim()
         .split('\n')
         .filter((l) => !/[│┌└]/.test(l))
@@ -154,7 +164,7 @@ export function generatePrivateKey(): { privateKey: string; publicKey: string } 
 }
 
 async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
-  const fail = (reason: string): StepFailure[] => [{ object: s.objects.join(', '), reason }];
+  const fail = (reason: string): StepFailure[] => [{ objects: s.objects, reason }];
   switch (s.tool) {
     case 'ip': {
       if (s.ns !== '' && !existsSync(join(NETNS_DIR, s.ns))) return fail(`namespace ${s.ns} does not exist`);
@@ -201,7 +211,7 @@ async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
       // wg cannot fopen /dev/stdin when it is a socket (as node's pipes are): a 0600 file beside
       // the keys, removed at once, keeps the key off every command line.
       mkdirSync(runDir(stateDir), { recursive: true, mode: 0o700 });
-      const file = join(runDir(stateDir), `${s.name}.conf`);
+      const file = join(runDir(stateDir), wgConfFileName(s.name));
       writeFileSync(file, conf, { mode: 0o600 });
       try {
         const r = await run(inNs(s.ns, ['wg', 'setconf', s.name, file]));
@@ -224,7 +234,8 @@ async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
     case 'rm': {
       const dir = s.file.endsWith('.key') ? keysDir(stateDir) : runDir(stateDir);
       rmSync(join(dir, s.file), { force: true });
-      if (s.file.endsWith('.pid')) rmSync(join(dir, s.file.replace(/\.pid$/, '.log')), { force: true });
+      const wg = parsePidFileName(s.file);
+      if (wg) rmSync(join(dir, logFileName(wg)), { force: true });
       return [];
     }
   }
@@ -251,13 +262,13 @@ export async function applyPlan(p: Plan, opts: ApplyOptions): Promise<StepFailur
           const t0 = performance.now();
           const r = await execStep(s, opts.stateDir);
           process.stderr.write(
-            `trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ?? ''}\n`,
+            `trace ${(performance.now() - t0).toFixed(1)} ms ${s.tool} ${s.ns} ${'lines' in s ? s.lines.length : 1} ${s.objects[0] ? objectText(s.objects[0]) : ''}\n`,
           );
           return r;
         }
         return await execStep(s, opts.stateDir);
       } catch (e) {
-        return [{ object: s.objects.join(', '), reason: (e as Error).message }];
+        return [{ objects: s.objects, reason: (e as Error).message }];
       }
     });
     for (const r of res) failures.push(...r);

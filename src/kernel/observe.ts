@@ -7,11 +7,13 @@ import { join } from 'node:path';
 import { ExitnodeError } from '../core/errors.js';
 import { Ip4, Ip6, parsePrefix } from '../core/ip.js';
 import {
-  isOwnedLink,
   isWgLink,
   NFT_SET_PREFIX_LEN,
   NFT_TABLES,
+  parseKeyFileName,
   parseOwnedNamespace,
+  parsePidFileName,
+  parseRuleMarker,
   ROUTE_PROTO,
 } from '../core/ownership.js';
 import type { DesiredState, NftElement } from '../compile/desired.js';
@@ -271,7 +273,7 @@ export function parseNft(json: string): ActualNftTable[] {
           .filter((e): e is NftElement => e !== undefined);
     } else if (x.rule) {
       const t = tables.get(`${x.rule.family} ${x.rule.table}`);
-      if (t) t.ruleHashes.push(/^exitnode:([0-9a-f]+)$/.exec(x.rule.comment ?? '')?.[1] ?? '');
+      if (t) t.ruleHashes.push(parseRuleMarker(x.rule.comment) ?? '');
     }
   }
   return [...tables.values()];
@@ -413,16 +415,16 @@ export function observeFiles(opts: ObserveOptions): Pick<ActualState, 'wgProcess
   const wgProcesses = new Map<string, number>();
   const pidFiles = new Set<string>();
   for (const f of readDir(runDir(opts.stateDir))) {
-    const m = /^(wg-[0-9a-f]{4}-\d+)\.pid$/.exec(f);
-    if (!m) continue;
-    pidFiles.add(m[1]!);
+    const name = parsePidFileName(f);
+    if (!name) continue;
+    pidFiles.add(name);
     const pid = Number(readFileSync(join(runDir(opts.stateDir), f), 'utf8').trim());
-    if (pid > 1 && isWgProcess(pid, m[1]!)) wgProcesses.set(m[1]!, pid);
+    if (pid > 1 && isWgProcess(pid, name)) wgProcesses.set(name, pid);
   }
   const keyFiles = new Set<string>();
   for (const f of readDir(keysDir(opts.stateDir))) {
-    const m = /^(wg-[0-9a-f]{4}-\d+)\.key$/.exec(f);
-    if (m && isOwnedLink(m[1]!)) keyFiles.add(m[1]!);
+    const name = parseKeyFileName(f);
+    if (name) keyFiles.add(name);
   }
   return { wgProcesses, keyFiles, pidFiles };
 }

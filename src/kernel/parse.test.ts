@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIpBatch, parseNft, parseWgDump } from './observe.js';
 import { batchFailures } from './apply.js';
+import { failureText, type ObjectRef } from '../reconcile/objects.js';
 import { splitJson } from './exec.js';
 
 const IP = `[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"inet6_addr_gen_mode":"eui64"},{"ifindex":3,"link":"pub-1abc-1","ifname":"to-1abc-1","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"linkinfo":{"info_kind":"veth"},"inet6_addr_gen_mode":"none"},{"ifindex":4,"ifname":"br-1abc-1","flags":["BROADCAST"],"master":"x","linkinfo":{"info_kind":"bridge","info_data":{"stp_state":0}},"inet6_addr_gen_mode":"none"}]
@@ -144,11 +145,15 @@ test('wg show all dump', () => {
 test('ip -force -batch failures are reported per object', () => {
   const err =
     'Error: Nexthop has invalid gateway.\nCommand failed -:2\nCannot find device "to-1abc-1"\nCommand failed -:3\n';
-  assert.deepEqual(
-    batchFailures(err, ['a', 'route X in gw', 'route Y in gw'], ['l1', 'route replace X', 'route replace Y']),
-    [
-      { object: 'route X in gw', reason: 'Error: Nexthop has invalid gateway. (ip route replace X)' },
-      { object: 'route Y in gw', reason: 'Cannot find device "to-1abc-1" (ip route replace Y)' },
-    ],
-  );
+  const X: ObjectRef = { kind: 'route', ns: 'gw', dst: 'X', dev: 'to-1abc-1' };
+  const Y: ObjectRef = { kind: 'route', ns: 'gw', dst: 'Y', dev: 'to-1abc-1' };
+  const f = batchFailures(err, [{ kind: 'netns', name: 'a' }, X, Y], ['l1', 'route replace X', 'route replace Y']);
+  assert.deepEqual(f, [
+    { objects: [X], reason: 'Error: Nexthop has invalid gateway. (ip route replace X)' },
+    { objects: [Y], reason: 'Cannot find device "to-1abc-1" (ip route replace Y)' },
+  ]);
+  assert.deepEqual(f.map(failureText), [
+    'route X in gw: Error: Nexthop has invalid gateway. (ip route replace X)',
+    'route Y in gw: Cannot find device "to-1abc-1" (ip route replace Y)',
+  ]);
 });

@@ -3,6 +3,7 @@
 // view costs only its delta, not a re-read of 8000 routes); a periodic full pass re-reads the
 // kernel and repairs drift (Tailscale computes deltas, Felix still resyncs: we do both).
 import type { DesiredState } from '../compile/desired.js';
+import { ruleMarker } from '../core/ownership.js';
 import type { ActualNs, ActualState } from './actual.js';
 
 /** The result shares arrays with `d`: read-only, as `diff` treats it. */
@@ -32,7 +33,7 @@ export function assumeApplied(
       nft: ns.nft.map((t) => ({
         family: t.family,
         name: t.name,
-        ruleHashes: Array<string>(t.body.split(`exitnode:${t.hash}`).length - 1).fill(t.hash),
+        ruleHashes: Array<string>(t.body.split(ruleMarker(t.hash)).length - 1).fill(t.hash),
         sets: t.sets,
       })),
     });

@@ -3,14 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { compile } from '../compile/index.js';
+import { Compiler } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
 import { parseNodeConfig } from '../agent/config.js';
 import type { ActualState } from './actual.js';
 import { assumeApplied } from './assume.js';
 import { diff } from './diff.js';
+import { concerns, objectsText, objectText, ownersOf } from './objects.js';
 import { Phase, type Plan } from './plan.js';
+
+// One compiler for the file, as an agent keeps one: later compiles hand unchanged TNs' objects over.
+const compiler = new Compiler();
+const compile = compiler.compile.bind(compiler);
 
 const fixture = JSON.parse(
   readFileSync(new URL('../../test/fixtures/views/two-tns.json', import.meta.url), 'utf8'),
@@ -35,7 +40,7 @@ const lines = (p: Plan): string[] =>
   p.steps.flatMap((s) =>
     'lines' in s
       ? s.lines.map((l) => `${s.tool} ${s.ns || '(host)'}: ${l}`)
-      : [`${s.tool} ${s.ns || '(host)'}: ${s.objects.join(', ')}`],
+      : [`${s.tool} ${s.ns || '(host)'}: ${objectsText(s.objects)}`],
   );
 
 test('from nothing: namespaces first, then links, moves, sysctls, addresses and routes, nft, keys, WireGuard; nothing removed', () => {
@@ -191,15 +196,46 @@ test('drift: a deleted route, an address gone, a link down, a wrong WireGuard pe
   ep.links.find((l) => l.name === 'veth-1abc-1')!.up = false;
   const w = a.wireguard.get('wg-1abc-1')!;
   w.peers = [{ ...w.peers[0]!, allowedIps: w.peers[0]!.allowedIps.slice(0, -1) }, ...w.peers.slice(1)];
+  const objects = diff(d, a, opts).steps.flatMap((s) => s.objects);
+  assert.deepEqual(objects, [
+    { kind: 'route', ns: 'gw-1-1', dst: '10.26.189.0/24', dev: 'to-1abc-1' },
+    { kind: 'link', ns: 'net-1abc-1', name: 'veth-1abc-1' },
+    { kind: 'addr', ns: 'net-1abc-1', dev: 'wg-1abc-1', addr: '10.255.26.188/16' },
+    { kind: 'wg-conf', ns: 'net-1abc-1', name: 'wg-1abc-1' },
+  ]);
+  assert.deepEqual(objects.map(objectText), [
+    'route 10.26.189.0/24 in gw-1-1',
+    'link veth-1abc-1 in net-1abc-1',
+    'address 10.255.26.188/16 on wg-1abc-1 in net-1abc-1',
+    'WireGuard configuration of wg-1abc-1',
+  ]);
+  // Which slot or NR each belongs to: the route to the gateway (its namespace), the rest to NR 1abc.
   assert.deepEqual(
-    diff(d, a, opts).steps.flatMap((s) => s.objects),
+    objects.map((o) => ownersOf(o, '')),
     [
-      'route 10.26.189.0/24 in gw-1-1',
-      'link veth-1abc-1 in net-1abc-1',
-      'address 10.255.26.188/16 on wg-1abc-1 in net-1abc-1',
-      'WireGuard configuration of wg-1abc-1',
+      [{ kind: 'slot', slot: 1, allocation: 1 }],
+      [
+        { kind: 'nr', nr: '1abc', allocation: 1 },
+        { kind: 'nr', nr: '1abc', allocation: 1 },
+      ],
+      [
+        { kind: 'nr', nr: '1abc', allocation: 1 },
+        { kind: 'nr', nr: '1abc', allocation: 1 },
+      ],
+      [
+        { kind: 'nr', nr: '1abc', allocation: 1 },
+        { kind: 'nr', nr: '1abc', allocation: 1 },
+      ],
     ],
   );
+  assert.ok(!concerns(objects[0]!, { kind: 'nr', nr: '1abc', allocation: 1 }, ''));
+  assert.ok(!concerns(objects[1]!, { kind: 'slot', slot: 1, allocation: 1 }, ''));
+  // A namespace of another prefix is not this node's.
+  assert.deepEqual(ownersOf({ kind: 'netns', name: 'gw-1-1' }, 'n1-'), []);
+  assert.deepEqual(ownersOf({ kind: 'link', ns: 'n1-gw-1-1', name: 'to-1abc-1' }, 'n1-'), [
+    { kind: 'slot', slot: 1, allocation: 1 },
+    { kind: 'nr', nr: '1abc', allocation: 1 },
+  ]);
 });
 
 test('a WireGuard interface left in the public namespace by an interrupted pass is moved, not restarted', () => {

@@ -15,6 +15,7 @@ import {
   type WgSpec,
 } from '../compile/desired.js';
 import {
+  gatewayUplinkName,
   isOwnedLink,
   isRootLink,
   isWgLink,
@@ -23,8 +24,10 @@ import {
   parseOwnedNamespace,
   pidFileName,
   ROUTE_PROTO,
+  ruleMarker,
 } from '../core/ownership.js';
 import type { ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from './actual.js';
+import type { ObjectRef } from './objects.js';
 import { Phase, type Plan, type PhaseNo, type Step } from './plan.js';
 
 export interface DiffOptions {
@@ -104,7 +107,7 @@ function elementText(e: NftElement): string {
 }
 
 function ruleCount(t: NftTableSpec): number {
-  return t.body.split(`exitnode:${t.hash}`).length - 1;
+  return t.body.split(ruleMarker(t.hash)).length - 1;
 }
 
 export function wgConfText(w: WgSpec): string {
@@ -136,16 +139,16 @@ class Builder {
   private readonly batches = new Map<string, Step>();
   readonly steps: Step[] = [];
 
-  ip(phase: PhaseNo, ns: string, line: string, object: string): void {
+  ip(phase: PhaseNo, ns: string, line: string, object: ObjectRef): void {
     this.batch('ip', phase, ns, line, object);
   }
-  nft(ns: string, line: string, object: string): void {
+  nft(ns: string, line: string, object: ObjectRef): void {
     this.batch('nft', Phase.NFT, ns, line, object);
   }
-  sysctl(ns: string, line: string, object: string): void {
+  sysctl(ns: string, line: string, object: ObjectRef): void {
     this.batch('sysctl', Phase.SYSCTL, ns, line, object);
   }
-  private batch(tool: 'ip' | 'nft' | 'sysctl', phase: PhaseNo, ns: string, line: string, object: string): void {
+  private batch(tool: 'ip' | 'nft' | 'sysctl', phase: PhaseNo, ns: string, line: string, object: ObjectRef): void {
     const k = `${tool} ${phase} ${ns}`;
     let s = this.batches.get(k);
     if (!s) {
@@ -193,12 +196,11 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
   const wantOwned = new Set(desired.namespaces.filter(isOwnedNs).map((n) => n.name));
   const stale = [...actual.owned].filter((n) => !wantOwned.has(n) && !skip.has(n)).sort();
   const staleSet = new Set(stale);
-  const where = (name: string, ns: string): string => `${name} in ${ns === '' ? 'the host namespace' : ns}`;
 
   // 1. namespaces
   for (const ns of desired.namespaces) {
     if (isOwnedNs(ns) && !actual.owned.has(ns.name))
-      b.ip(Phase.NETNS_ADD, '', `netns add ${ns.name}`, `namespace ${ns.name}`);
+      b.ip(Phase.NETNS_ADD, '', `netns add ${ns.name}`, { kind: 'netns', name: ns.name });
   }
   const actualOf = (name: string): ActualNs => actual.namespaces.get(name) ?? EMPTY_NS(name);
 
@@ -214,12 +216,12 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
       names.add(l.name);
       const have = a.links.find((x) => x.name === l.name);
       if (have && !kindMatches(l.kind, have.kind)) {
-        b.ip(
-          Phase.LINK_ADD,
-          ns.name,
-          `link del ${l.name}`,
-          `link ${where(l.name, ns.name)} (kind ${have.kind || 'device'}, not ${l.kind})`,
-        );
+        b.ip(Phase.LINK_ADD, ns.name, `link del ${l.name}`, {
+          kind: 'link',
+          ns: ns.name,
+          name: l.name,
+          replaces: { have: have.kind, want: l.kind },
+        });
       } else if (have) continue;
       const c = l.create;
       if (!c) {
@@ -227,7 +229,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         continue;
       }
       fresh.add(`${ns.name}/${l.name}`);
-      const obj = `link ${where(l.name, ns.name)}`;
+      const obj: ObjectRef = { kind: 'link', ns: ns.name, name: l.name };
       switch (c.how) {
         case 'veth': {
           const peerRef = c.peerNs === ns.name ? '' : ` netns ${nsRef(c.peerNs)}`;
@@ -247,12 +249,12 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
           );
           break;
         case 'nic':
-          b.ip(
-            Phase.LINK_ADD,
-            c.fromNs,
-            `link set ${c.device} netns ${nsRef(ns.name)}`,
-            `NIC ${c.device} into ${ns.name}`,
-          );
+          b.ip(Phase.LINK_ADD, c.fromNs, `link set ${c.device} netns ${nsRef(ns.name)}`, {
+            kind: 'nic',
+            device: c.device,
+            ns: ns.name,
+            move: 'into',
+          });
           b.ip(Phase.LINK_MOVE, ns.name, `link set ${c.device} name ${l.name}`, obj);
           break;
         case 'wireguard': {
@@ -266,7 +268,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
                 ns: c.fromNs,
                 name: l.name,
                 pid: old,
-                objects: [`wireguard-go ${l.name} (pid ${old}) without its interface`],
+                objects: [{ kind: 'wg-process', name: l.name, pid: old, orphan: true }],
               });
             b.add({
               tool: 'wg-start',
@@ -274,16 +276,15 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
               ns: c.fromNs,
               name: l.name,
               kernel: opts.kernelWireguard,
-              objects: [`WireGuard ${where(l.name, c.fromNs)}`],
+              objects: [{ kind: 'wg', ns: c.fromNs, name: l.name }],
             });
             wgStarted.add(l.name);
           }
-          b.ip(
-            Phase.LINK_MOVE,
-            c.fromNs,
-            `link set ${l.name} netns ${nsRef(ns.name)}`,
-            `move ${l.name} into ${ns.name}`,
-          );
+          b.ip(Phase.LINK_MOVE, c.fromNs, `link set ${l.name} netns ${nsRef(ns.name)}`, {
+            kind: 'link-move',
+            ns: ns.name,
+            name: l.name,
+          });
           break;
         }
       }
@@ -294,7 +295,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
   for (const ns of desired.namespaces) {
     const a = actualOf(ns.name);
     for (const [k, v] of Object.entries(ns.sysctls).sort()) {
-      if (a.sysctls[k] !== v) b.sysctl(ns.name, `${k}=${v}`, `sysctl ${k} in ${ns.name}`);
+      if (a.sysctls[k] !== v) b.sysctl(ns.name, `${k}=${v}`, { kind: 'sysctl', ns: ns.name, key: k });
     }
     configure(b, ns, a, fresh, isOwnedNs(ns));
   }
@@ -315,7 +316,12 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
           NFT_TABLES.some((o) => o.family === t.family && o.name === t.name) &&
           !ns.nft.some((d) => d.family === t.family && d.name === t.name)
         ) {
-          b.nft(ns.name, `delete table ${t.family} ${t.name}`, `nft table ${t.family} ${t.name} in ${ns.name}`);
+          b.nft(ns.name, `delete table ${t.family} ${t.name}`, {
+            kind: 'nft-table',
+            ns: ns.name,
+            family: t.family,
+            table: t.name,
+          });
         }
       }
     }
@@ -331,7 +337,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         ns: '',
         name: w.name,
         keyFile: w.keyFile,
-        objects: [`private key of ${w.name}`],
+        objects: [{ kind: 'private-key', name: w.name }],
       });
     const a = actual.wireguard.get(w.name);
     const movedOrNew = wgStarted.has(w.name) || fresh.has(`${w.ns}/${w.name}`);
@@ -343,7 +349,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         name: w.name,
         keyFile: w.keyFile,
         conf: wgConfText(w),
-        objects: [`WireGuard configuration of ${w.name}`],
+        objects: [{ kind: 'wg-conf', ns: w.ns, name: w.name }],
       });
     }
   }
@@ -364,7 +370,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         (roles.includes('root') && isRootLink(l.name)) ||
         (roles.includes('public') && isWgLink(l.name) && !full.wireguard.some((w) => w.name === l.name));
       if (!sweep) continue;
-      b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, `link ${where(l.name, name)}`);
+      b.ip(Phase.LINK_DEL, name, `link del ${l.name}`, { kind: 'link', ns: name, name: l.name });
     }
   }
   for (const n of stale) {
@@ -373,24 +379,31 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
     const gw = parseOwnedNamespace(desired.namespacePrefix, n);
     const nic = desired.nicUplink;
     if (nic && gw?.kind === 'gateway') {
-      const up = `pub-${gw.slot}-${gw.allocation}`;
+      const up = gatewayUplinkName(gw.slot, gw.allocation);
       if (actualOf(n).links.some((l) => l.name === up)) {
         for (const line of [
           `link set ${up} down`,
           `link set ${up} name ${nic.device}`,
           `link set ${nic.device} netns ${nsRef(nic.homeNs)}`,
         ])
-          b.ip(Phase.LINK_DEL, n, line, `NIC ${nic.device} back from ${n}`);
+          b.ip(Phase.LINK_DEL, n, line, { kind: 'nic', device: nic.device, ns: n, move: 'back' });
       }
     }
-    b.ip(Phase.NETNS_DEL, '', `netns del ${n}`, `namespace ${n}`);
+    b.ip(Phase.NETNS_DEL, '', `netns del ${n}`, { kind: 'netns', name: n });
   }
 
   // 7. processes and files that no desired interface needs.
   const keep = new Set(full.wireguard.map((w) => w.name));
   for (const [name, pid] of [...actual.wgProcesses].sort()) {
     if (!keep.has(name))
-      b.add({ tool: 'kill', phase: Phase.KILL, ns: '', name, pid, objects: [`wireguard-go ${name} (pid ${pid})`] });
+      b.add({
+        tool: 'kill',
+        phase: Phase.KILL,
+        ns: '',
+        name,
+        pid,
+        objects: [{ kind: 'wg-process', name, pid, orphan: false }],
+      });
   }
   for (const name of [...actual.keyFiles].sort()) {
     if (!keep.has(name))
@@ -399,7 +412,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         phase: Phase.RM,
         ns: '',
         file: keyFileName(name),
-        objects: [`key file ${keyFileName(name)}`],
+        objects: [{ kind: 'key-file', wg: name }],
       });
   }
   for (const name of [...actual.pidFiles].sort()) {
@@ -409,7 +422,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         phase: Phase.RM,
         ns: '',
         file: pidFileName(name),
-        objects: [`PID file ${pidFileName(name)}`],
+        objects: [{ kind: 'pid-file', wg: name }],
       });
   }
   const steps = b.steps
@@ -420,19 +433,18 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
 }
 
 function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owned: boolean): void {
-  const adds: [string, string][] = [];
-  const dels: [string, string][] = [];
-  const at = ns.name === '' ? 'the host namespace' : ns.name;
+  const adds: [string, ObjectRef][] = [];
+  const dels: [string, ObjectRef][] = [];
   if (owned) {
     const lo = a.links.find((l) => l.name === 'lo');
-    if (!lo || !lo.up) adds.push(['link set lo up', `loopback in ${at}`]);
+    if (!lo || !lo.up) adds.push(['link set lo up', { kind: 'loopback', ns: ns.name }]);
   }
   const linkNames = new Set(ns.links.map((l) => l.name));
   const keepLL = new Set(ns.links.filter((l) => l.kernelLinkLocal).map((l) => l.name));
   for (const l of ns.links) {
     const isNew = fresh.has(`${ns.name}/${l.name}`);
     const have = isNew ? undefined : a.links.find((x) => x.name === l.name);
-    const obj = `link ${l.name} in ${at}`;
+    const obj: ObjectRef = { kind: 'link', ns: ns.name, name: l.name };
     // No kernel-made link-local: ours are set explicitly, and a second one would be a second source.
     if (!l.kernelLinkLocal && (!have || !have.addrgenNone)) adds.push([`link set ${l.name} addrgenmode none`, obj]);
     if (l.master && have?.master !== l.master) adds.push([`link set ${l.name} master ${l.master}`, obj]);
@@ -445,7 +457,7 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     if (!have)
       adds.push([
         `addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`,
-        `address ${x.addr} on ${x.dev} in ${at}`,
+        { kind: 'addr', ns: ns.name, dev: x.dev, addr: x.addr },
       ]);
   }
   // Only the part between identical runs can differ (an incremental pass: one TN's routes of 8192).
@@ -454,14 +466,18 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
   const haveRoute = new Map(haveRoutes.map((r) => [routeKey(r), r]));
   for (const r of wantRoutes) {
     const have = haveRoute.get(routeKey(r));
-    if (!have || !sameRoute(r, have)) adds.push([routeLine('replace', r), `route ${r.dst} in ${at}`]);
+    if (!have || !sameRoute(r, have))
+      adds.push([routeLine('replace', r), { kind: 'route', ns: ns.name, dst: r.dst, dev: r.dev }]);
   }
   if (owned) {
     for (const r of haveRoutes) {
       // Routes through a link that this plan deletes go with the link.
       if (!linkNames.has(r.dev) && isOwnedLink(r.dev)) continue;
       if (!wantRoute.has(routeKey(r)))
-        dels.push([`route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`, `route ${r.dst} in ${at}`]);
+        dels.push([
+          `route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`,
+          { kind: 'route', ns: ns.name, dst: r.dst, dev: r.dev },
+        ]);
     }
   }
   for (const x of a.addrs) {
@@ -469,13 +485,22 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     if (!linkNames.has(x.dev) || (!isOwnedLink(x.dev) && !owned)) continue;
     if (keepLL.has(x.dev) && x.addr.startsWith('fe80:')) continue;
     if (!wantAddr.has(`${x.dev} ${x.addr}`))
-      dels.push([`addr del ${x.addr} dev ${x.dev}`, `address ${x.addr} on ${x.dev} in ${at}`]);
+      dels.push([`addr del ${x.addr} dev ${x.dev}`, { kind: 'addr', ns: ns.name, dev: x.dev, addr: x.addr }]);
   }
   for (const [l, o] of [...adds, ...dels]) b.ip(Phase.CONFIGURE, ns.name, l, o);
 }
 
 function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable | undefined): void {
-  const obj = `nft table ${t.family} ${t.name} in ${ns}`;
+  const obj: ObjectRef = { kind: 'nft-table', ns, family: t.family, table: t.name };
+  const elements = (set: string, count: number, op: 'add' | 'delete'): ObjectRef => ({
+    kind: 'nft-elements',
+    ns,
+    family: t.family,
+    table: t.name,
+    set,
+    count,
+    op,
+  });
   const intact = have && have.ruleHashes.length === ruleCount(t) && have.ruleHashes.every((h) => h === t.hash);
   if (!intact) {
     // Rebuild the whole table in one transaction: declare (so that delete cannot fail), delete, write.
@@ -487,7 +512,7 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
         b.nft(
           ns,
           `add element ${t.family} ${t.name} ${set} { ${elems.map(elementText).join(', ')} }`,
-          `${elems.length} elements of set ${set} in ${ns}`,
+          elements(set, elems.length, 'add'),
         );
     }
     return;
@@ -505,16 +530,12 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
     }
     del.sort();
     if (add.length)
-      b.nft(
-        ns,
-        `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`,
-        `${add.length} elements of set ${set} in ${ns}`,
-      );
+      b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`, elements(set, add.length, 'add'));
     if (del.length)
       b.nft(
         ns,
         `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`,
-        `${del.length} stale elements of set ${set} in ${ns}`,
+        elements(set, del.length, 'delete'),
       );
   }
 }

@@ -1,6 +1,9 @@
 // A plan: ordered steps, each one process on the kernel side (one `ip -batch` per namespace,
 // one `nft -f` transaction per namespace, one `wg setconf` per interface). Printed as exact
-// commands by --dry-run; executed by src/kernel/apply.ts.
+// commands by --dry-run; executed by src/kernel/apply.ts. Each step names the objects it changes
+// as data (ObjectRef, one per line of a batch).
+
+import type { ObjectRef } from './objects.js';
 
 export const Phase = {
   NETNS_ADD: 10,
@@ -21,21 +24,22 @@ export type PhaseNo = (typeof Phase)[keyof typeof Phase];
 
 export type Step =
   /** `ip -force -batch -` in NS ("" = the host's namespace); one object per line. */
-  | { tool: 'ip'; phase: PhaseNo; ns: string; lines: string[]; objects: string[] }
+  | { tool: 'ip'; phase: PhaseNo; ns: string; lines: string[]; objects: ObjectRef[] }
   /** `nft -f -` in NS: one transaction. */
-  | { tool: 'nft'; phase: PhaseNo; ns: string; lines: string[]; objects: string[] }
+  | { tool: 'nft'; phase: PhaseNo; ns: string; lines: string[]; objects: ObjectRef[] }
   /** `sysctl -q -w K=V …` in NS. */
-  | { tool: 'sysctl'; phase: PhaseNo; ns: string; lines: string[]; objects: string[] }
+  | { tool: 'sysctl'; phase: PhaseNo; ns: string; lines: string[]; objects: ObjectRef[] }
   /** Start wireguard-go (or add a kernel wireguard link) named NAME in NS. */
-  | { tool: 'wg-start'; phase: PhaseNo; ns: string; name: string; kernel: boolean; objects: string[] }
+  | { tool: 'wg-start'; phase: PhaseNo; ns: string; name: string; kernel: boolean; objects: ObjectRef[] }
   /** Generate a private key into the state directory (0600). */
-  | { tool: 'keygen'; phase: PhaseNo; ns: string; name: string; keyFile: string; objects: string[] }
-  /** `wg setconf NAME /dev/stdin` in NS; the private key is read from KEYFILE at apply time. */
-  | { tool: 'wg'; phase: PhaseNo; ns: string; name: string; keyFile: string; conf: string; objects: string[] }
+  | { tool: 'keygen'; phase: PhaseNo; ns: string; name: string; keyFile: string; objects: ObjectRef[] }
+  /** `wg setconf NAME FILE` in NS: CONF with the private key read from KEYFILE at apply time, written to a 0600
+   *  file of the state directory and removed at once (wg cannot read /dev/stdin when it is a socket). */
+  | { tool: 'wg'; phase: PhaseNo; ns: string; name: string; keyFile: string; conf: string; objects: ObjectRef[] }
   /** End a wireguard-go process left without an interface (by PID, checked against its name). */
-  | { tool: 'kill'; phase: PhaseNo; ns: string; name: string; pid: number; objects: string[] }
+  | { tool: 'kill'; phase: PhaseNo; ns: string; name: string; pid: number; objects: ObjectRef[] }
   /** Remove a file of the state directory (key, PID file, log). */
-  | { tool: 'rm'; phase: PhaseNo; ns: string; file: string; objects: string[] };
+  | { tool: 'rm'; phase: PhaseNo; ns: string; file: string; objects: ObjectRef[] };
 
 export interface Plan {
   steps: Step[];

@@ -7,6 +7,7 @@
 import { explain } from '../core/explain.js';
 import { allocation as planAllocation } from '../core/plan.js';
 import { run, inNs, pool } from '../kernel/exec.js';
+import { LineStream } from './procs.js';
 import { INTERNET4, INTERNET6 } from './topology.js';
 import type { SimState, SimWorkload } from './state.js';
 
@@ -178,26 +179,20 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
   ].join('\n');
   let outResult: Promise<Record<string, string>> | undefined;
   const startListener = async (): Promise<void> => {
-    const { spawn } = await import('node:child_process');
-    const argv = inNs(inet, ['python3', '-c', listenerPy]);
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
+    const lines: string[] = [];
     let ready: () => void;
     const isReady = new Promise<void>((r) => (ready = r));
-    outResult = new Promise((res) => {
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        if (buf.includes('ready')) ready();
-      });
-      child.on('close', () => {
-        ready();
-        const last = buf.trim().split('\n').pop() ?? '{}';
-        try {
-          res(JSON.parse(last) as Record<string, string>);
-        } catch {
-          res({});
-        }
-      });
+    const listener = new LineStream(inet, ['python3', '-c', listenerPy], (l) => {
+      lines.push(l);
+      if (l.includes('ready')) ready();
+    });
+    outResult = listener.exited.then(() => {
+      ready();
+      try {
+        return JSON.parse(lines.filter((l) => l.trim()).pop() ?? '{}') as Record<string, string>;
+      } catch {
+        return {};
+      }
     });
     await isReady;
   };

@@ -1,11 +1,5 @@
-// Failures on the simulated farm (the failover issue): `sim fail|recover|partition|heal NODE`,
-// and the per-node relay that lets `partition` cut one node from the server only.
-//
-// All agents run on the host and reach the server over its loopback, so a node cannot be cut from
-// the server by its namespaces. Each node's agent talks instead to its own relay (`exitnode sim
-// relay NODE`: a TCP forwarder on a loopback port of its own, recorded in the sim state); killing
-// the relay is the partition (connections refused at once), starting it again on the same port
-// heals it.
+// Failures on the simulated farm (the failover issue): `sim fail|recover|partition|heal NODE`.
+// A partition stops the node's relay to the server (src/sim/daemons.ts), heal starts it again.
 //
 // `fail` models a machine that dies: its agent is killed (SIGKILL) and its links are cut on the
 // segment side — the underlay port and the PrefixZero port of each of its gateways — so that its
@@ -15,90 +9,23 @@
 // machine that reboots comes back without its namespaces, so links come back only after that),
 // then restores the links.
 
-import { createConnection, createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
+import { gatewayNamespace, parseOwnedLink, parseOwnedNamespace, uplinkPeerName } from '../core/ownership.js';
 import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
-import { agentHealth, adminClient, startAgent, stopAgent } from './farm.js';
-import { alive, freePort, isOurs, namespacesWith, processesIn, startDetached, stopPid, waitFor } from './procs.js';
+import { adminClient, agentHealth, nodeOf, startAgent, startRelay, stopAgent, stopRelay } from './daemons.js';
+import { namespacesWith, processesIn, signal, waitFor } from './procs.js';
 import { saveState, type SimNodeState, type SimState } from './state.js';
-
-function nodeOf(s: SimState, id: string): SimNodeState {
-  const n = s.nodes.find((x) => x.id === id);
-  if (!n)
-    throw new ExitnodeError(
-      SimErrors.SIM_UNKNOWN_HOST,
-      `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`,
-    );
-  return n;
-}
-
-export async function startRelay(s: SimState, id: string): Promise<void> {
-  const n = nodeOf(s, id);
-  if (n.relayPid && isOurs(n.relayPid, `relay-${n.id}@${s.stateDir}`) && alive(n.relayPid)) return;
-  n.relayPort ??= await freePort();
-  n.relayPid = startDetached(
-    ['sim', 'relay', `relay-${n.id}@${s.stateDir}`, String(n.relayPort), s.server.listen],
-    join(s.stateDir, 'nodes', `${n.id}.relay.log`),
-  );
-  saveState(s);
-  await waitFor(
-    `the relay of ${n.id} to listen`,
-    15_000,
-    () =>
-      new Promise<boolean | undefined>((res) => {
-        const c = createConnection({ host: '127.0.0.1', port: n.relayPort! }, () => {
-          c.destroy();
-          res(true);
-        });
-        c.on('error', () => res(undefined));
-      }),
-    50,
-  );
-}
-
-export async function stopRelay(s: SimState, id: string): Promise<boolean> {
-  const n = nodeOf(s, id);
-  const was = await stopPid(n.relayPid, `relay-${n.id}@${s.stateDir}`, 'SIGKILL');
-  delete n.relayPid;
-  saveState(s);
-  return was;
-}
-
-/** The relay process itself: forwards every connection on 127.0.0.1:PORT to TARGET (HOST:PORT). */
-export async function runRelay(port: number, target: string): Promise<void> {
-  const i = target.lastIndexOf(':');
-  const host = target.slice(0, i);
-  const tport = Number(target.slice(i + 1));
-  const srv = createServer((c) => {
-    const u = createConnection({ host, port: tport });
-    c.pipe(u).pipe(c);
-    const end = (): void => {
-      c.destroy();
-      u.destroy();
-    };
-    c.on('error', end);
-    u.on('error', end);
-    c.on('close', end);
-    u.on('close', end);
-  });
-  await new Promise<void>((res, rej) => {
-    srv.once('error', rej);
-    srv.listen(port, '127.0.0.1', () => res());
-  });
-  await new Promise<void>((res) => {
-    process.once('SIGTERM', res);
-    process.once('SIGINT', res);
-  });
-}
+import { cutPortName, isCutPortOf, topologyOf, underlayPortName } from './topology.js';
+import { check, type CheckReport } from './check.js';
 
 /** Gateway namespaces of a node ("PREFIXn1-gw-E-A"), as slot and allocation. */
 export function gatewaysOf(n: SimNodeState): { ns: string; slot: number; allocation: number }[] {
-  return namespacesWith(`${n.ns}-gw-`).flatMap((ns) => {
-    const m = /-gw-(\d+)-(\d+)$/.exec(ns);
-    return m ? [{ ns, slot: Number(m[1]), allocation: Number(m[2]) }] : [];
+  return namespacesWith(`${n.ns}-`).flatMap((ns) => {
+    const o = parseOwnedNamespace(`${n.ns}-`, ns);
+    return o?.kind === 'gateway' ? [{ ns, slot: o.slot, allocation: o.allocation }] : [];
   });
 }
 
@@ -113,23 +40,19 @@ export async function fail(s: SimState, id: string): Promise<{ killed: boolean; 
   // Its wireguard-go processes die with the machine. SIGTERM, not SIGKILL: their control sockets
   // live in one directory for the whole host, and the ExitPoints' interface names come back on
   // the slot's new node.
-  for (const p of processesIn([n.ns])) {
-    if (!p.comm.startsWith('wireguard-go')) continue;
-    try {
-      process.kill(p.pid, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
-  }
-  const cut = [`ul-${n.id}`];
-  const lines = [`link set dev ul-${n.id} down`];
+  signal(
+    processesIn([n.ns])
+      .filter((p) => p.comm.startsWith('wireguard-go'))
+      .map((p) => p.pid),
+    'SIGTERM',
+  );
+  const cut = [underlayPortName(n.id)];
+  const lines = [`link set dev ${underlayPortName(n.id)} down`];
   for (const g of gatewaysOf(n)) {
-    const dead = `fx-${n.id}-${g.slot}-${g.allocation}`;
-    lines.push(
-      `link set dev pz-${g.slot}-${g.allocation} down`,
-      `link set dev pz-${g.slot}-${g.allocation} name ${dead}`,
-    );
-    cut.push(`pz-${g.slot}-${g.allocation} (now ${dead})`);
+    const dead = cutPortName(n.id, g.slot, g.allocation);
+    const pz = uplinkPeerName(g.slot, g.allocation);
+    lines.push(`link set dev ${pz} down`, `link set dev ${pz} name ${dead}`);
+    cut.push(`${pz} (now ${dead})`);
   }
   await seg(s, lines);
   n.failed = true;
@@ -152,15 +75,15 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
       if (!h?.lastPass) return undefined;
       const held = new Set<string>();
       for (const sl of (await admin.getAllocation(s.allocation)).slots)
-        if (sl.node === id) held.add(`gw-${sl.slot}-${s.allocation}`);
+        if (sl.node === id) held.add(gatewayNamespace('', sl.slot, s.allocation));
       return gatewaysOf(n).every((g) => held.has(g.ns.slice(n.ns.length + 1))) ? true : undefined;
     },
     100,
   );
-  const lines = [`link set dev ul-${n.id} up`];
+  const lines = [`link set dev ${underlayPortName(n.id)} up`];
   const r = await run(inNs(`${s.nsPrefix}seg`, ['ip', '-o', 'link', 'show']));
-  for (const m of r.stdout.matchAll(/^\d+: (fx-[^:@]+)[@:]/gm))
-    if (m[1]!.startsWith(`fx-${n.id}-`)) lines.push(`link del dev ${m[1]}`);
+  for (const m of r.stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm))
+    if (isCutPortOf(n.id, m[1]!)) lines.push(`link del dev ${m[1]}`);
   await seg(s, lines);
   delete n.failed;
   saveState(s);
@@ -203,7 +126,8 @@ export interface Holder {
  * (carrier on the segment) and carries an address. Two entries for one slot would be two gateways.
  */
 export async function sampleHolders(s: SimState): Promise<Holder[]> {
-  const script = `for f in ${NETNS_DIR}/${s.nsPrefix}n*-gw-*; do [ -e "$f" ] || continue; n=\${f##*/}; echo "== $n"; ip -n "$n" -br addr show 2>/dev/null; done`;
+  const gateways = s.nodes.flatMap((n) => gatewaysOf(n).map((g) => g.ns));
+  const script = `for n in ${gateways.join(' ')}; do [ -e "${NETNS_DIR}/$n" ] || continue; echo "== $n"; ip -n "$n" -br addr show 2>/dev/null; done`;
   const r = await run(['sh', '-c', script]);
   const out: Holder[] = [];
   let ns = '';
@@ -212,10 +136,11 @@ export async function sampleHolders(s: SimState): Promise<Holder[]> {
       ns = line.slice(3);
       continue;
     }
-    const m = /^(pub-(\d+)-\d+)(?:@\S+)?\s+(\S+)\s+(.*)$/.exec(line.trim());
-    if (!m || m[3] !== 'UP' || !m[4]!.trim()) continue;
+    const [name = '', state, ...addrs] = line.trim().split(/\s+/);
+    const link = parseOwnedLink(name.split('@')[0]!);
+    if (link?.role !== 'uplink' || state !== 'UP' || addrs.length === 0) continue;
     const node = s.nodes.find((n) => ns.startsWith(`${n.ns}-`))?.id ?? ns;
-    out.push({ node, ns, slot: Number(m[2]) });
+    out.push({ node, ns, slot: link.slot });
   }
   return out;
 }
@@ -227,16 +152,9 @@ export async function sampleHolders(s: SimState): Promise<Holder[]> {
  * Returns the workloads moved.
  */
 export async function rehomeWorkloads(s: SimState): Promise<string[]> {
-  const { Topology } = await import('./topology.js');
   const nets = await adminClient(s).listNetworks();
   const moved: string[] = [];
-  const t = new Topology({
-    prefix: s.nsPrefix,
-    allocation: s.prefix,
-    slots: s.slots.map((x) => x.slot),
-    nodes: s.nodes.length,
-    stateRoot: join(s.stateDir, 'nodes'),
-  });
+  const t = topologyOf(s);
   for (const [i, w] of s.workloads.entries()) {
     const nr = nets.find((n) => n.id === w.network)?.resources.find((r) => r.id === w.nr);
     if (!nr || nr.node === w.node) continue;
@@ -281,4 +199,15 @@ export async function rehomeWorkloads(s: SimState): Promise<string[]> {
   }
   saveState(s);
   return moved;
+}
+
+/**
+ * `sim check` on a farm that may have failed over: workloads follow their NR when a slot moved its
+ * ExitPoint to another node (rehomeWorkloads), and those of a failed node are left out.
+ */
+export async function checkLive(s: SimState): Promise<{ moved: string[]; leftOut: string[]; report: CheckReport }> {
+  const moved = await rehomeWorkloads(s).catch(() => []);
+  const down = s.workloads.filter((w) => s.nodes.find((n) => n.id === w.node)?.failed);
+  const report = await check({ ...s, workloads: s.workloads.filter((w) => !down.includes(w)) });
+  return { moved, leftOut: down.map((w) => w.name), report };
 }

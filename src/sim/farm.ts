@@ -7,19 +7,19 @@
 // one NR per tenant per node through the API → wait until every agent has applied its current
 // view and every key is published → one workload namespace per NR → sim check.
 
-import { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
 import { allocation as planAllocation, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefix4, nrIdText } from '../core/plan.js';
-import { WG_SOCKET_DIR } from '../core/ownership.js';
+import { bridgeName, isWgLink, parsePidFileName, WG_SOCKET_DIR, wgSocketName } from '../core/ownership.js';
 import { run } from '../kernel/exec.js';
 import { TnodbClient } from '../client/index.js';
-import { Topology } from './topology.js';
+import { topologyOf } from './topology.js';
 import { SimErrors } from './errors.js';
+import { adminClient, agentHealth, relayMarker, startAgent, startRelay, startServer } from './daemons.js';
 import {
   DEFAULT_NS_PREFIX,
   DEFAULT_STATE_DIR,
-  agentServerUrl,
   loadState,
   readToken,
   saveState,
@@ -28,15 +28,16 @@ import {
   type SimWorkload,
 } from './state.js';
 import {
+  alive,
+  argvOf,
+  endProcesses,
   freePort,
   isOurs,
   namespacesWith,
   processesIn,
-  startDetached,
   stopPid,
-  tail,
   waitFor,
-  alive,
+  wireguardFromPidFiles,
 } from './procs.js';
 
 export interface UpOptions {
@@ -56,104 +57,10 @@ export interface UpOptions {
 
 const POOL = Array.from({ length: 15 }, (_, i) => `198.51.100.${11 + i}`);
 
-function topologyOf(s: Pick<SimState, 'nsPrefix' | 'prefix' | 'slots' | 'nodes' | 'stateDir'>): Topology {
-  return new Topology({
-    prefix: s.nsPrefix,
-    allocation: s.prefix,
-    slots: s.slots.map((x) => x.slot),
-    nodes: s.nodes.length,
-    stateRoot: join(s.stateDir, 'nodes'),
-  });
-}
-
-export function adminClient(s: SimState): TnodbClient {
-  return new TnodbClient({ server: s.server.url, token: readToken(s.server.adminTokenFile) });
-}
-
 function range(name: string, v: number, lo: number, hi: number): number {
   if (!Number.isInteger(v) || v < lo || v > hi)
     throw new ExitnodeError(SimErrors.SIM_OPTION, `--${name} ${q(v)} must be an integer from ${lo} to ${hi}`);
   return v;
-}
-
-export async function startServer(s: SimState): Promise<void> {
-  if (s.server.pid && isOurs(s.server.pid, s.stateDir) && alive(s.server.pid)) return;
-  s.server.pid = startDetached(['sim', 'serve', '--state', s.stateDir], s.server.logFile);
-  saveState(s);
-  const c = new TnodbClient({ server: s.server.url, timeoutMs: 1000 });
-  await waitFor('the TNoDB server to answer', 30_000, async () => {
-    if (!alive(s.server.pid!))
-      throw new ExitnodeError(
-        SimErrors.SIM_PROCESS,
-        `the server exited; its log ${s.server.logFile}:\n${tail(s.server.logFile)}`,
-      );
-    return c.health().then(
-      () => true,
-      () => undefined,
-    );
-  });
-}
-
-export async function stopServer(s: SimState, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<boolean> {
-  const was = await stopPid(s.server.pid, s.stateDir, signal);
-  delete s.server.pid;
-  saveState(s);
-  return was;
-}
-
-export function startAgent(s: SimState, id: string): void {
-  const n = s.nodes.find((x) => x.id === id);
-  if (!n)
-    throw new ExitnodeError(
-      SimErrors.SIM_UNKNOWN_HOST,
-      `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`,
-    );
-  if (n.pid && isOurs(n.pid, n.configFile) && alive(n.pid)) return;
-  rmSync(join(n.stateDir, 'agent.json'), { force: true });
-  const env = (name: string, flag: string): string[] => (process.env[name] ? [flag, process.env[name]!] : []);
-  n.pid = startDetached(
-    [
-      'agent',
-      'run',
-      '--config',
-      n.configFile,
-      '--server',
-      agentServerUrl(s, n),
-      '--token-file',
-      n.tokenFile,
-      '--metrics',
-      '127.0.0.1:0',
-      ...env('EXITNODE_SIM_RESYNC', '--resync'),
-      ...env('EXITNODE_SIM_HEARTBEAT', '--heartbeat'),
-      ...env('EXITNODE_SIM_FENCE_MARGIN', '--fence-margin'),
-    ],
-    n.logFile,
-  );
-  saveState(s);
-}
-
-export async function stopAgent(s: SimState, id: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<boolean> {
-  const n = s.nodes.find((x) => x.id === id);
-  if (!n)
-    throw new ExitnodeError(
-      SimErrors.SIM_UNKNOWN_HOST,
-      `no node ${q(id)}; nodes: ${s.nodes.map((x) => x.id).join(', ')}`,
-    );
-  const was = await stopPid(n.pid, n.configFile, signal);
-  delete n.pid;
-  saveState(s);
-  return was;
-}
-
-/** The running agent's /healthz (from the metrics address it wrote into its state directory). */
-export async function agentHealth(stateDir: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    const { metrics } = JSON.parse(readFileSync(join(stateDir, 'agent.json'), 'utf8')) as { metrics: string };
-    const r = await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(1500) });
-    return (await r.json()) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -205,7 +112,7 @@ export function workloadOf(s: SimState, network: string, nr: string, node: strin
     network,
     nr,
     node,
-    bridge: `br-${nr}-${s.allocation}`,
+    bridge: bridgeName(nr, s.allocation),
     addr6,
     addr4,
   };
@@ -337,7 +244,6 @@ export async function up(o: UpOptions): Promise<SimState> {
     `farm ${q(s.farm)}, allocation ${number} (${prefix}), ${nodes} nodes, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`,
   );
   say(`starting ${nodes} agents, each through its own relay to the server (sim partition cuts it) …`);
-  const { startRelay } = await import('./failover.js');
   for (const n of s.nodes) await startRelay(s, n.id);
   for (const n of s.nodes) startAgent(s, n.id);
   await waitFor('every node to heartbeat', 30_000, async () => {
@@ -375,9 +281,14 @@ export interface DownReport {
   processes: number;
   namespaces: number;
   files: boolean;
+  /** Processes that were still running when down stopped waiting for them (normally none). */
+  lingering: { pid: number; what: string }[];
 }
 
-/** Stops every process the sim started, removes its namespaces, sockets and state. Idempotent. */
+/**
+ * Stops every process the sim started, removes its namespaces, sockets and state. Idempotent.
+ * Returns once every process it ended is gone (by PID: SIGKILL, then polled until /proc says so).
+ */
 export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Promise<DownReport> {
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   let s: SimState | undefined;
@@ -392,45 +303,44 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
     // Agents first (so none re-creates what is being removed), then the server.
     const stops = await Promise.all(s.nodes.map((n) => stopPid(n.pid, n.configFile)));
     processes += stops.filter(Boolean).length;
-    const relays = await Promise.all(
-      s.nodes.map((n) => stopPid(n.relayPid, `relay-${n.id}@${s!.stateDir}`, 'SIGKILL')),
-    );
+    const relays = await Promise.all(s.nodes.map((n) => stopPid(n.relayPid, relayMarker(s!, n), 'SIGKILL')));
     processes += relays.filter(Boolean).length;
     if (await stopPid(s.server.pid, s.stateDir)) processes++;
   }
   const names = namespacesWith(nsPrefix);
-  // wireguard-go, pings, listeners: whatever still runs inside the sim's namespaces.
+  // wireguard-go, pings, listeners: whatever still runs inside the sim's namespaces, and every
+  // wireguard-go an agent recorded (by PID file) even if its namespace is gone already.
   const wgNames = new Set<string>();
+  const victims = new Map<number, string>();
   for (const p of processesIn(names)) {
-    if (p.comm.startsWith('wireguard-go')) {
-      try {
-        for (const a of readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0'))
-          if (/^wg-[0-9a-f]{4}-\d+$/.test(a)) wgNames.add(a);
-      } catch {
-        /* gone */
-      }
-    }
-    try {
-      process.kill(p.pid, 'SIGKILL');
-      processes++;
-    } catch {
-      /* gone */
-    }
+    if (p.comm.startsWith('wireguard-go')) for (const a of argvOf(p.pid)) if (isWgLink(a)) wgNames.add(a);
+    victims.set(p.pid, `${p.comm} in ${p.ns}`);
   }
+  for (const n of s?.nodes ?? [])
+    for (const w of wireguardFromPidFiles(n.stateDir)) victims.set(w.pid, `wireguard-go ${w.name} of ${n.id}`);
+  const ended = await endProcesses([...victims.keys()], { signal: 'SIGKILL', graceMs: 10_000 });
+  processes += ended.ended.length;
   names.sort((a, b) => b.length - a.length);
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
   for (const n of s?.nodes ?? []) {
     try {
-      for (const f of readdirSync(join(n.stateDir, 'run')))
-        if (f.endsWith('.pid')) wgNames.add(f.replace(/\.pid$/, ''));
+      for (const f of readdirSync(join(n.stateDir, 'run'))) {
+        const name = parsePidFileName(f);
+        if (name) wgNames.add(name);
+      }
     } catch {
       /* never ran */
     }
   }
-  for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, `${w}.sock`), { force: true });
+  for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, wgSocketName(w)), { force: true });
   const files = existsSync(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
-  return { processes, namespaces: names.length, files };
+  return {
+    processes,
+    namespaces: names.length,
+    files,
+    lingering: ended.alive.map((pid) => ({ pid, what: victims.get(pid)! })),
+  };
 }
 
 export interface StatusReport {
@@ -566,4 +476,27 @@ export async function renewNr(
     await attachWorkloads(s, [now]);
   }
   return { old, now };
+}
+
+/**
+ * The namespace of a host of the farm as `sim exec` names it: inet (or internet), up (or upstream),
+ * seg, a node (n1…), a workload (t1n2…), or any namespace with the farm's prefix.
+ */
+export function hostNamespace(s: SimState, host: string): string {
+  const fixed: Record<string, string> = {
+    inet: `${s.nsPrefix}inet`,
+    internet: `${s.nsPrefix}inet`,
+    up: `${s.nsPrefix}up`,
+    upstream: `${s.nsPrefix}up`,
+    seg: `${s.nsPrefix}seg`,
+  };
+  for (const n of s.nodes) fixed[n.id] = n.ns;
+  for (const w of s.workloads) fixed[w.name] = w.ns;
+  const ns = fixed[host] ?? (namespacesWith(s.nsPrefix).includes(host) ? host : undefined);
+  if (!ns)
+    throw new ExitnodeError(
+      SimErrors.SIM_UNKNOWN_HOST,
+      `no host ${q(host)} in the simulated farm; hosts: ${Object.keys(fixed).join(', ')} or any namespace ${s.nsPrefix}*`,
+    );
+  return ns;
 }

@@ -6,7 +6,8 @@
 
 import { TnodbClient } from '../client/index.js';
 import { run } from '../kernel/exec.js';
-import { adminClient, agentHealth, attachWorkloads, waitConverged, workloadOf } from './farm.js';
+import { adminClient, agentHealth } from './daemons.js';
+import { attachWorkloads, waitConverged, workloadOf } from './farm.js';
 import { readToken, saveState, type SimState } from './state.js';
 
 export interface ChangeTiming {

@@ -1,7 +1,11 @@
 // Measuring a failover on the simulated farm (the root test and `npm run bench:failover` share it):
 //
 //   pings     a workload pings across the slot every 10 ms (ping -D: each reply's time); the
-//             outage is the longest gap between two replies, less one interval
+//             outage is the longest gap between two consecutive answered pings from the last reply
+//             before the event on, less one interval (longestGap). A stream that stops answering
+//             leaves an open gap up to the end of the window, so it reads as a long outage that
+//             never closed, never as a small one; a stream that did not answer before the event
+//             measured nothing and says so.
 //   sampler   every 50 ms, which nodes' gateways answer for each slot (uplink UP with an
 //             address, src/sim/failover.ts sampleHolders); two at once for one slot is a violation
 //   slot      the server's holder of the slot, polled every 50 ms: when the move happened
@@ -10,58 +14,107 @@
 // node's gateway answers: uplink up with its addresses) and peer updates (→ the first reply:
 // the ExitPoint's new key reached the other nodes, neighbour caches, routes).
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { inNs } from '../kernel/exec.js';
-import { adminClient } from './farm.js';
+import { adminClient } from './daemons.js';
 import { sampleHolders, type Holder } from './failover.js';
+import { LineStream, type StreamExit } from './procs.js';
 import type { SimState } from './state.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The longest stretch without a reply in a window, from longestGap. */
+export interface Gap {
+  /** Its length less one ping interval (ms): 0 for a stream that never missed; a lower bound when open. */
+  ms: number;
+  /** The reply before it: the last at or before the window's start, or the start itself when there was none. */
+  start: number;
+  /** The reply that ended it, or the window's end when none came (open). */
+  end: number;
+  /** False: no reply came after it up to the window's end — the stream stopped answering. */
+  closed: boolean;
+  /** False: no reply in the lead-in before the window's start — nothing to measure the gap from. */
+  baseline: boolean;
+}
+
+/**
+ * The outage that REPLIES (each answered ping's time, ms since the epoch, in any order) show in
+ * [FROM, TO]: the longest gap between consecutive answered pings, starting from the last reply at
+ * or before FROM (if it is at most LEADINMS old) and ending with the stretch from the last reply to
+ * TO, which counts like any other gap and, when it is the longest, leaves the outage open. Gaps
+ * before FROM are not the event's and do not count.
+ */
+export function longestGap(
+  replies: readonly number[],
+  from: number,
+  to: number,
+  intervalMs: number,
+  leadInMs = 1000,
+): Gap {
+  const sorted = replies.filter((t) => t <= to).sort((a, b) => a - b);
+  let last: number | undefined;
+  for (const t of sorted) if (t <= from) last = t;
+  const baseline = last !== undefined && last >= from - leadInMs;
+  const points = [baseline ? last! : from, ...sorted.filter((t) => t > from)];
+  let best = { len: -1, start: points[0]!, end: points[0]!, closed: true };
+  for (let i = 1; i < points.length; i++) {
+    const len = points[i]! - points[i - 1]!;
+    if (len > best.len) best = { len, start: points[i - 1]!, end: points[i]!, closed: true };
+  }
+  const tail = to - points[points.length - 1]!;
+  if (tail > best.len) best = { len: tail, start: points[points.length - 1]!, end: to, closed: false };
+  return { ms: Math.max(0, best.len - intervalMs), start: best.start, end: best.end, closed: best.closed, baseline };
+}
 
 export class PingStream {
   readonly replies: number[] = [];
-  private child: ChildProcess;
-  private buf = '';
+  private readonly stream: LineStream;
 
   constructor(
     readonly ns: string,
     readonly dst: string,
     readonly intervalMs = 10,
   ) {
-    const argv = inNs(ns, [
-      'ping',
-      '-D',
-      '-n',
-      dst.includes(':') ? '-6' : '-4',
-      '-i',
-      String(intervalMs / 1000),
-      '-W',
-      '1',
-      dst,
-    ]);
-    this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-    this.child.stdout!.on('data', (d: Buffer) => {
-      this.buf += d.toString();
-      const lines = this.buf.split('\n');
-      this.buf = lines.pop()!;
-      for (const l of lines) {
-        const m = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(l);
-        if (m) this.replies.push(Number(m[1]) * 1000);
-      }
+    const argv = ['ping', '-D', '-n', dst.includes(':') ? '-6' : '-4', '-i', String(intervalMs / 1000), '-W', '1', dst];
+    this.stream = new LineStream(ns, argv, (l) => {
+      const m = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(l);
+      if (m) this.replies.push(Number(m[1]) * 1000);
     });
   }
 
-  /** The longest gap between replies in [from, to] (ms since the epoch), less one interval, with its end. */
-  gap(from: number, to = Date.now()): { ms: number; start: number; end: number } {
-    const r = this.replies.filter((t) => t >= from - 1000 && t <= to);
-    let best = { ms: 0, start: from, end: from };
-    for (let i = 1; i < r.length; i++) {
-      const g = r[i]! - r[i - 1]!;
-      if (g - this.intervalMs > best.ms) best = { ms: g - this.intervalMs, start: r[i - 1]!, end: r[i]! };
+  /** How ping ended when it exited on its own (not by stop). */
+  get died(): StreamExit | undefined {
+    return this.stream.died ? this.stream.exit : undefined;
+  }
+
+  /** Waits up to MS for a reply newer than the call; false when none came (or ping exited). */
+  async answering(ms = 5000): Promise<boolean> {
+    const since = Date.now();
+    const end = since + ms;
+    while (Date.now() < end && !this.stream.exit) {
+      if (this.replies.some((t) => t >= since)) return true;
+      await sleep(20);
     }
-    return best;
+    return this.replies.some((t) => t >= since);
+  }
+
+  /** The outage in [from, to] (ms since the epoch): see longestGap. */
+  gap(from: number, to = Date.now()): Gap {
+    return longestGap(this.replies, from, to, this.intervalMs);
+  }
+
+  /** Why the stream measures nothing or less than a full outage, in words ('' when it is fine). */
+  trouble(g: Gap): string {
+    const d = this.died;
+    const exit = d
+      ? `; ping exited${d.code !== null ? ` with status ${d.code}` : ` on ${d.signal}`}${d.stderr ? `: ${d.stderr}` : ''}`
+      : '';
+    if (!g.baseline) return `${this.ns} → ${this.dst} did not answer in the second before the event${exit}`;
+    if (!g.closed)
+      return `${this.ns} → ${this.dst}: no reply since ${new Date(g.start).toISOString()}, the pings never answered again${exit}`;
+    return '';
   }
 
   stop(): void {
-    this.child.kill('SIGINT');
+    void this.stream.stop('SIGINT');
   }
 }
 
@@ -135,7 +188,14 @@ export interface OutageReport {
   detectionMs: number;
   rebuildMs: number;
   peersMs: number;
+  /** The longest gap between answered pings (a lower bound when !recovered). */
   totalMs: number;
+  /** The pings answered again after the outage: totalMs is measured, not a lower bound. */
+  recovered: boolean;
+  /** The pings answered before the event: there was a stream to measure the outage in. */
+  answeredBefore: boolean;
+  /** What went wrong with the ping stream, in words ('' when nothing did). */
+  trouble: string;
   to: string;
   epoch: number;
 }
@@ -150,9 +210,9 @@ export async function outageOf(
   ms = 60_000,
 ): Promise<OutageReport> {
   const end = Date.now() + ms;
-  while (Date.now() < end && !pings.replies.some((t) => t > moved.at)) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < end && !pings.replies.some((t) => t > moved.at) && !pings.died) await sleep(50);
   // A few more replies so that the gap's end is certain.
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   const g = pings.gap(t0);
   const built = sampler.firstHeld(slot, moved.node, t0) ?? moved.at;
   const detectionMs = moved.at - t0;
@@ -160,8 +220,11 @@ export async function outageOf(
   return {
     detectionMs,
     rebuildMs,
-    peersMs: Math.max(0, g.end - built),
+    peersMs: g.closed ? Math.max(0, g.end - built) : 0,
     totalMs: g.ms,
+    recovered: g.closed,
+    answeredBefore: g.baseline,
+    trouble: pings.trouble(g),
     to: moved.node,
     epoch: moved.epoch,
   };
@@ -169,5 +232,9 @@ export async function outageOf(
 
 export function outageText(what: string, r: OutageReport): string {
   const s = (x: number): string => `${(x / 1000).toFixed(2)} s`;
-  return `${what}: outage ${s(r.totalMs)} = detection ${s(r.detectionMs)} + rebuild ${s(r.rebuildMs)} + peer updates ${s(r.peersMs)} (→ ${r.to}, epoch ${r.epoch})`;
+  const split = `detection ${s(r.detectionMs)} + rebuild ${s(r.rebuildMs)}`;
+  if (!r.answeredBefore) return `${what}: NOTHING MEASURED (${r.trouble}); ${split} (→ ${r.to}, epoch ${r.epoch})`;
+  if (!r.recovered)
+    return `${what}: outage NOT OVER, at least ${s(r.totalMs)} (${r.trouble}); ${split} (→ ${r.to}, epoch ${r.epoch})`;
+  return `${what}: outage ${s(r.totalMs)} = ${split} + peer updates ${s(r.peersMs)} (→ ${r.to}, epoch ${r.epoch})`;
 }

@@ -1,16 +1,29 @@
-// Processes of the simulated farm: the TNoDB server and one agent per node, started detached with
-// their output in a log file (so they outlive `sim up`), stopped by the PID recorded in the state,
-// after checking that the PID still runs what we started (PIDs are reused).
+// The simulated farm's own processes, in one place: the only module of the sim that starts or
+// signals a program (the kernel's `run` stays the way to run a short command and read its output).
+//
+//   detached   the TNoDB server, the agents and the relays: started detached with their output in
+//              a log file (so they outlive `sim up`), stopped by the PID recorded in the state after
+//              checking that the PID still runs what we started (PIDs are reused)
+//   streams    long-running programs in a namespace whose output is read line by line (the ping
+//              streams of a failover measurement, the UDP listener of sim check)
+//   attached   `sim exec`: a command in a namespace on the user's terminal
+//   ending     processes found in the sim's namespaces (wireguard-go, pings, listeners) or by the
+//              PID files the agents write: signalled by PID and waited for until /proc says they
+//              are gone (a zombie counts as gone: it holds no namespace, socket or device)
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExitnodeError, q } from '../core/errors.js';
-import { NETNS_DIR } from '../kernel/exec.js';
+import { parsePidFileName } from '../core/ownership.js';
+import { NETNS_DIR, inNs } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 
 export const EXITNODE_BIN = fileURLToPath(new URL('../../bin/exitnode.js', import.meta.url));
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function startDetached(args: string[], logFile: string): number {
   const log = openSync(logFile, 'a', 0o600);
@@ -32,6 +45,7 @@ export function isOurs(pid: number | undefined, marker: string): boolean {
   }
 }
 
+/** Whether PID exists and is not a zombie (a zombie has released its namespaces, files and devices). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -45,33 +59,61 @@ export async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (alive(pid)) {
     if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   return true;
+}
+
+/** Sends SIGNAL to every PID; returns those it reached. */
+export function signal(pids: number[], sig: NodeJS.Signals): number[] {
+  return pids.filter((pid) => {
+    try {
+      process.kill(pid, sig);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Ends PIDS and returns only when every one is gone: SIG (default SIGTERM) to each, then, for those
+ * still there after GRACEMS, SIGKILL and up to KILLWAITMS more. `alive` lists any that outlived
+ * even that (a process stuck in the kernel); `ended` the ones that were running.
+ */
+export async function endProcesses(
+  pids: number[],
+  o: { signal?: NodeJS.Signals; graceMs?: number; killWaitMs?: number } = {},
+): Promise<{ ended: number[]; alive: number[] }> {
+  const sig = o.signal ?? 'SIGTERM';
+  const ended = signal([...new Set(pids)].filter(alive), sig);
+  const waitAll = async (list: number[], ms: number): Promise<number[]> => {
+    const end = Date.now() + ms;
+    let left = list.filter(alive);
+    while (left.length && Date.now() < end) {
+      await sleep(25);
+      left = left.filter(alive);
+    }
+    return left;
+  };
+  let left = await waitAll(ended, o.graceMs ?? 5000);
+  if (left.length && sig !== 'SIGKILL') {
+    signal(left, 'SIGKILL');
+    left = await waitAll(left, o.killWaitMs ?? 5000);
+  }
+  return { ended, alive: left };
 }
 
 /** SIGTERM (or SIGKILL), then SIGKILL after `graceMs`; true when it was running. */
 export async function stopPid(
   pid: number | undefined,
   marker: string,
-  signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM',
+  sig: 'SIGTERM' | 'SIGKILL' = 'SIGTERM',
   graceMs = 5000,
 ): Promise<boolean> {
   if (!pid || !isOurs(pid, marker)) return false;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return false;
-  }
-  if (!(await waitGone(pid, graceMs))) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    await waitGone(pid, 2000);
-  }
-  return true;
+  const r = await endProcesses([pid], { signal: sig, graceMs, killWaitMs: 2000 });
+  return r.ended.length > 0;
 }
 
 export function freePort(): Promise<number> {
@@ -86,7 +128,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Namespaces whose name starts with PREFIX. */
+/** Namespaces whose name starts with PREFIX (none when /run/netns does not exist yet). */
 export function namespacesWith(prefix: string): string[] {
   try {
     return readdirSync(NETNS_DIR).filter((n) => n.startsWith(prefix));
@@ -123,6 +165,41 @@ export function processesIn(namespaces: string[]): { pid: number; ns: string; co
   return out;
 }
 
+/** The command line of PID as its arguments ([] when it is gone or a zombie). */
+export function argvOf(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The wireguard-go processes an agent recorded in STATEDIR/run/NAME.pid that still run
+ * wireguard-go for NAME (a PID reused by something else is left alone).
+ */
+export function wireguardFromPidFiles(stateDir: string): { pid: number; name: string }[] {
+  const dir = join(stateDir, 'run');
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return files.flatMap((f) => {
+    const name = parsePidFileName(f);
+    if (!name) return [];
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(dir, f), 'utf8').trim());
+    } catch {
+      return [];
+    }
+    const argv = argvOf(pid);
+    return argv.some((a) => a.endsWith('wireguard-go')) && argv.includes(name) ? [{ pid, name }] : [];
+  });
+}
+
 export async function waitFor<T>(
   what: string,
   ms: number,
@@ -135,13 +212,84 @@ export async function waitFor<T>(
     if (v !== undefined) return v;
     if (Date.now() > end)
       throw new ExitnodeError(SimErrors.SIM_TIMEOUT, `${what}: not done after ${Math.round(ms / 1000)} s`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    await sleep(everyMs);
   }
 }
 
 export function tail(file: string, lines = 5): string {
   if (!existsSync(file)) return '';
   return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+}
+
+/** How a streamed program ended: its status, or the signal that ended it, and its last words on stderr. */
+export interface StreamExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  at: number;
+}
+
+/** A long-running program in a namespace whose stdout is read line by line. */
+export class LineStream {
+  /** Set once the program has exited (whether by `stop` or on its own). */
+  exit: StreamExit | undefined;
+  readonly exited: Promise<StreamExit>;
+  private readonly child: ChildProcess;
+  private stopped = false;
+
+  constructor(ns: string, argv: string[], onLine: (line: string) => void) {
+    const full = inNs(ns, argv);
+    this.child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    let err = '';
+    this.child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) onLine(l);
+    });
+    this.child.stderr!.on('data', (d: Buffer) => {
+      err = (err + d.toString()).slice(-2000);
+    });
+    this.exited = new Promise((res) => {
+      const done = (code: number | null, sig: NodeJS.Signals | null): void => {
+        if (this.exit) return;
+        if (buf) onLine(buf);
+        buf = '';
+        this.exit = { code, signal: sig, stderr: err.trim().split('\n').slice(-3).join('; '), at: Date.now() };
+        res(this.exit);
+      };
+      this.child.on('close', done);
+      this.child.on('error', (e) => {
+        err += e.message;
+        done(127, null);
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Whether it exited before anyone asked it to stop. */
+  get died(): boolean {
+    return !!this.exit && !this.stopped;
+  }
+
+  stop(sig: NodeJS.Signals = 'SIGINT'): Promise<StreamExit> {
+    this.stopped = true;
+    if (!this.exit) this.child.kill(sig);
+    return this.exited;
+  }
+}
+
+/** Runs COMMAND in namespace NS on this terminal (`sim exec`); its exit status, 127 when it cannot start. */
+export function runAttached(ns: string, command: string[]): Promise<{ code: number; error?: string }> {
+  return new Promise((res) => {
+    const c = spawn('nsenter', [`--net=${NETNS_DIR}/${ns}`, ...command], { stdio: 'inherit' });
+    c.on('error', (e) => res({ code: 127, error: e.message }));
+    c.on('close', (code) => res({ code: code ?? 1 }));
+  });
 }
 
 export { q };

@@ -9,14 +9,16 @@
 //
 // Used by the integration tests now; the "Simulated farm" issue grows it into `exitnode sim`.
 
-import { readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeConfig } from '../agent/config.js';
 import { ExitnodeError } from '../core/errors.js';
 import { KernelErrors } from '../kernel/errors.js';
-import { NETNS_DIR, run, inNs } from '../kernel/exec.js';
+import { run, inNs } from '../kernel/exec.js';
 import { renderUpstream } from '../render/index.js';
+import { endProcesses, namespacesWith, wireguardFromPidFiles } from './procs.js';
+import type { SimState } from './state.js';
 
 export interface SimNode {
   id: string;
@@ -37,6 +39,18 @@ export interface TopologyOptions {
   wireguard?: NodeConfig['wireguard'];
   /** Node state directories go to STATEROOT/<node id> (the simulated farm's state dir) instead of a temporary directory. */
   stateRoot?: string;
+}
+
+/** The simulation's own names on the segment namespace: a node's underlay port, and a gateway's PrefixZero port
+ * while its node is failed (renamed, so the new holder's uplink peer can take the name pz-E-A). */
+export function underlayPortName(nodeId: string): string {
+  return `ul-${nodeId}`;
+}
+export function cutPortName(nodeId: string, slot: number, allocation: number): string {
+  return `fx-${nodeId}-${slot}-${allocation}`;
+}
+export function isCutPortOf(nodeId: string, link: string): boolean {
+  return link.startsWith(`fx-${nodeId}-`);
 }
 
 export const INTERNET6 = '2001:db8:ffff::2';
@@ -130,11 +144,11 @@ export class Topology {
     await this.sh(up, ['sh', '-s'], script);
     for (const n of this.nodes) {
       await this.batch(n.ns, [
-        `link add ul0 type veth peer name ul-${n.id} netns ${seg}`,
+        `link add ul0 type veth peer name ${underlayPortName(n.id)} netns ${seg}`,
         `addr add ${n.publicIPv4}/24 dev ul0`,
         'link set ul0 up',
       ]);
-      await this.batch(seg, [`link set ul-${n.id} master ul0`, `link set ul-${n.id} up`]);
+      await this.batch(seg, [`link set ${underlayPortName(n.id)} master ul0`, `link set ${underlayPortName(n.id)} up`]);
     }
   }
 
@@ -165,35 +179,25 @@ export class Topology {
   }
 
   /** Removes every namespace with this topology's prefix, the wireguard-go processes its nodes
-   *  recorded (by PID) and their state directories. Safe to call twice and after a failure. */
+   *  recorded (by PID, waited for until they are gone) and their state directories. Safe to call
+   *  twice and after a failure. */
   async down(): Promise<void> {
-    for (const n of this.nodes) {
-      const dir = join(n.config.stateDir, 'run');
-      let files: string[] = [];
-      try {
-        files = readdirSync(dir);
-      } catch {
-        /* never ran */
-      }
-      for (const f of files.filter((x) => x.endsWith('.pid'))) {
-        const pid = Number(readFileSync(join(dir, f), 'utf8').trim());
-        try {
-          const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-          if (cmd.includes('wireguard-go') && cmd.includes(f.replace(/\.pid$/, ''))) process.kill(pid, 'SIGTERM');
-        } catch {
-          /* gone */
-        }
-      }
-    }
-    let names: string[] = [];
-    try {
-      names = readdirSync(NETNS_DIR).filter((n) => n.startsWith(this.prefix));
-    } catch {
-      /* none */
-    }
+    await endProcesses(this.nodes.flatMap((n) => wireguardFromPidFiles(n.config.stateDir).map((w) => w.pid)));
+    const names = namespacesWith(this.prefix);
     // Node-owned namespaces first (their veths reach into the shared ones), then the rest.
     names.sort((a, b) => b.length - a.length);
     if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
     for (const n of this.nodes) rmSync(n.config.stateDir, { recursive: true, force: true });
   }
+}
+
+/** The topology a simulated farm's state describes (to add or re-attach workloads). */
+export function topologyOf(s: Pick<SimState, 'nsPrefix' | 'prefix' | 'slots' | 'nodes' | 'stateDir'>): Topology {
+  return new Topology({
+    prefix: s.nsPrefix,
+    allocation: s.prefix,
+    slots: s.slots.map((x) => x.slot),
+    nodes: s.nodes.length,
+    stateRoot: join(s.stateDir, 'nodes'),
+  });
 }

@@ -10,114 +10,29 @@
 import { allocation as planAllocation, nrIdText, nrPrefix } from '../core/index.js';
 import type { StoreContext } from './context.js';
 import { allocationRecord, nodeRecord, slotRecord, type Row } from './rows.js';
-import type { AllocationRecord, NodeRecord, SlotRecord } from './types.js';
+import type {
+  AgentReport,
+  Dashboard,
+  FarmOverview,
+  NetworkSummary,
+  NodeStatus,
+  ResourceOwner,
+  SlotCandidate,
+  SlotResource,
+  SlotStatus,
+} from './types.js';
 
-/** What a node's agent says about itself. Times are relative (ms ago when sent): agent clocks may differ. */
-export interface AgentReport {
-  status: 'ok' | 'degraded';
-  appliedVersion: number | null;
-  viewVersion: number | null;
-  viewSource?: 'saved' | 'server' | null;
-  /** Whether its last request to TNoDB (view long-poll or heartbeat) succeeded. */
-  serverReachable: boolean;
-  lastServerContactAgoMs?: number | null;
-  lastPass?: {
-    agoMs: number;
-    ms: number;
-    full: boolean;
-    size: number;
-    failures: number;
-    version?: number;
-  } | null;
-  /** The last drift repair since the agent started; seq changes with each. */
-  drift?: { seq: string; objects: string[]; version?: number; agoMs: number } | null;
-  /** Slots whose gateway this node has built ("A/E"). */
-  served: string[];
-  uptimeS?: number;
-}
-
-export interface SlotCandidate {
-  node: string;
-  /** Stage 1: "holder" (answers now) or "moving-to"; stage 2 adds the VRRP roles. */
-  role: string;
-}
-
-export interface SlotStatus extends SlotRecord {
-  /** NR ids the slot can hold: 4096, or 3840 in slot 15. */
-  capacity: number;
-  candidates: SlotCandidate[];
-  /** The last change of hands: from whom, when (server clock) and why (see 005_events.sql). */
-  lastMove?: { from: string | null; at: number; cause: string };
-}
-
-export interface NodeStatus extends NodeRecord {
-  viewVersion: number;
-  /** Slots this node holds ("A/E"). */
-  slots: string[];
-  agent?: AgentReport;
-  /** Server time of the agent's last report. */
-  agentReportAt?: number;
-  /** Set while the node is silent (its last heartbeat). */
-  silentSince?: number;
-}
-
-export interface FarmOverview {
-  farm: string;
-  /** Server clock, for ages. */
-  now: number;
-  leaseTtlMs: number;
-  allocations: (AllocationRecord & { slots: SlotStatus[] })[];
-  nodes: NodeStatus[];
-  networks: number;
-  resources: number;
-}
-
-export interface NetworkSummary {
-  id: string;
-  name: string;
-  tenant: string;
-  allocation: number;
-  slot: number;
-  exit: string;
-  exitNode: string | null;
-  nrs: number;
-}
-
-export interface SlotResource {
-  id: string;
-  network: string;
-  name: string;
-  tenant: string;
-  node: string;
-  prefix: string;
-  exit: boolean;
-  key: boolean;
-}
-
-export interface Dashboard {
-  overview(farm: string): Promise<FarmOverview>;
-  /** Network summaries of a farm (or, with tenant, of a tenant), ordered by allocation, slot, ExitPoint. */
-  networks(
-    scope: { farm?: string; tenant?: string },
-    f?: { allocation?: number; slot?: number },
-  ): Promise<NetworkSummary[]>;
-  /** Every NR of a slot (or of one network of it), in id order. */
-  slotResources(allocation: number, slot: number, network?: string): Promise<SlotResource[]>;
-  /** Who holds an NR: its network, tenant, node and its network's ExitPoint (for explain). */
-  findResource(allocation: number, nr: number): Promise<ResourceOwner | undefined>;
-  /** Stores the agent's report about itself (the triggers record drift repairs and status changes). */
-  report(node: string, r: AgentReport): Promise<boolean>;
-}
-
-export interface ResourceOwner {
-  network: string;
-  name: string;
-  tenant: string;
-  node: string;
-  /** The network's ExitPoint NR and the node that hosts it. */
-  exit: string;
-  exitNode: string | null;
-}
+export type {
+  AgentReport,
+  Dashboard,
+  FarmOverview,
+  NetworkSummary,
+  NodeStatus,
+  ResourceOwner,
+  SlotCandidate,
+  SlotResource,
+  SlotStatus,
+} from './types.js';
 
 export const slotCapacity = (slot: number): number => (slot === 15 ? 3840 : 4096);
 

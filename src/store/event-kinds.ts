@@ -7,23 +7,9 @@
 // (vrrp.master, vrrp.backup, vrrp.split-brain with the step-down TNoDB ordered); the table and the
 // API need no change for them, only an entry here and the trigger or route that records them.
 
-export interface EventRecord {
-  id: number;
-  /** Milliseconds since the epoch (the store's clock where the change carries it). */
-  at: number;
-  kind: string;
-  farm?: string;
-  tenant?: string;
-  allocation?: number;
-  slot?: number;
-  node?: string;
-  network?: string;
-  /** NR id, 4 hex digits. */
-  nr?: string;
-  data: Record<string, unknown>;
-  /** One line for a person. */
-  text: string;
-}
+import type { EventRecord } from './types.js';
+
+export type { EventRecord } from './types.js';
 
 export interface EventKindSpec {
   summary: string;

@@ -8,55 +8,18 @@
 // older than HOLE_MS (a rolled-back insert; no transaction of this store runs that long). The
 // holes that a rollback leaves delay the events after them by HOLE_MS at most.
 import type { StoreContext } from './context.js';
-import { eventText, type EventRecord } from './event-kinds.js';
+import { eventText } from './event-kinds.js';
+import type { EventFilter, EventLog, EventPage, EventRecord } from './types.js';
 import { nrIdText } from '../core/index.js';
 import type { Row } from './rows.js';
 
-export type { EventRecord } from './event-kinds.js';
+export type { EventFilter, EventLog, EventPage, EventRecord } from './types.js';
 
 /** A sequence hole younger than this may still be filled by a transaction in flight. */
 export const HOLE_MS = 2000;
 /** Retention runs at most this often. */
 const PRUNE_EVERY_MS = 60_000;
 export const MAX_EVENTS_PAGE = 1000;
-
-export interface EventFilter {
-  /** Scope: only this farm's events. */
-  farm?: string;
-  /** Scope: only this tenant's events (its networks and NRs). */
-  tenant?: string;
-  /** Kinds; "slot.*" matches every kind that starts with "slot.". */
-  kinds?: string[];
-  allocation?: number;
-  slot?: number;
-  node?: string;
-  network?: string;
-  /** Times (ms since the epoch), inclusive. */
-  since?: number;
-  until?: number;
-  /** Tail: events after this id, oldest first. */
-  after?: number;
-  /** History: the newest events before this id (default: the newest of all), returned oldest first. */
-  before?: number;
-  /** At most this many (default 200, at most MAX_EVENTS_PAGE). */
-  limit?: number;
-}
-
-export interface EventPage {
-  events: EventRecord[];
-  /** The cursor to tail from (after=next): every event up to it that matches has been returned or is older. */
-  next: number;
-  /** True when the limit cut the page (more events match: after=next, or before=events[0].id for history). */
-  more: boolean;
-}
-
-export interface EventLog {
-  list(f: EventFilter): Promise<EventPage>;
-  /** The settled id now (see the top of events.ts): a tail started from it misses nothing. */
-  head(): Promise<number>;
-  /** Finds silent nodes (after the start-up grace) and applies the retention. The server calls it with its sweep. */
-  tick(): Promise<{ silent: number; pruned: number }>;
-}
 
 function eventRecord(r: Row): EventRecord {
   const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));

@@ -4,7 +4,7 @@
 // Namespaces "xa-f", allocation 404.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from '../support/root.js';
@@ -12,6 +12,8 @@ import { applyView, down } from '../../src/agent/index.js';
 import type { NodeConfig } from '../../src/agent/config.js';
 import { parseNodeView } from '../../src/core/view.js';
 import { run, inNs } from '../../src/kernel/exec.js';
+import { objectsText } from '../../src/reconcile/objects.js';
+import { namespacesWith } from '../../src/sim/procs.js';
 
 const A = 404;
 const ROOT = 'xa-froot';
@@ -30,7 +32,7 @@ const config: NodeConfig = {
 
 after(async () => {
   rmSync(BROKEN, { force: true });
-  const names = readdirSync('/run/netns').filter((n) => n.startsWith('xa-f'));
+  const names = namespacesWith('xa-f');
   if (names.length) await run(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n');
   rmSync(state, { recursive: true, force: true });
 });
@@ -71,7 +73,8 @@ test(
 
     const r = await applyView(view, config);
     assert.equal(r.failures.length, 1, JSON.stringify(r.failures));
-    assert.equal(r.failures[0]!.object, `namespace xa-f-net-1abe-${A}`);
+    assert.deepEqual(r.failures[0]!.objects, [{ kind: 'netns', name: `xa-f-net-1abe-${A}` }]);
+    assert.equal(objectsText(r.failures[0]!.objects), `namespace xa-f-net-1abe-${A}`);
     assert.match(r.failures[0]!.reason, /cannot be read/);
     const gw = `xa-f-gw-1-${A}`;
     const routes = (await run(inNs(gw, ['ip', '-6', 'route', 'show', 'proto', '77']))).stdout;
@@ -89,9 +92,6 @@ test(
     );
     assert.equal((await applyView(view, config)).size, 0);
     assert.deepEqual((await down(config)).failures, []);
-    assert.deepEqual(
-      readdirSync('/run/netns').filter((n) => n.startsWith('xa-f-')),
-      [],
-    );
+    assert.deepEqual(namespacesWith('xa-f-'), []);
   },
 );

@@ -4,12 +4,13 @@
 // alone is reported, by name. Namespaces "xp-o-", allocation 701.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from '../support/root.js';
 import { GROUP_SIZE, observe } from '../../src/kernel/observe.js';
 import { run, inNs } from '../../src/kernel/exec.js';
+import { namespacesWith } from '../../src/sim/procs.js';
 import type { DesiredState } from '../../src/compile/desired.js';
 
 const PX = 'xp-o-';
@@ -22,7 +23,7 @@ const opts = { namespacePrefix: PX, stateDir: state, kernelWireguard: false };
 
 after(async () => {
   rmSync(BROKEN, { force: true });
-  const left = readdirSync('/run/netns').filter((n) => n.startsWith(PX));
+  const left = namespacesWith(PX);
   if (left.length) await run(['ip', '-force', '-batch', '-'], left.map((n) => `netns del ${n}`).join('\n') + '\n');
   rmSync(state, { recursive: true, force: true });
 });

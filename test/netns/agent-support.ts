@@ -7,6 +7,7 @@ import { run, inNs } from '../../src/kernel/exec.js';
 import { parseNft } from '../../src/kernel/observe.js';
 import { ROUTE_PROTO, isOwnedLink } from '../../src/core/ownership.js';
 import type { Topology } from '../../src/sim/topology.js';
+import { namespacesWith } from '../../src/sim/procs.js';
 
 export interface Tn {
   id: string;
@@ -76,7 +77,7 @@ export interface Inventory {
 /** Everything on the host that belongs to the topology's nodes, as sorted text. */
 export async function inventory(t: Topology, allocationSuffix: string): Promise<Inventory> {
   const inv: Inventory = { namespaces: [], links: [], routes: [], nft: [], wgProcesses: [], keyFiles: [] };
-  const all = readdirSync('/run/netns');
+  const all = namespacesWith('');
   const nodeNs = all.filter((n) => t.nodes.some((x) => n.startsWith(x.config.namespacePrefix))).sort();
   inv.namespaces = nodeNs;
   for (const ns of [...nodeNs, ...t.nodes.map((x) => x.ns)]) {

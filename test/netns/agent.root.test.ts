@@ -17,6 +17,7 @@ import type { DesiredState } from '../../src/compile/desired.js';
 import { parseNodeView, type NodeView } from '../../src/core/view.js';
 import { parseNft } from '../../src/kernel/observe.js';
 import { run, inNs } from '../../src/kernel/exec.js';
+import { objectText } from '../../src/reconcile/objects.js';
 import { inventory, viewFor, type Inventory, type Tn } from './agent-support.js';
 
 const A = 401;
@@ -185,7 +186,11 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
     await applyBoth(true); // the daemon's incremental path: same view, nothing to do
     for (const n of t.nodes) {
       const r = await applyView(v[n.id]!, n.config);
-      assert.equal(r.size, 0, `second apply on ${n.id}: ${JSON.stringify(r.plan.steps.flatMap((s) => s.objects))}`);
+      assert.equal(
+        r.size,
+        0,
+        `second apply on ${n.id}: ${JSON.stringify(r.plan.steps.flatMap((s) => s.objects.map(objectText)))}`,
+      );
     }
     assert.equal(Object.keys(keys).length, 4, 'one public key per NR');
   });
@@ -318,7 +323,7 @@ test('node agent in real namespaces: two nodes, upstream, internet', { timeout: 
       assert.equal(
         twice.size,
         0,
-        `down twice: nothing left to do, but: ${twice.plan.steps.flatMap((s) => s.objects).join('; ')}`,
+        `down twice: nothing left to do, but: ${twice.plan.steps.flatMap((s) => s.objects.map(objectText)).join('; ')}`,
       );
     }
     const empty = await inventory(t, `-${A}`);

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { requireRoot } from '../support/root.js';
 import { run, inNs } from '../../src/kernel/exec.js';
 import { loadState, readToken, type SimState } from '../../src/sim/state.js';
-import { adminClient } from '../../src/sim/farm.js';
+import { adminClient } from '../../src/sim/daemons.js';
 import { check } from '../../src/sim/check.js';
 import { cutUplink, fail, gatewaysOf, heal, partition, recover, rehomeWorkloads } from '../../src/sim/failover.js';
 import { HolderSampler, PingStream, outageOf, outageText, waitMoved } from '../../src/sim/outage.js';

@@ -3,7 +3,8 @@
 // through the API is reachable and removed without a trace; 20 changes timed from the API write to
 // every agent having applied them; an agent restarted with SIGTERM under 10 ms pings loses
 // nothing; SIGKILL and restart converges; the data plane forwards while the server is down and
-// the agents catch up when it returns; `sim down` twice leaves nothing.
+// the agents catch up when it returns; `sim down` leaves nothing the moment it returns (no namespace,
+// no wireguard-go of the sim), and twice leaves nothing.
 // Namespaces "xs-", allocation 601, state /run/exitnode-sim-xs-test.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,18 +14,11 @@ import { requireRoot } from '../support/root.js';
 import { run, inNs } from '../../src/kernel/exec.js';
 import { keysDir } from '../../src/kernel/observe.js';
 import { loadState, type SimState } from '../../src/sim/state.js';
-import {
-  agentHealth,
-  renewNr,
-  startAgent,
-  startServer,
-  stopAgent,
-  stopServer,
-  waitConverged,
-} from '../../src/sim/farm.js';
+import { renewNr, waitConverged } from '../../src/sim/farm.js';
+import { agentHealth, startAgent, startServer, stopAgent, stopServer } from '../../src/sim/daemons.js';
 import { check } from '../../src/sim/check.js';
 import { measureChanges, summarize } from '../../src/sim/measure.js';
-import { namespacesWith, processesIn } from '../../src/sim/procs.js';
+import { alive, argvOf, namespacesWith, processesIn } from '../../src/sim/procs.js';
 import { INTERNET4, INTERNET6 } from '../../src/sim/topology.js';
 
 // This file is about the farm staying up in place: agents restarted (SIGTERM, SIGKILL), the server
@@ -49,6 +43,14 @@ async function retry(what: string, fn: () => Promise<boolean>, ms = 15000): Prom
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+/** Running wireguard-go processes (zombies excluded) for an interface of allocation A: "PID ARGV". */
+function wgOfAllocation(): string[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && alive(Number(d)))
+    .map((d) => `${d} ${argvOf(Number(d)).join(' ')}`)
+    .filter((l) => l.includes('wireguard-go') && new RegExp(`wg-[0-9a-f]{4}-${A}\\b`).test(l));
+}
+
 const ping = async (ns: string, dst: string): Promise<boolean> =>
   (await run(inNs(ns, ['ping', dst.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', dst]))).code === 0;
 
@@ -296,9 +298,19 @@ test(
     await t.test(
       'sim down twice: no namespace, link, process, socket, nft table or file of the sim is left',
       async () => {
+        const wgBefore = processesIn(namespacesWith('xs-')).filter((p) => p.comm.startsWith('wireguard-go'));
+        assert.ok(wgBefore.length >= 6, `wireguard-go of the sim before down: ${wgBefore.length}`);
         const d1 = await cli(['sim', 'down', '--state', STATE]);
         assert.equal(d1.code, 0, d1.stderr);
         assert.match(d1.stdout, /removed: \d+ processes, \d+ namespaces/);
+        // At once, not a moment later: down returns only when what it ended is gone.
+        assert.deepEqual(namespacesWith('xs-'), [], 'no namespace of the sim right after down');
+        assert.deepEqual(
+          wgBefore.filter((p) => alive(p.pid)).map((p) => `${p.pid} ${p.ns}`),
+          [],
+          'every wireguard-go of the sim is gone right after down',
+        );
+        assert.deepEqual(wgOfAllocation(), [], 'no wireguard-go for an interface of the sim right after down');
         const d2 = await cli(['sim', 'down', '--state', STATE, '--ns-prefix', 'xs-']);
         assert.equal(d2.code, 0);
         assert.equal(d2.stdout.trim(), 'nothing to remove');

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../main.js';
+import { runVerb } from './agent.js';
 
 function io(): { out: string[]; err: string[]; io: { out(t: string): void; err(t: string): void } } {
   const out: string[] = [];
@@ -65,6 +66,29 @@ test('agent: bad input is one line on stderr and exit 2', async () => {
     assert.equal(c.err.length, 1);
     assert.match(c.err[0]!, re);
     assert.ok(!c.err[0]!.includes('\n    at '), 'no stack trace');
+  }
+});
+
+test('agent run: bad flags are one line and exit 2 (usage errors), never a stack trace', async () => {
+  const cfg = join(dir, 'config.json');
+  const server = 'http://127.0.0.1:9';
+  const quiet = { out: () => undefined, err: () => undefined };
+  for (const [args, re] of [
+    [['--config', cfg, '--server', 'ftp://x', '--token', 't'], /--server "ftp:\/\/x" is not an http\(s\) URL/],
+    [['--config', cfg, '--server', server], /--token TOKEN or --token-file FILE/],
+    [
+      ['--config', cfg, '--server', server, '--token', 't', '--resync', '0'],
+      /--resync "0" must be a number of seconds > 0/,
+    ],
+  ] as const) {
+    await assert.rejects(
+      runVerb('run', [...args], quiet),
+      (e: Error & { kind?: string }) => re.test(e.message) && e.kind === 'input',
+    );
+    const c = io();
+    assert.equal(await main(['agent', 'run', ...args], c.io), 2, args.join(' '));
+    assert.equal(c.err.length, 1);
+    assert.match(c.err[0]!, re);
   }
 });
 

@@ -2,7 +2,7 @@
 import { parse, positionals, flag, need, opt, usageError } from '../args.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import { checkAllocationNumber } from '../../core/index.js';
 
 export const summary = "register a farm's /48 (TNoDB assigns its grid-unique number), show or list allocations";

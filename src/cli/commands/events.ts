@@ -2,7 +2,7 @@
 // filters, and --follow to keep printing what happens (a long-poll tail of GET /v1/events).
 import { flag, opt, parse, positionals, usageError } from '../args.js';
 import type { Io } from '../io.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import type { EventQuery, EventRecord } from '../../client/index.js';
 
 export const summary =

@@ -2,7 +2,7 @@
 import { parse, positionals, flag, usageError } from '../args.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary = 'create a farm (admin) or show its status: allocations, slots, leases, nodes, warnings';
 export const usage = `exitnode farm create NAME | exitnode farm status NAME  ${CLIENT_USAGE}`;

@@ -2,7 +2,7 @@
 import { parse, flag, opt, positionals, usageError } from '../args.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import { checkAllocationNumber } from '../../core/index.js';
 import type { NetworkRecord } from '../../client/index.js';
 

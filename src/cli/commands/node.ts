@@ -1,7 +1,7 @@
 // exitnode node add|show: a farm's nodes (farm token; the node token is shown once).
 import { parse, positionals, flag, need, opt, usageError } from '../args.js';
 import type { Io } from '../io.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary = 'register a node of a farm (prints its token once) or show one';
 export const usage = `exitnode node add ID --farm F [--ipv4 ADDR] [--ipv6 ADDR] [--exit] | node show ID  ${CLIENT_USAGE}`;

@@ -1,5 +1,4 @@
 // exitnode sim up|check|status|exec|down|stop|start: the simulated farm (src/sim).
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { ExitnodeError, q } from '../../core/errors.js';
 import { flag, opt, parse, usageError } from '../args.js';
@@ -45,10 +44,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const rest = dd === -1 ? rest0 : rest0.slice(0, dd);
   const command = dd === -1 ? [] : rest0.slice(dd + 1);
   const p = parse(rest, OPTIONS, usage);
-  const { DEFAULT_STATE_DIR, loadState } = await import('../../sim/state.js');
+  // Loaded here, not at the top: `exitnode help` loads every command module for its summary.
+  const [{ DEFAULT_STATE_DIR, loadState }, farm, daemons, failover, procs, { check, checkText }] = await Promise.all([
+    import('../../sim/state.js'),
+    import('../../sim/farm.js'),
+    import('../../sim/daemons.js'),
+    import('../../sim/failover.js'),
+    import('../../sim/procs.js'),
+    import('../../sim/check.js'),
+  ]);
   const stateDir = opt(p, 'state') ?? process.env.EXITNODE_SIM_STATE ?? DEFAULT_STATE_DIR;
-  const farm = await import('../../sim/farm.js');
-  const { check, checkText } = await import('../../sim/check.js');
   const json = flag(p, 'json');
   switch (verb) {
     case 'up': {
@@ -94,17 +99,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return ok ? 0 : 1;
     }
     case 'check': {
-      const st = loadState(stateDir);
-      // Workloads follow their NR when a slot moved its ExitPoint to another node.
-      const moved = await (await import('../../sim/failover.js')).rehomeWorkloads(st).catch(() => []);
+      const { moved, leftOut, report: r } = await failover.checkLive(loadState(stateDir));
       if (moved.length && !json)
         io.out(
           `workloads moved beside their ExitPoint's new node, or re-attached to a rebuilt bridge: ${moved.join(', ')}`,
         );
-      const down = st.workloads.filter((w) => st.nodes.find((n) => n.id === w.node)?.failed);
-      if (down.length && !json)
-        io.out(`left out (their node failed: sim recover NODE): ${down.map((w) => w.name).join(', ')}`);
-      const r = await check({ ...st, workloads: st.workloads.filter((w) => !down.includes(w)) });
+      if (leftOut.length && !json) io.out(`left out (their node failed: sim recover NODE): ${leftOut.join(', ')}`);
       io.out(json ? JSON.stringify(r, null, 2) : checkText(r));
       return r.ok ? 0 : 1;
     }
@@ -128,33 +128,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return r.server.healthy && r.nodes.every((n) => n.running) ? 0 : 1;
     }
     case 'exec': {
-      const s = loadState(stateDir);
       const host = p.positionals[0];
       if (!host || !command.length) throw usageError('sim exec needs HOST -- COMMAND…', usage);
-      const fixed: Record<string, string> = {
-        inet: `${s.nsPrefix}inet`,
-        internet: `${s.nsPrefix}inet`,
-        up: `${s.nsPrefix}up`,
-        upstream: `${s.nsPrefix}up`,
-        seg: `${s.nsPrefix}seg`,
-      };
-      for (const n of s.nodes) fixed[n.id] = n.ns;
-      for (const w of s.workloads) fixed[w.name] = w.ns;
-      const { namespacesWith } = await import('../../sim/procs.js');
-      const ns = fixed[host] ?? (namespacesWith(s.nsPrefix).includes(host) ? host : undefined);
-      if (!ns)
-        throw new ExitnodeError(
-          (await import('../../sim/errors.js')).SimErrors.SIM_UNKNOWN_HOST,
-          `no host ${q(host)} in the simulated farm; hosts: ${Object.keys(fixed).join(', ')} or any namespace ${s.nsPrefix}*`,
-        );
-      return new Promise<number>((res) => {
-        const c = spawn('nsenter', [`--net=/run/netns/${ns}`, ...command], { stdio: 'inherit' });
-        c.on('error', (e) => {
-          io.err(`exitnode: ${e.message}`);
-          res(127);
-        });
-        c.on('close', (code) => res(code ?? 1));
-      });
+      const ns = farm.hostNamespace(loadState(stateDir), host);
+      const r = await procs.runAttached(ns, command);
+      if (r.error) io.err(`exitnode: ${r.error}`);
+      return r.code;
     }
     case 'stop':
     case 'start': {
@@ -164,12 +143,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (verb === 'stop') {
         const was =
           what === 'server'
-            ? await farm.stopServer(s, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM')
-            : await farm.stopAgent(s, what, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM');
+            ? await daemons.stopServer(s, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM')
+            : await daemons.stopAgent(s, what, flag(p, 'kill') ? 'SIGKILL' : 'SIGTERM');
         io.out(`${what}: ${was ? 'stopped' : 'was not running'}`);
       } else {
-        if (what === 'server') await farm.startServer(s);
-        else farm.startAgent(s, what);
+        if (what === 'server') await daemons.startServer(s);
+        else daemons.startAgent(s, what);
         io.out(`${what}: started`);
       }
       return 0;
@@ -181,6 +160,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
           ? `removed: ${r.processes} processes, ${r.namespaces} namespaces, state ${r.files ? stateDir : '(none)'}`
           : 'nothing to remove',
       );
+      if (r.lingering.length) {
+        io.err(
+          `exitnode: still running after SIGKILL and 10 s: ${r.lingering.map((x) => `${x.pid} (${x.what})`).join(', ')}`,
+        );
+        return 1;
+      }
       return 0;
     }
     case 'fail':
@@ -190,7 +175,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const s = loadState(stateDir);
       const id = p.positionals[0];
       if (!id) throw usageError(`sim ${verb} needs a node id`, usage);
-      const f = await import('../../sim/failover.js');
+      const f = failover;
       const t0 = Date.now();
       if (verb === 'fail') {
         const r = await f.fail(s, id);
@@ -214,36 +199,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'relay': {
       // Internal: a node's relay to the server (sim up starts one per node). MARKER PORT TARGET.
       const [, port, target] = p.positionals;
-      const { runRelay } = await import('../../sim/failover.js');
-      await runRelay(Number(port), target!);
+      await daemons.runRelay(Number(port), target!);
       return 0;
     }
     case 'serve': {
       // Internal: the sim's TNoDB server process (sim up starts it detached).
-      const s = loadState(stateDir);
-      const { startServer } = await import('../../server/index.js');
-      // The store's default timers (lease TTL 5 s) and a 1 s fencing margin, as a farm runs them;
-      // EXITNODE_SIM_LEASE_TTL_MS and EXITNODE_SIM_SERVER_MARGIN_MS override them (faster failover
-      // figures). A restarted server moves no slot for one TTL plus the margin (store start-up grace).
-      const num = (name: string, def?: number): number | undefined =>
-        process.env[name] ? Number(process.env[name]) : def;
-      const srv = await startServer({
-        data: s.server.dataDir,
-        listen: s.server.listen,
-        logger: false,
-        leaseTtlMs: num('EXITNODE_SIM_LEASE_TTL_MS'),
-        fenceMarginMs: num('EXITNODE_SIM_SERVER_MARGIN_MS', 1000),
-      });
-      io.out(`exitnode sim server listening on ${srv.url}`);
-      await new Promise<void>((res) => {
-        process.once('SIGTERM', res);
-        process.once('SIGINT', res);
-      });
-      // Agents hold keep-alive connections (and long-polls): drop them, or close() waits for
-      // the 72 s keep-alive timeout.
-      const closing = srv.close();
-      srv.app.server.closeAllConnections();
-      await closing;
+      await daemons.runSimServer(stateDir, (l) => io.out(l));
       return 0;
     }
     default:

@@ -2,7 +2,7 @@
 import { parse, positionals, flag, opt, usageError } from '../args.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import { checkAllocationNumber, checkSlot } from '../../core/index.js';
 import type { SlotRecord } from '../../store/types.js';
 

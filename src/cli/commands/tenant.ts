@@ -1,7 +1,7 @@
 // exitnode tenant create: tenants (admin creates; the tenant token is shown once).
 import { parse, positionals, flag, usageError } from '../args.js';
 import type { Io } from '../io.js';
-import { clientFrom, clientOptions, CLIENT_USAGE } from '../../client/cli.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary = 'create a tenant (admin); prints its token once';
 export const usage = `exitnode tenant create NAME  ${CLIENT_USAGE}`;

@@ -1,7 +1,7 @@
-// What the client commands of the CLI share: --server/--token (or EXITNODE_SERVER/EXITNODE_TOKEN)
+// What the CLI's client commands share: --server/--token (or EXITNODE_SERVER/EXITNODE_TOKEN)
 // and --json.
-import { TnodbClient } from './index.js';
-import type { Options, Parsed } from '../cli/args.js';
+import { TnodbClient } from '../client/index.js';
+import type { Options, Parsed } from './args.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8440';
 

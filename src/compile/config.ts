@@ -1,0 +1,26 @@
+// What compile needs to know about the node beyond its view: the subset of the agent's NodeConfig
+// (src/agent/config.ts extends it and validates it) that decides names and wiring.
+
+export type UplinkMode =
+  /** Move this NIC into the (single) gateway namespace and rename it pub-E-A. */
+  | { kind: 'nic'; device: string }
+  /** A macvlan (bridge mode) on this NIC of the root namespace, moved into each gateway. */
+  | { kind: 'macvlan'; parent: string }
+  /** Simulation: a veth whose far end (pz-E-A) goes into `peerNamespace` and into `bridge` there. */
+  | { kind: 'veth'; peerNamespace: string; bridge: string };
+
+export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'none';
+
+export interface CompileConfig {
+  /** Must equal the view's node.id: an agent refuses another node's view. */
+  node: string;
+  /** Prepended to every namespace the agent creates ("n1-" in the simulation, "" in production). */
+  namespacePrefix: string;
+  /** The namespace of the workload bridges br-h-A; "" is the host's own namespace. */
+  rootNamespace: string;
+  /** The namespace of the node's public address, where WireGuard sockets bind; "" is the host's. */
+  publicNamespace: string;
+  uplink: UplinkMode;
+  /** "none" builds everything but the WireGuard links and their routes (gateway benchmarks). */
+  wireguard: WireGuardMode;
+}

@@ -1,0 +1,58 @@
+// The seam between the agent and its node: everything the agent does to the kernel (and to the
+// state directory's keys and PID files, which the kernel side writes) goes through one `Kernel`,
+// and every wait or timestamp through one `Clock`. Two implementations of each: the real ones
+// (src/kernel/linux.ts, src/kernel/clock.ts) and in-memory fakes (src/kernel/fake.ts,
+// src/kernel/fake-clock.ts). One contract suite (test/kernel/contract.ts) runs against both
+// kernels: the fake in the unit tests, the real adapter in throwaway namespaces as root.
+
+import type { DesiredState } from '../compile/desired.js';
+import type { ActualState } from '../reconcile/actual.js';
+import type { Plan } from '../reconcile/plan.js';
+import type { ApplyOptions, StepFailure } from './apply.js';
+import type { ObserveOptions } from './observe.js';
+
+export type { ApplyOptions, StepFailure } from './apply.js';
+export type { ObserveOptions } from './observe.js';
+
+/** The state directory's part of ActualState: live wireguard-go processes, PID and key files. */
+export type StateFiles = Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'>;
+
+export interface Kernel {
+  /** Reads every namespace DESIRED names or the node's prefix makes ours, WireGuard, and the state files. */
+  observe(desired: DesiredState, opts: ObserveOptions): Promise<ActualState>;
+  /** Only the state directory's part (an incremental pass assumes the kernel holds the previous pass). */
+  observeFiles(opts: ObserveOptions): StateFiles;
+  /** Executes a plan in phase order; every object that failed, with the kernel's reason. Never throws for one object. */
+  apply(plan: Plan, opts: ApplyOptions): Promise<StepFailure[]>;
+  /** The private keys the state directory holds for these interfaces: name → base64 key (absent: none yet). */
+  privateKeys(stateDir: string, wg: readonly { name: string; keyFile: string }[]): Map<string, string>;
+  /** Whether WireGuard is in the kernel (else the agent runs wireguard-go). */
+  kernelWireguard(): boolean;
+  /** Whether namespace NS exists ("" is the host's own: always). */
+  namespaceExists(ns: string): boolean;
+  /**
+   * Whether DEV in NS still has tentative IPv6 addresses (duplicate address detection running);
+   * undefined when DEV (or NS) is missing.
+   */
+  tentative(ns: string, dev: string): Promise<boolean | undefined>;
+  /**
+   * One echo request from NS out of DEV to TARGET (`ping -6 TARGET%DEV` for a link-local target,
+   * else `ping -I DEV TARGET`); true when answered within WAITS seconds.
+   */
+  ping(ns: string, dev: string, target: string, waitS: number): Promise<boolean>;
+  /** Forgets DEV's neighbour entries of one family (`ip -F neigh flush dev DEV`); never fails. */
+  flushNeighbours(ns: string, dev: string, family: 4 | 6): Promise<void>;
+  /**
+   * Takes DEV in NS out of service in one batch: down, addresses flushed, and with REMOVE deleted.
+   * A DEV that is gone already counts as done. Undefined, or the kernel's words.
+   */
+  fence(ns: string, dev: string, remove: boolean): Promise<string | undefined>;
+}
+
+/** Time as the agent sees it: timestamps, deadlines and every wait. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Resolves after MS, or at once when SIGNAL aborts (never rejects). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
