@@ -47,6 +47,9 @@ const stats = (xs: number[]): string => {
 async function signedIn(browser: Browser, f: UiFarm, hash = ''): Promise<Page> {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   await ctx.addInitScript((t) => sessionStorage.setItem('exitnode.token', t), f.farmToken);
+  // tsx (esbuild, keepNames) wraps named functions of the callbacks passed to page.evaluate in
+  // __name(fn, "name"), a helper that exists only in Node: give the page a no-op one.
+  await ctx.addInitScript({ content: 'globalThis.__name = (fn) => fn;' });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   await page.goto(`${f.url}/ui/${hash}`);
