@@ -25,6 +25,10 @@ import { farmRoutes } from './routes/farms.js';
 import { allocationRoutes } from './routes/allocations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { networkRoutes } from './routes/networks.js';
+import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { EventWatch } from './event-watch.js';
+import { uiRoutes } from './ui.js';
 
 export interface AppOptions {
   store: Store;
@@ -102,6 +106,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
     polls: new PollLimits(o.maxPollsPerToken, o.maxPolls),
     metrics: new Metrics(),
     maxWaitS: o.maxWaitS ?? 300,
+    events: new EventWatch(o.store),
   };
   (app as unknown as App).tnodb = ctx;
 
@@ -240,10 +245,14 @@ export async function buildApp(o: AppOptions): Promise<App> {
   nodeRoutes(app, ctx);
   networkRoutes(app, ctx);
   quotaRoutes(app, ctx);
+  eventRoutes(app, ctx);
+  dashboardRoutes(app, ctx);
+  uiRoutes(app);
 
   // Long-polls would hold a graceful shutdown for up to their wait: end them first.
   app.addHook('preClose', async () => {
     ctx.watch.close();
+    ctx.events.close();
   });
   await app.ready();
   return app as unknown as App;

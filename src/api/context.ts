@@ -6,6 +6,7 @@ import type { ViewWatch } from './watch.js';
 import type { Metrics } from './metrics.js';
 import type { ViewCache } from './views.js';
 import type { PollLimits } from './polls.js';
+import type { EventWatch } from './event-watch.js';
 
 export interface ApiContext {
   store: Store;
@@ -15,6 +16,8 @@ export interface ApiContext {
   polls: PollLimits;
   metrics: Metrics;
   maxWaitS: number;
+  /** Live tails of the farm's events (src/api/event-watch.ts). */
+  events: EventWatch;
 }
 
 /** Past this many NRs on a slot the farmer is told to enable another ExitNode (DESIGN.md section 5). */

@@ -16,6 +16,7 @@ import type {
   ResourceRecord,
   SlotRecord,
   TenantQuota,
+  EventRecord,
 } from '../store/types.js';
 
 export { ClientErrors } from './errors.js';
@@ -30,10 +31,28 @@ export type {
   ResourceRecord,
   SlotRecord,
   TenantQuota,
+  EventRecord,
 };
 
 const defined = (o: Record<string, number | undefined>): Record<string, number> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<string, number>;
+
+/** GET /v1/events: filters (as the API's query) and the cursor. */
+export interface EventQuery {
+  farm?: string;
+  kind?: string;
+  slot?: string;
+  allocation?: number;
+  node?: string;
+  network?: string;
+  since?: number;
+  until?: number;
+  after?: number;
+  before?: number;
+  limit?: number;
+  /** Seconds to wait for an event after `after` (a long-poll). */
+  wait?: number;
+}
 
 export interface ClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8440 */
@@ -249,6 +268,19 @@ export class TnodbClient {
   publishKey(network: string, nr: string, publicKey: string): Promise<void> {
     return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/key`, {
       publicKey,
+    });
+  }
+  /** The farm's events (issue 12): a page of history, or with `after` and `wait` a long-poll tail. */
+  events(
+    qy: EventQuery = {},
+    o: { signal?: AbortSignal } = {},
+  ): Promise<{ events: EventRecord[]; next: number; more: boolean }> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(qy)) if (v !== undefined) qs.set(k, String(v));
+    const s = qs.toString();
+    return this.request('GET', `/v1/events${s ? `?${s}` : ''}`, undefined, {
+      timeoutMs: this.timeoutMs + (qy.wait ?? 0) * 1000,
+      ...(o.signal ? { signal: o.signal } : {}),
     });
   }
   health(): Promise<{ status: string; driver: string }> {

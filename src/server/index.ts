@@ -21,6 +21,9 @@ export interface ServerOptions {
   leaseTtlMs?: number;
   fenceMarginMs?: number;
   quarantineMs?: number;
+  /** Event retention (src/store/events.ts): age and row count. */
+  eventRetentionMs?: number;
+  eventMaxRows?: number;
   /** How often lapsed leases are looked for (views and heartbeats also check on read). Default min(1000, TTL/5). */
   sweepIntervalMs?: number;
   /** Use this admin token (tests) instead of generating one; it is stored hashed like any other. */
@@ -118,6 +121,8 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
     leaseTtlMs: o.leaseTtlMs,
     fenceMarginMs: o.fenceMarginMs,
     quarantineMs: o.quarantineMs,
+    eventRetentionMs: o.eventRetentionMs,
+    eventMaxRows: o.eventMaxRows,
   });
   let app: App | undefined;
   let metrics: { server: Server; url: string } | undefined;
@@ -158,6 +163,9 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
       store
         .sweep()
         .catch((e: unknown) => app?.log.error({ err: e }, 'lease sweep failed'))
+        // The farm's history: nodes gone silent, and the retention (src/store/events.ts).
+        .then(() => store.events.tick())
+        .catch((e: unknown) => app?.log.error({ err: e }, 'event watch failed'))
         .finally(() => {
           sweeping = false;
         });

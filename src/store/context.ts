@@ -12,6 +12,8 @@ export const DEFAULTS: Required<StoreOptions> = {
   leaseTtlMs: 5000,
   fenceMarginMs: 0,
   quarantineMs: 600_000,
+  eventRetentionMs: 30 * 24 * 3600_000,
+  eventMaxRows: 200_000,
 };
 
 export interface StoreContext {

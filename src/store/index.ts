@@ -14,6 +14,19 @@ export { migrate } from './migrate.js';
 export { checkWgKey, checkName } from './validate.js';
 export { DEFAULTS } from './context.js';
 export { ensureDir, lockPathOf } from './dir-lock.js';
+export { EVENT_KINDS, eventText, type EventRecord, type EventKind } from './event-kinds.js';
+export { MAX_EVENTS_PAGE, type EventFilter, type EventPage, type EventLog } from './events.js';
+export type {
+  AgentReport,
+  Dashboard,
+  FarmOverview,
+  NetworkSummary,
+  NodeStatus,
+  SlotResource,
+  SlotStatus,
+  SlotCandidate,
+  ResourceOwner,
+} from './dashboard.js';
 
 export interface OpenOptions extends StoreOptions {
   /** postgres://… (a PostgreSQL server) */

@@ -9,6 +9,8 @@
 //   rows.ts         row mapping into the Store's records
 //   context.ts      what the parts share (database, options and clock, retries, the change signal)
 //   quotas.ts       per-tenant and per-farm quotas (enforced by triggers, 004_quotas.sql)
+//   events.ts       the farm's history (recorded by triggers, 005_events.sql): reading, silence watch, retention
+//   dashboard.ts    the farm as the dashboard shows it, and the agents' own reports
 
 import { randomBytes } from 'node:crypto';
 import {
@@ -24,6 +26,8 @@ import { AllocationQueue, type AddResourceResult, type AllocRequest } from './al
 import { DEFAULTS, pgCode, retry, type StoreContext } from './context.js';
 import { StoreErrors } from './errors.js';
 import { Leases } from './leases.js';
+import { Events } from './events.js';
+import { DashboardQueries } from './dashboard.js';
 import { LOCKS, migrate } from './migrate.js';
 import { getFarmQuota, getTenantQuota, setQuota } from './quotas.js';
 import { allocationRecord, nodeRecord, slotRecord } from './rows.js';
@@ -62,6 +66,8 @@ export class PgStore implements Store {
   private listeners = new Set<(nodes: string[]) => void>();
   private readonly leases: Leases;
   private readonly allocQueue: AllocationQueue;
+  readonly events: Events;
+  readonly dashboard: DashboardQueries;
 
   private constructor(
     private db: SqlClient,
@@ -78,6 +84,8 @@ export class PgStore implements Store {
     // Leases starts its grace period now: no slot moves for one TTL plus the margin (see Leases.sweep).
     this.leases = new Leases(ctx);
     this.allocQueue = new AllocationQueue(ctx);
+    this.events = new Events(ctx);
+    this.dashboard = new DashboardQueries(ctx);
   }
 
   get driver(): 'pglite' | 'pg' {

@@ -5,7 +5,7 @@ import type { Io } from '../io.js';
 
 export const summary = 'run the TNoDB server (embedded PostgreSQL in a data directory, or --db postgres://…)';
 export const usage =
-  'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--max-polls-per-token N (32)] [--max-polls N (4096)] [--rate-limit N/S (1000/10) | off] [--metrics-listen HOST:PORT] [--log]';
+  'exitnode server [--db URL | --data DIR] [--listen HOST:PORT] [--lease-ttl S (5)] [--fence-margin S (1)] [--quarantine S] [--max-polls-per-token N (32)] [--max-polls N (4096)] [--rate-limit N/S (1000/10) | off] [--metrics-listen HOST:PORT] [--events-keep DAYS (30)] [--events-max N (200000)] [--log]\n  the dashboard is served at /ui/ (sign in with a farm or tenant token)';
 
 function seconds(p: ReturnType<typeof parse>, name: string): number | undefined {
   const v = opt(p, name);
@@ -32,6 +32,22 @@ function rateLimit(v: string | undefined): { max: number; windowMs: number } | f
   return { max: Number(m[1]), windowMs: Math.round(Number(m[2]) * 1000) };
 }
 
+function days(p: ReturnType<typeof parse>, name: string): number | undefined {
+  const v = opt(p, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0)
+    throw usageError(`--${name} ${JSON.stringify(v)} must be a number of days above 0`, usage);
+  return Math.round(Number(v) * 86_400_000);
+}
+
+function whole(p: ReturnType<typeof parse>, name: string): number | undefined {
+  const v = opt(p, name);
+  if (v === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 100)
+    throw usageError(`--${name} ${JSON.stringify(v)} must be a whole number of at least 100`, usage);
+  return Number(v);
+}
+
 export async function run(argv: string[], io: Io): Promise<number> {
   const p = parse(
     argv,
@@ -46,6 +62,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       'max-polls': { type: 'string' },
       'rate-limit': { type: 'string' },
       'metrics-listen': { type: 'string' },
+      'events-keep': { type: 'string' },
+      'events-max': { type: 'string' },
       log: { type: 'boolean' },
     },
     usage,
@@ -77,6 +95,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     leaseTtlMs: seconds(p, 'lease-ttl'),
     fenceMarginMs: seconds(p, 'fence-margin') ?? 1000,
     quarantineMs: seconds(p, 'quarantine'),
+    eventRetentionMs: days(p, 'events-keep'),
+    eventMaxRows: whole(p, 'events-max'),
     logger: flag(p, 'log') ? { level: 'info' } : false,
     // EXITNODE_PGLITE_WORKER=1 runs PGlite in a worker thread (compared in bench:alloc).
     pgliteWorker: process.env.EXITNODE_PGLITE_WORKER === '1',
@@ -90,6 +110,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       srv.adminToken
         ? `admin token created and written to ${srv.adminTokenFile} (mode 0600); it is not shown anywhere else`
         : `admin token: made on the first start, in ${srv.adminTokenFile}`,
+      `dashboard: ${srv.url}/ui/ (sign in with a farm or tenant token)`,
     ].join('\n'),
   );
   await new Promise<void>((resolve) => {
