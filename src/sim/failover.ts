@@ -16,7 +16,7 @@ import { gatewayNamespace, parseOwnedLink, parseOwnedNamespace, uplinkPeerName }
 import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 import { adminClient, agentHealth, nodeOf, startAgent, startRelay, stopAgent, stopRelay } from './daemons.js';
-import { namespacesWith, processesIn, signal, waitFor } from './procs.js';
+import { namespacesWith, processesIn, signal, tail, waitFor } from './procs.js';
 import { saveState, type SimNodeState, type SimState } from './state.js';
 import { cutPortName, isCutPortOf, topologyOf, underlayPortName } from './topology.js';
 import { check, type CheckReport } from './check.js';
@@ -67,19 +67,33 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
   startAgent(s, id);
   // The first pass judges the saved view by the saved leases: a slot lost meanwhile is removed.
   const admin = adminClient(s);
+  let seen = 'the agent did not answer on its health endpoint';
   await waitFor(
     `the agent of ${id} to finish its first pass`,
     ms,
     async () => {
       const h = await agentHealth(n.stateDir);
-      if (!h?.lastPass) return undefined;
+      if (!h) return undefined;
+      if (!h.lastPass) {
+        seen = 'the agent answered, no pass finished yet';
+        return undefined;
+      }
       const held = new Set<string>();
       for (const sl of (await admin.getAllocation(s.allocation)).slots)
         if (sl.node === id) held.add(gatewayNamespace('', sl.slot, s.allocation));
-      return gatewaysOf(n).every((g) => held.has(g.ns.slice(n.ns.length + 1))) ? true : undefined;
+      const left = gatewaysOf(n).filter((g) => !held.has(g.ns.slice(n.ns.length + 1)));
+      seen = `a pass finished; gateways it does not hold still there: ${left.map((g) => g.ns).join(', ')}`;
+      return left.length === 0 ? true : undefined;
     },
     100,
-  );
+  ).catch((e: unknown) => {
+    // Say what was seen last, and the agent's last events, so that a timeout in CI can be read.
+    const events = tail(join(s.stateDir, 'nodes', `${id}.log`), 4)
+      .split('\n')
+      .map((l) => /"event":"([^"]+)"/.exec(l)?.[1] ?? l.slice(0, 80))
+      .join(', ');
+    throw new ExitnodeError(SimErrors.SIM_TIMEOUT, `${(e as Error).message}: ${seen}; last agent events: ${events}`);
+  });
   const lines = [`link set dev ${underlayPortName(n.id)} up`];
   const r = await run(inNs(`${s.nsPrefix}seg`, ['ip', '-o', 'link', 'show']));
   for (const m of r.stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm))
