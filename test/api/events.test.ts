@@ -63,7 +63,7 @@ describe('events and dashboard API', () => {
     assert.ok(all.events.some((e) => e.farm === 'xev-b') && all.events.some((e) => e.farm === 'xev-a'));
     const onlyB = await json<Page>('GET', '/v1/events?farm=xev-b', ADMIN);
     assert.ok(onlyB.events.length && onlyB.events.every((e) => e.farm === 'xev-b'));
-    assert.equal((await h.call('GET', '/v1/events?farm=xev-b', a.farmToken)).statusCode, 403);
+    assert.equal((await h.call('GET', '/v1/events?farm=xev-b', a.farmToken)).statusCode, 404);
     assert.equal((await h.call('GET', '/v1/events?farm=xev-a', a.tenantToken)).statusCode, 403);
     assert.equal((await h.call('GET', '/v1/events', a.nodeTokens['xev-a-g1'])).statusCode, 403);
     assert.equal((await h.call('GET', '/v1/events')).statusCode, 401);
@@ -199,7 +199,7 @@ describe('events and dashboard API', () => {
     assert.deepEqual(s1.candidates, [{ node: 'xev-a-g1', role: 'holder' }]);
     assert.equal(o.nodes.find((n) => n.id === 'xev-a-w1')!.agent?.status, 'degraded');
     assert.deepEqual([o.networks, o.resources], [1, 3]);
-    assert.equal((await h.call('GET', '/v1/farms/xev-b/overview', a.farmToken)).statusCode, 403);
+    assert.equal((await h.call('GET', '/v1/farms/xev-b/overview', a.farmToken)).statusCode, 404);
     assert.equal((await h.call('GET', '/v1/farms/xev-a/overview', a.tenantToken)).statusCode, 403);
     const ev = await json<{ events: EventRecord[] }>(
       'GET',
@@ -239,7 +239,7 @@ describe('events and dashboard API', () => {
     const one = await json<unknown[]>('GET', `/v1/allocations/951/slots/1/resources?network=${netB.id}`, a.farmToken);
     assert.deepEqual(one, []);
     assert.equal((await h.call('GET', '/v1/farms/xev-a/networks', a.tenantToken)).statusCode, 403);
-    assert.equal((await h.call('GET', '/v1/allocations/951/slots/1/resources', b.farmToken)).statusCode, 403);
+    assert.equal((await h.call('GET', '/v1/allocations/951/slots/1/resources', b.farmToken)).statusCode, 404);
   });
 
   it('explains an address with what TNoDB knows; a tenant only its own', async () => {

@@ -25,6 +25,7 @@ import {
 import { ROUTER_OSES } from '../../render/index.js';
 import { EVENT_KINDS, StoreErrors, type AgentReport, type AllocationRecord } from '../../store/index.js';
 import { ApiErrors } from '../errors.js';
+import { queryNumbers } from '../query-numbers.js';
 import { NAME, NETWORK_ID, NODE_ID, NUMBER_TEXT, errors } from '../schemas.js';
 
 const anyObject = { type: 'object', additionalProperties: true } as const;
@@ -97,6 +98,7 @@ export function dashboardRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get(
     '/v1/farms/:id/networks',
     {
+      preValidation: queryNumbers('allocation', 'slot'),
       schema: {
         tags: ['dashboard'],
         summary: 'The tenant networks of a farm, as summaries (farm, admin): slot, ExitPoint and its node, NR count',
@@ -184,6 +186,7 @@ export function dashboardRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get(
     '/v1/explain',
     {
+      preValidation: queryNumbers('allocation'),
       schema: {
         tags: ['dashboard'],
         summary:

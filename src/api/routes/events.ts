@@ -8,6 +8,7 @@ import { sameFarm } from '../auth.js';
 import { ExitnodeError, checkAllocationNumber, checkSlot, q } from '../../core/index.js';
 import { MAX_EVENTS_PAGE, type EventFilter, type Principal } from '../../store/index.js';
 import { ApiErrors } from '../errors.js';
+import { queryNumbers } from '../query-numbers.js';
 import { NAME, NETWORK_ID, NODE_ID, errors } from '../schemas.js';
 
 /** Upper bound of one long-poll wait (seconds). */
@@ -102,6 +103,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get(
     '/v1/events',
     {
+      preValidation: queryNumbers('allocation', 'since', 'until', 'after', 'before', 'limit', 'wait'),
       schema: {
         tags: ['events'],
         summary:
@@ -160,6 +162,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get(
     '/v1/events/stream',
     {
+      preValidation: queryNumbers('allocation', 'since', 'until', 'after'),
       schema: {
         tags: ['events'],
         summary:
