@@ -6,3 +6,4 @@ export * from './plan.js';
 export * from './explain.js';
 export * from './upstream.js';
 export * from './slot-ref.js';
+export * from './forward.js';

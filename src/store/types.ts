@@ -1,6 +1,7 @@
 // The Store: TNoDB's lists (farms, tenants, tokens, allocations, nodes, slot leases, networks and
 // their NRs, keys) and the NR id allocator. One implementation (PgStore) on PGlite or a
 // PostgreSQL server; the contract tests run against both.
+import type { Forward, InboundPolicyName, InboundRule, Protocol } from '../core/forward.js';
 
 export type Scope = 'admin' | 'farm' | 'tenant' | 'node';
 
@@ -84,6 +85,8 @@ export interface NodeView {
     allocation: number;
     exit: string;
     resources: { id: string; node: string; publicKey?: string; endpoint?: string }[];
+    forwards?: Forward[];
+    inbound?: { policy: 'closed'; rules: InboundRule[] };
   }[];
 }
 
