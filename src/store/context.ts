@@ -11,6 +11,8 @@ export const DEFAULTS: Required<StoreOptions> = {
   leaseTtlMs: 5000,
   fenceMarginMs: 0,
   quarantineMs: 600_000,
+  forwardQuota: 64,
+  inboundRuleQuota: 64,
 };
 
 export interface StoreContext {
