@@ -13,6 +13,7 @@ import { farmRoutes } from './routes/farms.js';
 import { allocationRoutes } from './routes/allocations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { networkRoutes } from './routes/networks.js';
+import { forwardRoutes } from './routes/forwards.js';
 
 export interface AppOptions {
   store: Store;
@@ -144,6 +145,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
   allocationRoutes(app, ctx);
   nodeRoutes(app, ctx);
   networkRoutes(app, ctx);
+  forwardRoutes(app, ctx);
 
   // Long-polls would hold a graceful shutdown for up to their wait: end them first.
   app.addHook('preClose', async () => {

@@ -3,23 +3,12 @@
 // network (open, or closed with allow rules). Pure rules and the one text of each nftables
 // element, which the compiler writes and the kernel reader rebuilds from `nft -j`.
 
-import { defineErrors, ExitnodeError, q } from './errors.js';
+import { ExitnodeError, q } from './errors.js';
+import { ForwardErrors } from './forward/errors.js';
+
+export { ForwardErrors };
 import { Ip4, Ip6, Ip6Prefix } from './ip.js';
 import { nrPrefix4, parseNrIdText, slotIdRange } from './plan.js';
-
-export const ForwardErrors = defineErrors({
-  FORWARD_INVALID: {
-    status: 400,
-    kind: 'input',
-    summary:
-      'a port forward or an inbound rule has a bad protocol (tcp or udp), port (1-65535), range, target or source prefix',
-  },
-  FORWARD_PORT_RESERVED: {
-    status: 409,
-    kind: 'conflict',
-    summary: 'the public port is one the gateway uses itself (WireGuard endpoints of the slot, BGP, BFD)',
-  },
-});
 
 export type Protocol = 'tcp' | 'udp';
 

@@ -10,8 +10,8 @@ import {
   checkPort,
   checkProtocol,
   checkSourcePrefix,
-  defineErrors,
   ExitnodeError,
+  ForwardErrors,
   INBOUND_POLICIES,
   isReservedPort,
   Ip4,
@@ -28,38 +28,6 @@ import { StoreErrors } from './errors.js';
 import { isNetworkId } from './validate.js';
 import { networkRecords } from './views.js';
 import type { ForwardRecord, InboundPolicyRecord, InboundRuleRecord, NetworkRecord } from './types.js';
-
-export const ForwardStoreErrors = defineErrors({
-  FORWARD_PORT_TAKEN: {
-    status: 409,
-    kind: 'conflict',
-    summary: "another forward of the network's slot has that protocol and public port",
-  },
-  FORWARD_PORTS_EXHAUSTED: {
-    status: 409,
-    kind: 'conflict',
-    summary: "every public port of the slot's GWPubIP4 for that protocol is taken or reserved",
-  },
-  FORWARD_NO_IPV4: {
-    status: 409,
-    kind: 'conflict',
-    summary: "the network's slot has no GWPubIP4 (the allocation's IPv4 pool has no address for it)",
-  },
-  FORWARD_UNKNOWN: { status: 404, kind: 'input', summary: 'the network has no forward with that protocol and port' },
-  FORWARD_QUOTA: { status: 409, kind: 'conflict', summary: 'the network has as many forwards as its quota allows' },
-  INBOUND_POLICY_INVALID: { status: 400, kind: 'input', summary: 'an inbound policy is "open" or "closed"' },
-  INBOUND_RULE_OVERLAP: {
-    status: 409,
-    kind: 'conflict',
-    summary: 'the inbound rule matches packets another rule of the network matches already',
-  },
-  INBOUND_RULE_UNKNOWN: { status: 404, kind: 'input', summary: 'the network has no inbound rule with that id' },
-  INBOUND_RULE_QUOTA: {
-    status: 409,
-    kind: 'conflict',
-    summary: 'the network has as many inbound rules as its quota allows',
-  },
-});
 
 /** Advisory lock key spaces (two-key form): forwards of one slot, rules of one network. */
 const LOCK_FORWARDS = 0x786e6677; // "xnfw"
@@ -148,7 +116,7 @@ export class Forwards {
     const pool = (typeof a?.ipv4 === 'string' ? JSON.parse(a.ipv4) : a?.ipv4) as { addresses?: string[] } | null;
     if (!pool?.addresses?.[net.slot - 1])
       throw new ExitnodeError(
-        ForwardStoreErrors.FORWARD_NO_IPV4,
+        ForwardErrors.FORWARD_NO_IPV4,
         `slot ${net.slot} of allocation ${net.allocation} has no GWPubIP4 (the allocation's IPv4 pool lists no address for it): no forward can be made there`,
       );
     try {
@@ -160,7 +128,7 @@ export class Forwards {
           ]);
           if (Number(c?.n) >= this.ctx.options.forwardQuota)
             throw new ExitnodeError(
-              ForwardStoreErrors.FORWARD_QUOTA,
+              ForwardErrors.FORWARD_QUOTA,
               `network ${q(net.id)} has ${Number(c?.n)} forwards, its quota (${this.ctx.options.forwardQuota}); remove one first`,
             );
           let p = port;
@@ -177,7 +145,7 @@ export class Forwards {
               if (!taken.has(x) && !isReservedPort(net.slot, protocol, x)) p = x;
             if (p === undefined)
               throw new ExitnodeError(
-                ForwardStoreErrors.FORWARD_PORTS_EXHAUSTED,
+                ForwardErrors.FORWARD_PORTS_EXHAUSTED,
                 `every ${protocol} port from ${AUTO_PORT_FIRST} of slot ${net.slot}'s GWPubIP4 is taken or reserved`,
               );
           }
@@ -198,7 +166,7 @@ export class Forwards {
         if (replay) return { forward: replay, replay: true };
       }
       throw new ExitnodeError(
-        ForwardStoreErrors.FORWARD_PORT_TAKEN,
+        ForwardErrors.FORWARD_PORT_TAKEN,
         `${protocol} port ${port} of slot ${net.slot}'s GWPubIP4 ${pool.addresses[net.slot - 1]} is taken by another forward; omit the port to get a free one`,
       );
     }
@@ -235,7 +203,7 @@ export class Forwards {
     return got;
   }
 
-  async remove(tenant: string, network: string, protocol: string, port: number): Promise<void> {
+  async remove(tenant: string, network: string, protocol: string, port: number | string): Promise<void> {
     const proto = checkProtocol(protocol);
     const p = checkPort(port);
     const net = await this.own(tenant, network);
@@ -251,7 +219,7 @@ export class Forwards {
     );
     if (!gone)
       throw new ExitnodeError(
-        ForwardStoreErrors.FORWARD_UNKNOWN,
+        ForwardErrors.FORWARD_UNKNOWN,
         `network ${q(network)} has no forward of ${proto} port ${p}`,
       );
     this.ctx.changed(null);
@@ -301,7 +269,7 @@ export class Forwards {
   async setPolicy(tenant: string, network: string, policy: string): Promise<InboundPolicyRecord> {
     if (!INBOUND_POLICIES.includes(policy as InboundPolicyName))
       throw new ExitnodeError(
-        ForwardStoreErrors.INBOUND_POLICY_INVALID,
+        ForwardErrors.INBOUND_POLICY_INVALID,
         `inbound policy ${q(policy)} must be "open" or "closed"`,
       );
     const net = await this.own(tenant, network);
@@ -336,7 +304,7 @@ export class Forwards {
         );
         if (have.length >= this.ctx.options.inboundRuleQuota)
           throw new ExitnodeError(
-            ForwardStoreErrors.INBOUND_RULE_QUOTA,
+            ForwardErrors.INBOUND_RULE_QUOTA,
             `network ${q(net.id)} has ${have.length} inbound rules, its quota (${this.ctx.options.inboundRuleQuota}); remove one first`,
           );
         for (const h of have) {
@@ -344,7 +312,7 @@ export class Forwards {
           if (h.source) o.source = h.source;
           if (rulesOverlap(o, rule))
             throw new ExitnodeError(
-              ForwardStoreErrors.INBOUND_RULE_OVERLAP,
+              ForwardErrors.INBOUND_RULE_OVERLAP,
               `rule ${rule.protocol} ${portRangeText(rule)}${rule.source ? ` from ${rule.source}` : ''} overlaps rule ${h.id} (${h.protocol} ${h.ports}${h.source ? ` from ${h.source}` : ''}) of network ${q(net.id)}; remove or change that one`,
             );
         }
@@ -360,13 +328,11 @@ export class Forwards {
     return ruleRecord(row);
   }
 
-  async removeRule(tenant: string, network: string, id: number): Promise<void> {
+  async removeRule(tenant: string, network: string, rule: number | string): Promise<void> {
     const net = await this.own(tenant, network);
-    if (!Number.isInteger(id) || id < 1 || id > 2 ** 31 - 1)
-      throw new ExitnodeError(
-        ForwardStoreErrors.INBOUND_RULE_UNKNOWN,
-        `network ${q(network)} has no inbound rule ${q(id)}`,
-      );
+    const id = typeof rule === 'string' && /^[0-9]{1,10}$/.test(rule) ? Number(rule) : rule;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 2 ** 31 - 1)
+      throw new ExitnodeError(ForwardErrors.INBOUND_RULE_UNKNOWN, `network ${q(network)} has no inbound rule ${q(id)}`);
     const gone = await this.ctx.retry(() =>
       this.ctx.db.transaction(async (tx) => {
         const rows = await tx.query('DELETE FROM inbound_rules WHERE network_id = $1 AND id = $2 RETURNING 1', [
@@ -378,10 +344,7 @@ export class Forwards {
       }),
     );
     if (!gone)
-      throw new ExitnodeError(
-        ForwardStoreErrors.INBOUND_RULE_UNKNOWN,
-        `network ${q(network)} has no inbound rule ${id}`,
-      );
+      throw new ExitnodeError(ForwardErrors.INBOUND_RULE_UNKNOWN, `network ${q(network)} has no inbound rule ${id}`);
     this.ctx.changed(null);
   }
 }

@@ -8,7 +8,6 @@ import type { Store, StoreOptions } from './types.js';
 
 export * from './types.js';
 export { StoreErrors } from './errors.js';
-export { ForwardStoreErrors } from './forwards.js';
 export { PgStore } from './pg-store.js';
 export { migrate } from './migrate.js';
 export { checkWgKey, checkName } from './validate.js';

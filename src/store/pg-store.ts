@@ -520,7 +520,7 @@ export class PgStore implements Store {
     return this.forwards.add(f);
   }
 
-  removeForward(tenant: string, network: string, protocol: string, port: number): Promise<void> {
+  removeForward(tenant: string, network: string, protocol: string, port: number | string): Promise<void> {
     return this.forwards.remove(tenant, network, protocol, port);
   }
 
@@ -544,7 +544,7 @@ export class PgStore implements Store {
     return this.forwards.addRule(r);
   }
 
-  removeInboundRule(tenant: string, network: string, id: number): Promise<void> {
+  removeInboundRule(tenant: string, network: string, id: number | string): Promise<void> {
     return this.forwards.removeRule(tenant, network, id);
   }
 

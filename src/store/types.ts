@@ -235,7 +235,7 @@ export interface Store {
     targetPort: number;
     idempotencyKey?: string;
   }): Promise<{ forward: ForwardRecord; replay: boolean }>;
-  removeForward(tenant: string, network: string, protocol: string, port: number): Promise<void>;
+  removeForward(tenant: string, network: string, protocol: string, port: number | string): Promise<void>;
   /** The forwards of a network (with tenant: only if it is that tenant's). */
   listForwards(network: string, tenant?: string): Promise<ForwardRecord[]>;
   /** The forward on ADDRESS:PORT (any allocation's GWPubIP4), for explain. */
@@ -249,7 +249,7 @@ export interface Store {
     ports: string | number;
     source?: string;
   }): Promise<InboundRuleRecord>;
-  removeInboundRule(tenant: string, network: string, id: number): Promise<void>;
+  removeInboundRule(tenant: string, network: string, id: number | string): Promise<void>;
 
   view(node: string): Promise<NodeView>;
   viewVersion(node: string): Promise<number>;
