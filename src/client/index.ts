@@ -5,6 +5,9 @@ import { ExitnodeError } from '../core/errors.js';
 import { ClientErrors } from './errors.js';
 import type {
   AllocationRecord,
+  ForwardRecord,
+  InboundPolicyRecord,
+  InboundRuleRecord,
   Ipv4Pool,
   HeartbeatReport,
   LeaseRecord,
@@ -18,6 +21,9 @@ import type {
 export { ClientErrors } from './errors.js';
 export type {
   AllocationRecord,
+  ForwardRecord,
+  InboundPolicyRecord,
+  InboundRuleRecord,
   Ipv4Pool,
   LeaseRecord,
   NetworkRecord,
@@ -188,6 +194,41 @@ export class TnodbClient {
   }
   listNetworks(): Promise<NetworkRecord[]> {
     return this.request('GET', '/v1/networks');
+  }
+
+  // ---- forwards and the inbound policy (tenant) ----
+  addForward(
+    network: string,
+    f: { protocol: string; port?: number; target: string; targetPort: number },
+    idempotencyKey?: string,
+  ): Promise<ForwardRecord> {
+    return this.request(
+      'POST',
+      `/v1/networks/${encodeURIComponent(network)}/forwards`,
+      f,
+      idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {},
+    );
+  }
+  removeForward(network: string, protocol: string, port: number): Promise<void> {
+    return this.request(
+      'DELETE',
+      `/v1/networks/${encodeURIComponent(network)}/forwards/${encodeURIComponent(protocol)}/${port}`,
+    );
+  }
+  listForwards(network: string): Promise<ForwardRecord[]> {
+    return this.request('GET', `/v1/networks/${encodeURIComponent(network)}/forwards`);
+  }
+  getInbound(network: string): Promise<InboundPolicyRecord> {
+    return this.request('GET', `/v1/networks/${encodeURIComponent(network)}/inbound`);
+  }
+  setInbound(network: string, policy: string): Promise<InboundPolicyRecord> {
+    return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/inbound`, { policy });
+  }
+  addInboundRule(network: string, r: { protocol: string; ports: string; source?: string }): Promise<InboundRuleRecord> {
+    return this.request('POST', `/v1/networks/${encodeURIComponent(network)}/inbound/rules`, r);
+  }
+  removeInboundRule(network: string, id: number): Promise<void> {
+    return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}/inbound/rules/${id}`);
   }
 
   // ---- node (the agent) ----

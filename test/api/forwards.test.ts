@@ -3,6 +3,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { farm, harness, type Farm, type Harness } from './helpers.js';
+import { main } from '../../src/cli/main.js';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) });
+  return { code, out, err };
+}
 
 describe('forwards and the inbound policy over the API', () => {
   let h: Harness;
@@ -118,5 +126,55 @@ describe('forwards and the inbound policy over the API', () => {
       '/v1/networks/{id}/inbound/rules',
     ])
       assert.ok(doc.paths[p], `OpenAPI documents ${p}`);
+  });
+
+  it('the CLI: network forward add|rm|list and network policy, --json, bad input exit 2 in one line', async () => {
+    const url = await h.app.listen({ port: 0, host: '127.0.0.1' });
+    const t = ['--server', url, '--token', a.tenantToken];
+    const add = await cli('network', 'forward', 'add', net.id, 'udp', `${v4(net.exit, 20)}:53`, '--json', ...t);
+    assert.equal(add.code, 0, add.err);
+    const f = JSON.parse(add.out) as { port: number; address: string };
+    assert.equal(f.address, '192.0.2.21');
+    const list = await cli('network', 'forward', 'list', net.id, ...t);
+    assert.match(
+      list.out,
+      new RegExp(`udp +192\\.0\\.2\\.21:${f.port} +${v4(net.exit, 20).replaceAll('.', '\\.')}:53`),
+    );
+    assert.equal((await cli('network', 'forward', 'rm', net.id, 'udp', String(f.port), ...t)).code, 0);
+    const closed = await cli('network', 'policy', 'set', net.id, 'closed', ...t);
+    assert.equal(closed.code, 0, closed.err);
+    const allow = await cli(
+      'network',
+      'policy',
+      'allow',
+      net.id,
+      'tcp',
+      '8000-8080',
+      '--from',
+      '2001:db8:ff::/48',
+      '--json',
+      ...t,
+    );
+    assert.equal(allow.code, 0, allow.err);
+    const show = await cli('network', 'policy', 'show', net.id, ...t);
+    assert.match(show.out, /closed/);
+    assert.match(show.out, /8000-8080 +2001:db8:ff::\/48/);
+    assert.equal((await cli('network', 'policy', 'rm', net.id, String(JSON.parse(allow.out).id), ...t)).code, 0);
+    for (const argv of [
+      ['network', 'forward', 'add', net.id, 'sctp', '10.0.0.1:80'],
+      ['network', 'forward', 'add', net.id, 'tcp', '10.0.0.1'],
+      ['network', 'forward', 'add', net.id, 'tcp', '10.0.0.1:0'],
+      ['network', 'forward', 'add', net.id, 'tcp', `${v4(net.exit, 20)}:80`, '--port', '179'],
+      ['network', 'forward', 'rm', net.id, 'tcp', 'http'],
+      ['network', 'policy', 'set', net.id, 'ajar'],
+      ['network', 'policy', 'allow', net.id, 'tcp', '90-80'],
+      ['network', 'policy', 'allow', net.id, 'tcp', '80', '--from', '10.0.0.0/8'],
+      ['network', 'policy', 'rm', net.id, 'x'],
+      ['network', 'forward', 'frob'],
+    ]) {
+      const r = await cli(...argv, ...t);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    }
   });
 });
