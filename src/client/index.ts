@@ -215,6 +215,12 @@ export class TnodbClient {
       `/v1/networks/${encodeURIComponent(network)}/forwards/${encodeURIComponent(protocol)}/${port}`,
     );
   }
+  findForward(address: string, port: number): Promise<(ForwardRecord & { exit: string; prefix: string })[]> {
+    return this.request(
+      'GET',
+      `/v1/forwards?address=${encodeURIComponent(address)}&port=${encodeURIComponent(String(port))}`,
+    );
+  }
   listForwards(network: string): Promise<ForwardRecord[]> {
     return this.request('GET', `/v1/networks/${encodeURIComponent(network)}/forwards`);
   }

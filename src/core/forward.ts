@@ -8,7 +8,9 @@ import { ForwardErrors } from './forward/errors.js';
 
 export { ForwardErrors };
 import { Ip4, Ip6, Ip6Prefix } from './ip.js';
-import { nrPrefix4, parseNrIdText, slotIdRange } from './plan.js';
+import { nrPrefix4, parseNrIdText, planNr, planSlot, slotIdRange, slotOfNr, type Allocation } from './plan.js';
+import { gatewayNamespace, NFT_MAP_FWD4, NFT_NAT, toLinkName } from './ownership.js';
+import type { Explanation } from './explain.js';
 
 export type Protocol = 'tcp' | 'udp';
 
@@ -165,4 +167,60 @@ export function allowElement(prefix64: string, r: InboundRule): string {
 /** Canonical IPv6 text of an address nft printed. */
 export function canonicalNft6(addr: string): string {
   return Ip6.parse(addr).toString();
+}
+
+/**
+ * explain for GWPubIP4:PORT of a forward TNoDB holds: the DNAT element in the slot's gateway, the
+ * ExitPoint it is routed through and the NR whose workload answers.
+ */
+export function explainForward(
+  a: Allocation,
+  f: Forward & { slot: number; address: string; network: string; exit: string },
+): Explanation {
+  const id = Ip4.parse(f.target).value;
+  const nr = (id >>> 8) & 0xffff;
+  const n = planNr(a, nr);
+  const ep = planNr(a, parseNrIdText(f.exit));
+  const s = planSlot(a, f.slot);
+  const gw = gatewayNamespace('', f.slot, a.number);
+  const to = toLinkName(ep.id, a.number);
+  return {
+    input: `${f.address}:${f.port}`,
+    kind: 'forward',
+    allocation: { prefix: a.prefix.toString(), number: a.number },
+    slot: f.slot,
+    nr: n.id,
+    role: `${f.protocol} port ${f.port} of GWPubIP4 ${f.address} (slot ${f.slot}): forwarded to ${f.target}:${f.targetPort}, a workload of NR ${n.id} in network ${f.network}`,
+    carriers: [
+      {
+        namespace: gw,
+        interface: s.GWPubName,
+        how: 'dnat',
+        detail: `${NFT_NAT.family} ${NFT_NAT.name} map ${NFT_MAP_FWD4}: ${forwardElement(f)}`,
+      },
+      { namespace: n.Namespace, interface: n.NRLocalName, how: 'on-link', detail: n.NRLocalIP4 },
+    ],
+    path: [
+      {
+        at: `gateway ${gw}`,
+        route: `${f.protocol} dport ${f.port} dnat to ${f.target}:${f.targetPort}; ${nrPrefix4(nr)} via ${ep.EPPubIP4R.split('/')[0]} dev ${to} onlink`,
+        note: `the network's ExitPoint is NR ${ep.id}; replies return through this gateway (conntrack undoes the DNAT)`,
+      },
+      ...(slotOfNr(nr) === f.slot && nr !== parseNrIdText(f.exit)
+        ? [
+            {
+              at: `ExitPoint ${ep.Namespace}`,
+              route: `${nrPrefix4(nr)} dev ${ep.WGName}`,
+              note: `WireGuard to NR ${n.id}`,
+            },
+          ]
+        : []),
+      {
+        at: `NR ${n.Namespace}`,
+        route: `${f.target} on-link dev ${n.NRLocalName}`,
+        note: `the workload on ${n.BridgeName} sees the client's own address`,
+      },
+    ],
+    unknown: [],
+  };
 }

@@ -140,6 +140,13 @@ describe('forwards and the inbound policy over the API', () => {
       list.out,
       new RegExp(`udp +192\\.0\\.2\\.21:${f.port} +${v4(net.exit, 20).replaceAll('.', '\\.')}:53`),
     );
+    const ex = await cli('explain', `192.0.2.21:${f.port}`, ...t);
+    assert.equal(ex.code, 0, ex.err);
+    assert.match(ex.out, new RegExp(`udp port ${f.port} of GWPubIP4 192\\.0\\.2\\.21 \\(slot 1\\): forwarded to`));
+    assert.match(ex.out, /exitnode-nat map fwd4: udp \. \d+ : 10\.\d+\.\d+\.20 \. 53/);
+    const none = await cli('explain', '192.0.2.21:9', ...t);
+    assert.equal(none.code, 2, none.err);
+    assert.match(none.err, /no forward of yours is on "192\.0\.2\.21:9"/);
     assert.equal((await cli('network', 'forward', 'rm', net.id, 'udp', String(f.port), ...t)).code, 0);
     const closed = await cli('network', 'policy', 'set', net.id, 'closed', ...t);
     assert.equal(closed.code, 0, closed.err);

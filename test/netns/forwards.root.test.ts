@@ -7,7 +7,7 @@
 //      outbound connection gets its replies; the other tenant (open) answers on every port;
 //   3. stage-1 failover of the slot's holder: forwards and policy hold on the new gateway;
 //   4. removing forwards, rules and the network leaves no nft element in the gateway.
-// Namespaces "xf-w-", allocation 813, state /run/exitnode-sim-xfw-test.
+// Namespaces "xfw-" (sim prefixes are letters and one "-"; xf- is the failover test's), allocation 813, state /run/exitnode-sim-xfw-test.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,7 +23,7 @@ import { INTERNET4, INTERNET6 } from '../../src/sim/topology.js';
 import { TnodbClient } from '../../src/client/index.js';
 
 const STATE = '/run/exitnode-sim-xfw-test';
-const P = 'xf-w-';
+const P = 'xfw-';
 const A = 813;
 const cli = (args: string[]): ReturnType<typeof run> => run([process.execPath, 'bin/exitnode.js', ...args]);
 const procs: ChildProcess[] = [];

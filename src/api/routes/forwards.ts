@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { NETWORK_ID, errors } from '../schemas.js';
+import { ExitnodeError, ForwardErrors, Ip4, q } from '../../core/index.js';
 import { idempotencyKey } from './networks.js';
 
 const PROTOCOL = { type: 'string', maxLength: 8 } as const;
@@ -42,6 +43,53 @@ export const inboundSchema = {
 } as const;
 
 export function forwardRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get(
+    '/v1/forwards',
+    {
+      schema: {
+        tags: ['forwards'],
+        summary:
+          'The forward on GWPubIP4:port, with its network, ExitPoint and allocation (for exitnode explain; tenant: yours, farm: your allocations, admin: all)',
+        querystring: {
+          type: 'object',
+          required: ['address', 'port'],
+          properties: { address: { type: 'string', maxLength: 64 }, port: { type: 'string', maxLength: 8 } },
+        },
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                ...forwardSchema.properties,
+                exit: { type: 'string' },
+                prefix: { type: 'string' },
+              },
+            },
+          },
+          ...errors(403),
+        },
+      },
+    },
+    async (req) => {
+      const p = await ctx.auth.need(req, ['tenant', 'farm']);
+      const { address, port } = req.query as { address: string; port: string };
+      if (!Ip4.tryParse(address))
+        throw new ExitnodeError(
+          ForwardErrors.FORWARD_INVALID,
+          `address ${q(address)} must be an IPv4 address (a GWPubIP4)`,
+        );
+      const out = [];
+      for (const f of await ctx.store.findForward(address, /^[0-9]{1,5}$/.test(port) ? Number(port) : -1)) {
+        const net = await ctx.store.getNetwork(f.network, p.scope === 'tenant' ? p.subject! : undefined);
+        const alloc = await ctx.store.getAllocation(f.allocation);
+        if (!net || !alloc || (p.scope === 'farm' && alloc.farm !== p.subject)) continue;
+        out.push({ ...f, exit: net.exit, prefix: alloc.prefix });
+      }
+      return out;
+    },
+  );
+
   const idParams = { type: 'object', required: ['id'], properties: { id: NETWORK_ID } } as const;
   const tenantOf = (p: { scope: string; subject: string | null }): string | undefined =>
     p.scope === 'tenant' ? p.subject! : undefined;
