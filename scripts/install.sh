@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what exitnode needs on a Debian 12 machine with Node.js 20: the Debian packages of the
 # data plane (iproute2, nftables, WireGuard tools and wireguard-go), of the tests (FRR and BIRD for
-# their config parsers, PostgreSQL for the server tests), then the npm dependencies.
+# their config parsers, PostgreSQL for the server tests, Chromium for the /docs page), then the npm
+# dependencies, and Node.js 22, the primary runtime, into /opt (scripts/node22.sh).
 # Run as root from the repository. Used by the README's set-up commands and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-packages=(iproute2 nftables wireguard-tools wireguard-go iputils-ping python3 procps util-linux frr bird2 postgresql)
+packages=(iproute2 nftables wireguard-tools wireguard-go iputils-ping python3 procps util-linux frr bird2 postgresql chromium)
 need=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
@@ -22,3 +23,4 @@ for svc in frr bird postgresql; do
 done
 echo "== npm ci"
 npm ci --no-audit --no-fund
+bash scripts/node22.sh >/dev/null

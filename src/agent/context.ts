@@ -43,7 +43,7 @@ export function markReachable(ctx: AgentContext, ok: boolean, error?: string): v
     ctx.state.serverReachable = ok;
     ctx.log(
       ok ? 'server.reachable' : 'server.unreachable',
-      ok ? { server: ctx.server } : { server: ctx.server, error },
+      ok ? { server: ctx.server, serverVersion: ctx.client.serverVersion } : { server: ctx.server, error },
       ok ? 'info' : 'warn',
     );
   }

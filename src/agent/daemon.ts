@@ -25,6 +25,7 @@ import type { Server } from 'node:http';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseNodeView, type NodeView } from '../core/view.js';
+import { VERSION } from '../core/version.js';
 import { TnodbClient } from '../client/index.js';
 import type { Clock, Kernel } from '../kernel/kernel.js';
 import type { NodeConfig } from './config.js';
@@ -164,6 +165,7 @@ export class AgentDaemon implements AgentContext {
       this.every(FENCE_TICK_MS, () => void this.fencer.check()),
     );
     this.log('agent.started', {
+      version: VERSION,
       server: this.opts.server,
       metrics: this.metricsUrl,
       resyncMs,

@@ -1,7 +1,11 @@
-// The TNoDB HTTP API: Fastify with a JSON schema on every route, the OpenAPI document at /docs,
-// errors as {error: {code, message}} with 4xx for the caller's mistakes and never a stack trace.
+// The TNoDB HTTP API: Fastify with a JSON schema on every route, the API reference at /docs (the
+// OpenAPI document at /docs/json), errors as {error: {code, message}} with 4xx for the caller's
+// mistakes and never a stack trace.
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import { docsRoutes } from './docs.js';
+import { versionCheck } from './version.js';
+import { VERSION } from '../core/version.js';
 import { isExitnodeError, catalog } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { Auth } from './auth.js';
@@ -89,6 +93,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
 
   // Bodies are JSON only; Fastify's default text/plain parser would turn a 415 into a schema error.
   app.removeContentTypeParser('text/plain');
+  versionCheck(app);
   // Authenticate before the body is parsed or validated: a caller without a valid token learns
   // nothing about the API's schemas and always gets 401.
   app.addHook('onRequest', async (req) => {
@@ -111,6 +116,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
       security: [{ bearer: [] }],
     },
   });
+  await docsRoutes(app);
 
   app.get(
     '/healthz',
@@ -119,12 +125,17 @@ export async function buildApp(o: AppOptions): Promise<App> {
         tags: ['health'],
         summary: 'Liveness and database round trip',
         security: [],
-        response: { 200: { type: 'object', properties: { status: { type: 'string' }, driver: { type: 'string' } } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: { status: { type: 'string' }, driver: { type: 'string' }, version: { type: 'string' } },
+          },
+        },
       },
     },
     async () => {
       await ctx.store.ping();
-      return { status: 'ok', driver: ctx.store.driver };
+      return { status: 'ok', driver: ctx.store.driver, version: VERSION };
     },
   );
   app.get(
@@ -134,9 +145,6 @@ export async function buildApp(o: AppOptions): Promise<App> {
     },
     async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await ctx.metrics.render(ctx.store)),
   );
-  const docs = { schema: { hide: true } };
-  app.get('/docs', docs, async () => app.swagger());
-  app.get('/docs/json', docs, async () => app.swagger());
   app.get('/docs/errors', { schema: { tags: ['health'], summary: 'The error catalog', security: [] } }, async () =>
     Object.fromEntries([...catalog()].map(([code, s]) => [code, { status: s.status, summary: s.summary }])),
   );

@@ -20,4 +20,10 @@ export const ApiErrors = defineErrors({
     kind: 'input',
     summary: 'request bodies are JSON (Content-Type: application/json)',
   },
+  VERSION_MISMATCH: {
+    status: 426,
+    kind: 'input',
+    summary:
+      'the client or agent (x-exitnode-version) is of another major version than the server: install the same major on both',
+  },
 });

@@ -3,6 +3,7 @@
 // message, details {status, code}), SERVER_FAILED (5xx).
 import { ExitnodeError } from '../core/errors.js';
 import { ClientErrors } from './errors.js';
+import { VERSION, VERSION_HEADER } from '../core/version.js';
 import type {
   AllocationRecord,
   ForwardRecord,
@@ -45,6 +46,8 @@ export class TnodbClient {
   readonly server: string;
   private token: string | undefined;
   private timeoutMs: number;
+  /** The server's version, from its last answer (x-exitnode-version); undefined before one. */
+  serverVersion: string | undefined;
 
   constructor(o: ClientOptions) {
     this.server = o.server.replace(/\/+$/, '');
@@ -63,7 +66,7 @@ export class TnodbClient {
     body?: unknown,
     o: { headers?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal; text?: boolean } = {},
   ): Promise<T> {
-    const headers: Record<string, string> = { ...o.headers };
+    const headers: Record<string, string> = { [VERSION_HEADER]: VERSION, ...o.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const signals = [AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs)];
@@ -84,6 +87,7 @@ export class TnodbClient {
         cause,
       });
     }
+    this.serverVersion = res.headers.get(VERSION_HEADER) ?? this.serverVersion;
     const text = await res.text();
     if (res.ok) {
       if (res.status === 204 || text === '') return undefined as T;

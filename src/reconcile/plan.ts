@@ -33,7 +33,8 @@ export type Step =
   | { tool: 'wg-start'; phase: PhaseNo; ns: string; name: string; kernel: boolean; objects: ObjectRef[] }
   /** Generate a private key into the state directory (0600). */
   | { tool: 'keygen'; phase: PhaseNo; ns: string; name: string; keyFile: string; objects: ObjectRef[] }
-  /** `wg setconf NAME /dev/stdin` in NS; the private key is read from KEYFILE at apply time. */
+  /** `wg setconf NAME FILE` in NS: CONF with the private key read from KEYFILE at apply time, written to a 0600
+   *  file of the state directory and removed at once (wg cannot read /dev/stdin when it is a socket). */
   | { tool: 'wg'; phase: PhaseNo; ns: string; name: string; keyFile: string; conf: string; objects: ObjectRef[] }
   /** End a wireguard-go process left without an interface (by PID, checked against its name). */
   | { tool: 'kill'; phase: PhaseNo; ns: string; name: string; pid: number; objects: ObjectRef[] }
