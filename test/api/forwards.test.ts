@@ -45,6 +45,11 @@ describe('forwards and the inbound policy over the API', () => {
       target: v4(net.exit, 10),
       targetPort: 443,
     });
+    // The node view over HTTP carries it (the response schema must not strip it).
+    const view = (await h.call('GET', '/v1/nodes/xts-f-g1/view', a.farmToken)).json();
+    assert.deepEqual(view.networks.find((n: { id: string }) => n.id === net.id).forwards, [
+      { protocol: 'tcp', port: 8443, target: v4(net.exit, 10), targetPort: 443 },
+    ]);
     const again = await h.call('POST', `/v1/networks/${net.id}/forwards`, a.tenantToken, body, {
       'idempotency-key': 'f-1',
     });
@@ -112,6 +117,11 @@ describe('forwards and the inbound policy over the API', () => {
     });
     assert.equal(overlap.statusCode, 409);
     assert.equal(overlap.json().error.code, 'INBOUND_RULE_OVERLAP');
+    const view = (await h.call('GET', '/v1/nodes/xts-f-g1/view', a.farmToken)).json();
+    assert.deepEqual(view.networks.find((n: { id: string }) => n.id === net.id).inbound, {
+      policy: 'closed',
+      rules: [{ protocol: 'tcp', from: 443, to: 443, source: '2001:db8:ff::/48' }],
+    });
     const got = (await h.call('GET', `/v1/networks/${net.id}/inbound`, a.tenantToken)).json();
     assert.deepEqual(got.rules, [{ id: r.json().id, protocol: 'tcp', ports: '443', source: '2001:db8:ff::/48' }]);
     assert.equal(
