@@ -11,6 +11,7 @@
 //   client                    the HTTP client of the API, used by agent, sim and cli
 //   sim                       the simulated farm: may use every part but cli
 //   cli                       the top: command definitions only; nothing in src imports it
+//   web (outside src)         the dashboard in the browser: imports only web/, preact and htm
 //
 // Tests (*.test.ts) may import anything inside the repository (they test across layers);
 // test/, bench/ and scripts/ are not production code and are only held to "inside the repo".
@@ -187,6 +188,28 @@ module.exports = {
         pathNot: ['^src/(core|compile|render|reconcile|kernel|agent|store|api|server|client|sim|cli)/', TEST],
       },
       to: {},
+    },
+
+    // ---------------------------------------------------------------- the dashboard (web/)
+    {
+      name: 'web-imports-only-web-and-its-libraries',
+      comment:
+        'web/ is the dashboard: ES modules the server sends to the browser as they are (src/api/ui.ts), ' +
+        "with no build step. They can only load each other and the two libraries the page's import " +
+        'map serves from /ui/vendor/ (preact, preact/hooks, htm); a Node module, a file of src or ' +
+        'any other npm package would not load in the browser. The API is reached over HTTP only.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { pathNot: ['^web/', '^node_modules/(preact|htm)/'] },
+    },
+    {
+      name: 'nothing-imports-web',
+      comment:
+        'web/ is browser code served as files; the server reads it from the disk (src/api/ui.ts) and ' +
+        'never imports it, and no Node code may come to depend on a module written for the browser.',
+      severity: 'error',
+      from: { path: '^(src|test|bench|scripts|bin)/' },
+      to: { path: '^web/' },
     },
 
     // ---------------------------------------------------------------- processes

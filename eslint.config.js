@@ -29,6 +29,25 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard: plain ES modules for the browser (no build step).
+    files: ['web/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        navigator: 'readonly',
+        sessionStorage: 'readonly',
+        performance: 'readonly',
+        addEventListener: 'readonly',
+        removeEventListener: 'readonly',
+        CustomEvent: 'readonly',
+        URLSearchParams: 'readonly',
+        TextDecoderStream: 'readonly',
+      },
+    },
+  },
+  {
     // A promise nobody awaits loses its rejection: in the agent loop, the server or the simulator
     // that is a step that failed with nothing reported, or an unhandled rejection that ends the
     // process. These rules need the type checker (projectService reads tsconfig.json), so they

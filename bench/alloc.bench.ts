@@ -76,11 +76,16 @@ interface Child {
   exited: Promise<unknown>;
 }
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Child> {
-  // No agents heartbeat here: a long lease keeps the slots assigned for the whole run.
-  const proc = spawn(process.execPath, [BIN, 'server', '--listen', '127.0.0.1:0', '--lease-ttl', '3600', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  });
+  // No agents heartbeat here: a long lease keeps the slots assigned for the whole run. One tenant
+  // token sends every request: the per-token rate limit (issue 11) is off for a throughput figure.
+  const proc = spawn(
+    process.execPath,
+    [BIN, 'server', '--listen', '127.0.0.1:0', '--lease-ttl', '3600', '--rate-limit', 'off', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
+    },
+  );
   const exited = new Promise((r) => proc.on('exit', r));
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -99,6 +104,8 @@ async function setup(admin: TnodbClient, number: number): Promise<{ tenantToken:
   const farm = `bench${number}`;
   const f = admin.as((await admin.createFarm(farm)).token);
   const tenantToken = (await admin.createTenant(`${farm}t`)).token;
+  // One tenant makes every NR here: far past the default quotas (issue 11), which the admin raises.
+  await admin.setTenantQuota(`${farm}t`, { networks: NETWORKS, nrs: NETWORKS * (PER_NETWORK + 1) });
   const t = admin.as(tenantToken);
   await f.addAllocation({ farm, prefix: `2001:db8:${number.toString(16)}::/48`, number });
   for (let e = 1; e <= 15; e++) {
@@ -217,6 +224,7 @@ async function storeRun(
   const farm = `sbench${number}`;
   await store.createFarm(farm);
   await store.createTenant(`${farm}t`);
+  await store.setTenantQuota(`${farm}t`, { networks: NETWORKS, nrs: NETWORKS * (PER_NETWORK + 1) });
   await store.createAllocation({ farm, prefix: `2001:db8:${number.toString(16)}::/48`, number });
   for (let e = 1; e <= 15; e++) {
     await store.createNode({ farm, id: `${farm}-g${e}`, exitCapable: true });

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what exitnode needs on a Debian 12 machine with Node.js 20: the Debian packages of the
 # data plane (iproute2, nftables, WireGuard tools and wireguard-go), of the tests (FRR and BIRD for
-# their config parsers, PostgreSQL for the server tests, Chromium for the /docs page), then the npm
+# their config parsers, PostgreSQL for the server tests, Chromium for the /docs page and the
+# dashboard's browser test, driven by playwright-core without a browser download), then the npm
 # dependencies, and Node.js 22, the primary runtime, into /opt (scripts/node22.sh).
 # Run as root from the repository. Used by the README's set-up commands and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-packages=(iproute2 nftables wireguard-tools wireguard-go iputils-ping python3 procps util-linux frr bird2 postgresql chromium)
+packages=(iproute2 nftables wireguard-tools wireguard-go iputils-ping python3 procps util-linux frr bird2 postgresql chromium fonts-dejavu-core)
 need=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")

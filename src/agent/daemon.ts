@@ -8,6 +8,7 @@
 //   probes          src/agent/health.ts      after each heartbeat: does the upstream answer on each uplink
 //   pass worker     src/agent/passes.ts      one pass at a time: servable(view) → applyView → keys → report
 //   key publishing  src/agent/keys.ts        public keys of this node's NRs to TNoDB
+//   report          src/agent/report.ts      after each heartbeat: how this agent is, to TNoDB (the dashboard)
 //   HTTP endpoint   src/agent/http.ts        /healthz and /metrics
 //
 // `servable()` is the one place that decides which slots this node may serve: by default
@@ -38,6 +39,7 @@ import { viewFile } from './index.js';
 import { publishableKeys, publishKeys } from './keys.js';
 import { Metrics } from './metrics.js';
 import { PassWorker } from './passes.js';
+import { Reporter } from './report.js';
 import { slotKey } from './slot.js';
 import { newDaemonState, type DaemonState, type SlotPolicy } from './state.js';
 import { DEFAULT_VIEW_WAIT_S, viewLoop } from './view-loop.js';
@@ -86,6 +88,7 @@ export class AgentDaemon implements AgentContext {
   private readonly fencer: Fencer;
   private readonly prober: Prober;
   private readonly heartbeat: Heartbeat;
+  private readonly reporter: Reporter;
   private isRunning = false;
   private http?: Server;
   private loops: Promise<void>[] = [];
@@ -105,8 +108,13 @@ export class AgentDaemon implements AgentContext {
       everyMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       marginMs: opts.agentMarginMs ?? DEFAULT_AGENT_MARGIN_MS,
       checkFences: () => this.fencer.check(),
-      probe: () => void this.prober.round(),
+      probe: () => {
+        void this.prober.round();
+        // Off the lease path: the reporter logs its own failures and never rejects.
+        void this.reporter.send();
+      },
     });
+    this.reporter = new Reporter(this);
     this.worker = new PassWorker(this, {
       built: (view, slot) =>
         void announceUplink(this.kernel, this.clock, this.config, view, slot).then((r) =>

@@ -167,7 +167,9 @@ export class PassWorker {
         'Objects a full pass found different from the applied view and repaired',
         changed.length,
       );
-      ctx.log('drift.repaired', { version: view.version, objects: changed.map(objectText) });
+      const objects = changed.map(objectText);
+      ctx.log('drift.repaired', { version: view.version, objects });
+      state.drift = { n: (state.drift?.n ?? 0) + 1, at: ctx.clock.now(), objects, version: view.version };
     }
     if (!failures.length) {
       state.appliedVersion = view.version;

@@ -68,6 +68,8 @@ export interface DaemonState {
   fenced: SlotMap<Fence>;
   /** Slots the last pass built a gateway for, as the view listed them. */
   served: SlotMap<ViewSlot>;
+  /** The last drift repair (a full pass that changed the kernel under an applied view), and how many so far. */
+  drift?: { n: number; at: number; objects: string[]; version: number };
 }
 
 export function newDaemonState(node: string, now: number): DaemonState {

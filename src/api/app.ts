@@ -1,23 +1,35 @@
 // The TNoDB HTTP API: Fastify with a JSON schema on every route, the API reference at /docs (the
 // OpenAPI document at /docs/json), errors as {error: {code, message}} with 4xx for the caller's
 // mistakes and never a stack trace.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import rateLimit from '@fastify/rate-limit';
 import { docsRoutes } from './docs.js';
 import { versionCheck } from './version.js';
 import { VERSION } from '../core/version.js';
-import { isExitnodeError, catalog } from '../core/errors.js';
+import { ExitnodeError, isExitnodeError, catalog } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { Auth } from './auth.js';
 import { ApiErrors } from './errors.js';
-import { Metrics } from './metrics.js';
+import { Metrics, renderMetrics } from './metrics.js';
+import { errorBody } from './schemas.js';
 import { ViewWatch } from './watch.js';
+import { ViewCache } from './views.js';
+import { PollLimits } from './polls.js';
+import { refuseControl } from './text.js';
+import { quotaRoutes } from './routes/quotas.js';
 import type { ApiContext } from './context.js';
 import { farmRoutes } from './routes/farms.js';
 import { allocationRoutes } from './routes/allocations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { networkRoutes } from './routes/networks.js';
 import { forwardRoutes } from './routes/forwards.js';
+import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { EventWatch } from './event-watch.js';
+import { uiRoutes } from './ui.js';
 
 export interface AppOptions {
   store: Store;
@@ -26,6 +38,45 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Upper bound of a view long-poll's wait, in seconds (default 300; the fuzz test lowers it). */
   maxWaitS?: number;
+  /** Concurrent view long-polls per token (default 32) and on the whole server (default 4096). */
+  maxPollsPerToken?: number;
+  maxPolls?: number;
+  /** Requests per token in a window (@fastify/rate-limit); false: none. Default RATE_LIMIT. */
+  rateLimit?: RateLimit | false;
+}
+
+export interface RateLimit {
+  max: number;
+  windowMs: number;
+}
+
+/** Per token: 1,000 requests in 10 s (an agent sends a few a second; a tenant's burst of NRs fits). */
+export const RATE_LIMIT: RateLimit = { max: 1000, windowMs: 10_000 };
+
+/**
+ * Errors of Node's HTTP parser (431 headers too large, 400 bad framing, 408 timeout) happen
+ * before Fastify sees a request: they are written on the socket here, in the API's error shape.
+ */
+export function clientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket): void {
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message]: [number, string, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, ApiErrors.HEADERS_TOO_LARGE, "the request's headers are larger than the server accepts (16 KiB)"]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, ApiErrors.REQUEST_TIMEOUT, 'the request did not arrive in full in time']
+        : [
+            400,
+            ApiErrors.BAD_REQUEST,
+            `malformed HTTP request (${err.code ?? 'parse error'}${err.bytesParsed !== undefined ? ` after ${err.bytesParsed} bytes` : ''}): ${String(err.message).split('\n')[0]!.slice(0, 200)}`,
+          ];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 export type App = FastifyInstance & { tnodb: ApiContext };
@@ -34,8 +85,10 @@ export async function buildApp(o: AppOptions): Promise<App> {
   const app = Fastify({
     logger: o.logger ?? false,
     bodyLimit: o.bodyLimit ?? 64 * 1024,
-    // Reject unknown properties instead of silently dropping them (Fastify's default).
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Reject unknown properties instead of silently dropping them (Fastify's default), and wrong
+    // types instead of coercing them ("prefixLength": true is not 1; query numbers are patterns).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    clientErrorHandler: clientError,
     return503OnClosing: true,
     // Long path parameters reach the route schemas (a 400 in our error shape) instead of the
     // router's own answer.
@@ -50,15 +103,22 @@ export async function buildApp(o: AppOptions): Promise<App> {
     store: o.store,
     auth: new Auth(o.store),
     watch: new ViewWatch(o.store),
+    views: new ViewCache(o.store),
+    polls: new PollLimits(o.maxPollsPerToken, o.maxPolls),
     metrics: new Metrics(),
     maxWaitS: o.maxWaitS ?? 300,
+    events: new EventWatch(o.store),
   };
   (app as unknown as App).tnodb = ctx;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const send = (status: number, code: string, message: string) =>
       reply.code(status).type('application/json').send({ error: { code, message } });
-    if (isExitnodeError(err)) return send(err.status, err.code, err.message);
+    if (isExitnodeError(err)) {
+      const after = err.details?.retryAfterS;
+      if (typeof after === 'number') void reply.header('retry-after', String(after));
+      return send(err.status, err.code, err.message);
+    }
     if (err.validation) return send(400, ApiErrors.BAD_REQUEST, err.message);
     switch (err.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -99,6 +159,12 @@ export async function buildApp(o: AppOptions): Promise<App> {
   app.addHook('onRequest', async (req) => {
     if (req.routeOptions?.url?.startsWith('/v1/')) await ctx.auth.principal(req);
   });
+  // Nothing a client sends reaches a terminal raw: no control characters in any text (text.ts).
+  app.addHook('preValidation', async (req) => {
+    refuseControl(req.params, 'params');
+    refuseControl(req.query, 'querystring');
+    refuseControl(req.body, 'body');
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.observe(req.method, req.routeOptions?.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000);
@@ -117,6 +183,24 @@ export async function buildApp(o: AppOptions): Promise<App> {
     },
   });
   await docsRoutes(app);
+
+  // Per token (after authentication: the key is the token's hash), on /v1 routes only.
+  const limit = o.rateLimit === undefined ? RATE_LIMIT : o.rateLimit;
+  if (limit)
+    await app.register(rateLimit, {
+      global: true,
+      max: limit.max,
+      timeWindow: limit.windowMs,
+      hook: 'onRequest',
+      allowList: (req) => ctx.auth.tokenOf(req) === undefined,
+      keyGenerator: (req) => ctx.auth.tokenOf(req) ?? req.ip,
+      errorResponseBuilder: (_req, c) =>
+        new ExitnodeError(
+          ApiErrors.RATE_LIMITED,
+          `this token sent more than ${c.max} requests in ${limit.windowMs / 1000} s, the rate limit per token; retry in ${c.after}`,
+          { retryAfterS: Math.ceil(c.ttl / 1000) },
+        ),
+    });
 
   app.get(
     '/healthz',
@@ -138,12 +222,20 @@ export async function buildApp(o: AppOptions): Promise<App> {
       return { status: 'ok', driver: ctx.store.driver, version: VERSION };
     },
   );
+  // It names every farm's nodes and slots: the admin's (or the server's --metrics-listen address).
   app.get(
     '/metrics',
     {
-      schema: { tags: ['health'], summary: 'Prometheus metrics', security: [], response: { 200: { type: 'string' } } },
+      schema: {
+        tags: ['health'],
+        summary: "Prometheus metrics (admin token; or unauthenticated on the server's --metrics-listen address)",
+        response: { 200: { type: 'string' }, 401: errorBody, 403: errorBody },
+      },
     },
-    async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await ctx.metrics.render(ctx.store)),
+    async (req, reply) => {
+      await ctx.auth.need(req, []);
+      return reply.type('text/plain; version=0.0.4').send(await renderMetrics(ctx));
+    },
   );
   app.get('/docs/errors', { schema: { tags: ['health'], summary: 'The error catalog', security: [] } }, async () =>
     Object.fromEntries([...catalog()].map(([code, s]) => [code, { status: s.status, summary: s.summary }])),
@@ -154,10 +246,15 @@ export async function buildApp(o: AppOptions): Promise<App> {
   nodeRoutes(app, ctx);
   networkRoutes(app, ctx);
   forwardRoutes(app, ctx);
+  quotaRoutes(app, ctx);
+  eventRoutes(app, ctx);
+  dashboardRoutes(app, ctx);
+  uiRoutes(app);
 
   // Long-polls would hold a graceful shutdown for up to their wait: end them first.
   app.addHook('preClose', async () => {
     ctx.watch.close();
+    ctx.events.close();
   });
   await app.ready();
   return app as unknown as App;

@@ -1,15 +1,23 @@
-// What every route file gets: the store, token checks, the view watch and the metrics.
+// What every route file gets: the store, token checks, the view watch, views as bytes, the
+// long-poll limits and the metrics.
 import type { Store } from '../store/index.js';
 import type { Auth } from './auth.js';
 import type { ViewWatch } from './watch.js';
 import type { Metrics } from './metrics.js';
+import type { ViewCache } from './views.js';
+import type { PollLimits } from './polls.js';
+import type { EventWatch } from './event-watch.js';
 
 export interface ApiContext {
   store: Store;
   auth: Auth;
   watch: ViewWatch;
+  views: ViewCache;
+  polls: PollLimits;
   metrics: Metrics;
   maxWaitS: number;
+  /** Live tails of the farm's events (src/api/event-watch.ts). */
+  events: EventWatch;
 }
 
 /** Past this many NRs on a slot the farmer is told to enable another ExitNode (DESIGN.md section 5). */

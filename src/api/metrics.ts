@@ -1,5 +1,7 @@
 // Prometheus text exposition, written by hand: request latency per route, NRs per slot, totals.
 import type { Store } from '../store/index.js';
+import type { PollLimits } from './polls.js';
+import type { ViewCache } from './views.js';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -21,7 +23,7 @@ export class Metrics {
     h.count++;
   }
 
-  async render(store: Store): Promise<string> {
+  async render(store: Store, extra: string[] = []): Promise<string> {
     const st = await store.stats();
     const out: string[] = [];
     out.push('# HELP exitnode_slot_nrs NRs allocated from a slot (ids in use).');
@@ -51,6 +53,32 @@ export class Metrics {
       out.push(`exitnode_http_request_duration_seconds_sum{${k}} ${h.sum}`);
       out.push(`exitnode_http_request_duration_seconds_count{${k}} ${h.count}`);
     }
+    out.push(...extra);
     return `${out.join('\n')}\n`;
   }
+}
+
+/** The server's metrics: the store's and the requests' (Metrics.render), long-polls and views. */
+export function renderMetrics(ctx: {
+  store: Store;
+  metrics: Metrics;
+  polls: Pick<PollLimits, 'open' | 'refused'>;
+  views: Pick<ViewCache, 'builds' | 'hits'>;
+}): Promise<string> {
+  const { polls, views } = ctx;
+  return ctx.metrics.render(ctx.store, [
+    '# HELP exitnode_longpolls_open View long-polls waiting now.',
+    '# TYPE exitnode_longpolls_open gauge',
+    `exitnode_longpolls_open ${polls.open}`,
+    '# HELP exitnode_longpolls_refused_total Long-polls refused with 429 (limit per token, per server).',
+    '# TYPE exitnode_longpolls_refused_total counter',
+    `exitnode_longpolls_refused_total{limit="token"} ${polls.refused.token}`,
+    `exitnode_longpolls_refused_total{limit="server"} ${polls.refused.server}`,
+    '# HELP exitnode_view_builds_total Node views assembled (a version not served before).',
+    '# TYPE exitnode_view_builds_total counter',
+    `exitnode_view_builds_total ${views.builds}`,
+    '# HELP exitnode_view_cache_hits_total View requests answered with bytes built before.',
+    '# TYPE exitnode_view_cache_hits_total counter',
+    `exitnode_view_cache_hits_total ${views.hits}`,
+  ]);
 }

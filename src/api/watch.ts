@@ -2,13 +2,20 @@
 // batched version query (store.versions) decides who to wake. It runs at once after a write
 // through this instance, and every POLL_MS while anyone waits, which catches writes made through
 // other instances sharing the database (well inside the 100 ms the agents are promised).
+import { performance } from 'node:perf_hooks';
 import type { Store } from '../store/index.js';
 
 export const POLL_MS = 40;
 
+/** What a woken waiter is told: the version seen and when (performance.now()). */
+export interface Seen {
+  version: number;
+  at: number;
+}
+
 interface Waiter {
   after: number;
-  done(changed: boolean): void;
+  done(seen: Seen | undefined): void;
 }
 
 export class ViewWatch {
@@ -28,14 +35,19 @@ export class ViewWatch {
   }
 
   /** Resolves true once the node's version is above `after`, false after `ms`. */
-  waitFor(node: string, after: number, ms: number): Promise<boolean> {
+  async waitFor(node: string, after: number, ms: number): Promise<boolean> {
+    return (await this.waitForVersion(node, after, ms)) !== undefined;
+  }
+
+  /** Resolves with the version seen once the node's version is above `after`, undefined after `ms`. */
+  waitForVersion(node: string, after: number, ms: number): Promise<Seen | undefined> {
     return new Promise((resolve) => {
-      if (this.closed) return resolve(false);
+      if (this.closed) return resolve(undefined);
       let set = this.waiters.get(node);
       if (!set) this.waiters.set(node, (set = new Set()));
       const w: Waiter = {
         after,
-        done: (changed) => {
+        done: (seen) => {
           clearTimeout(t);
           set!.delete(w);
           if (!set!.size) this.waiters.delete(node);
@@ -43,10 +55,10 @@ export class ViewWatch {
             clearInterval(this.timer);
             this.timer = undefined;
           }
-          resolve(changed);
+          resolve(seen);
         },
       };
-      const t = setTimeout(() => w.done(false), ms);
+      const t = setTimeout(() => w.done(undefined), ms);
       set.add(w);
       if (!this.timer) {
         this.timer = setInterval(() => this.kick(), this.pollMs);
@@ -80,17 +92,18 @@ export class ViewWatch {
     } catch {
       return; // the next poll tries again
     }
+    const at = performance.now();
     for (const [node, set] of this.waiters) {
       const now = v.get(node);
       if (now === undefined) continue;
-      for (const w of [...set]) if (now > w.after) w.done(true);
+      for (const w of [...set]) if (now > w.after) w.done({ version: now, at });
     }
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.done(false);
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.done(undefined);
     this.off();
   }
 }

@@ -12,9 +12,20 @@ export interface Parsed {
 }
 
 export function parse(argv: string[], options: Options, usage: string): Parsed {
+  // `--lease-ttl -1`: parseArgs calls a value starting with a dash "ambiguous". A negative number
+  // is a value: the command's own check then names the rule it breaks.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a.startsWith('--') && options[a.slice(2)]?.type === 'string' && next !== undefined && /^-[0-9.]/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
   try {
     const r = parseArgs({
-      args: argv,
+      args,
       options: { ...options, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,

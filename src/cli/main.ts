@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isExitnodeError } from '../core/errors.js';
-import { type CommandModule, type Io, processIo } from './io.js';
+import { type CommandModule, type Io, clean, processIo } from './io.js';
 
 const commandsDir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
 
@@ -59,12 +59,15 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return await cmd.run(rest, io);
   } catch (e) {
     if (isExitnodeError(e)) {
-      io.err(`exitnode: ${e.message}`);
+      // One line, nothing raw: the message may quote a server's answer.
+      io.err(`exitnode: ${clean(e.message)}`);
       if (debug && e.stack) io.err(e.stack);
       return e.kind === 'input' || e.kind === 'conflict' || e.kind === 'auth' ? 2 : 1;
     }
     const err = e as NodeJS.ErrnoException;
-    io.err(`exitnode: ${err?.message?.split('\n')[0] ?? String(e)}${debug ? '' : ' (run with --debug for details)'}`);
+    io.err(
+      `exitnode: ${clean(err?.message?.split('\n')[0] ?? String(e))}${debug ? '' : ' (run with --debug for details)'}`,
+    );
     if (debug && err?.stack) io.err(err.stack);
     return 1;
   }

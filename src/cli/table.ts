@@ -1,11 +1,16 @@
 // Plain-text tables for people: aligned columns, no colours (output is often piped or logged).
+// Every cell is escaped (io.ts clean()): a value with a newline or an escape sequence cannot
+// draw a row of its own or move the cursor.
+import { clean } from './io.js';
+
 export function table(rows: string[][], indent = ''): string {
+  const safe = rows.map((r) => r.map(clean));
   const widths: number[] = [];
-  for (const r of rows)
+  for (const r of safe)
     r.forEach((c, i) => {
       widths[i] = Math.max(widths[i] ?? 0, c.length);
     });
-  return rows
+  return safe
     .map(
       (r) =>
         indent +

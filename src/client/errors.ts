@@ -12,6 +12,11 @@ export const ClientErrors = defineErrors({
     kind: 'input',
     summary: "the TNoDB server refused the request (4xx); the message is the server's",
   },
+  REQUEST_INVALID: {
+    status: 400,
+    kind: 'input',
+    summary: 'the request cannot be sent as given (a header value with a newline or a character HTTP does not allow)',
+  },
   SERVER_FAILED: {
     status: 502,
     kind: 'unavailable',

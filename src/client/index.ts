@@ -9,6 +9,7 @@ import type {
   ForwardRecord,
   InboundPolicyRecord,
   InboundRuleRecord,
+  FarmQuota,
   Ipv4Pool,
   HeartbeatReport,
   LeaseRecord,
@@ -17,6 +18,8 @@ import type {
   NodeView,
   ResourceRecord,
   SlotRecord,
+  TenantQuota,
+  EventRecord,
 } from '../store/types.js';
 
 export { ClientErrors } from './errors.js';
@@ -25,6 +28,7 @@ export type {
   ForwardRecord,
   InboundPolicyRecord,
   InboundRuleRecord,
+  FarmQuota,
   Ipv4Pool,
   LeaseRecord,
   NetworkRecord,
@@ -32,7 +36,29 @@ export type {
   NodeView,
   ResourceRecord,
   SlotRecord,
+  TenantQuota,
+  EventRecord,
 };
+
+const defined = (o: Record<string, number | undefined>): Record<string, number> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<string, number>;
+
+/** GET /v1/events: filters (as the API's query) and the cursor. */
+export interface EventQuery {
+  farm?: string;
+  kind?: string;
+  slot?: string;
+  allocation?: number;
+  node?: string;
+  network?: string;
+  since?: number;
+  until?: number;
+  after?: number;
+  before?: number;
+  limit?: number;
+  /** Seconds to wait for an event after `after` (a long-poll). */
+  wait?: number;
+}
 
 export interface ClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8440 */
@@ -81,6 +107,13 @@ export class TnodbClient {
       });
     } catch (e) {
       if (o.signal?.aborted) throw e;
+      // fetch refuses a header value with a newline or a non-Latin-1 character before sending:
+      // the caller's value, not the server, is at fault.
+      if (e instanceof TypeError && !e.cause && /header/i.test(e.message))
+        throw new ExitnodeError(
+          ClientErrors.REQUEST_INVALID,
+          `${method} ${path} cannot be sent: ${e.message.replace(/[\r\n]+/g, ' ')}`,
+        );
       const c = (e as { cause?: { code?: string; message?: string } }).cause;
       const cause = c?.code ?? c?.message ?? (e as Error).message;
       throw new ExitnodeError(ClientErrors.SERVER_UNREACHABLE, `cannot reach server at ${this.server} (${cause})`, {
@@ -120,6 +153,20 @@ export class TnodbClient {
   }
   createTenant(name: string): Promise<{ id: string; token: string }> {
     return this.request('POST', '/v1/tenants', { name });
+  }
+  tenantQuota(tenant: string): Promise<TenantQuota> {
+    return this.request('GET', `/v1/tenants/${encodeURIComponent(tenant)}/quota`);
+  }
+  /** Admin: sets some of a tenant's quotas (networks, nrs); returns them all with their use. */
+  setTenantQuota(tenant: string, limits: { networks?: number; nrs?: number }): Promise<TenantQuota> {
+    return this.request('PUT', `/v1/tenants/${encodeURIComponent(tenant)}/quota`, defined(limits));
+  }
+  farmQuota(farm: string): Promise<FarmQuota> {
+    return this.request('GET', `/v1/farms/${encodeURIComponent(farm)}/quota`);
+  }
+  /** Admin: sets some of a farm's quotas (allocations, nodes); returns them all with their use. */
+  setFarmQuota(farm: string, limits: { allocations?: number; nodes?: number }): Promise<FarmQuota> {
+    return this.request('PUT', `/v1/farms/${encodeURIComponent(farm)}/quota`, defined(limits));
   }
 
   // ---- farm ----
@@ -268,6 +315,19 @@ export class TnodbClient {
   publishKey(network: string, nr: string, publicKey: string): Promise<void> {
     return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/key`, {
       publicKey,
+    });
+  }
+  /** The farm's events (issue 12): a page of history, or with `after` and `wait` a long-poll tail. */
+  events(
+    qy: EventQuery = {},
+    o: { signal?: AbortSignal } = {},
+  ): Promise<{ events: EventRecord[]; next: number; more: boolean }> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(qy)) if (v !== undefined) qs.set(k, String(v));
+    const s = qs.toString();
+    return this.request('GET', `/v1/events${s ? `?${s}` : ''}`, undefined, {
+      timeoutMs: this.timeoutMs + (qy.wait ?? 0) * 1000,
+      ...(o.signal ? { signal: o.signal } : {}),
     });
   }
   health(): Promise<{ status: string; driver: string }> {

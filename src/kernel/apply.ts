@@ -64,22 +64,30 @@ export function commandOf(s: Step, stateDir: string): { argv: string[]; input?: 
   }
 }
 
-/** The plan as the exact commands it runs, for --dry-run (private keys shown as their file). */
+/** A word for a POSIX shell: as is when it has nothing the shell would read, else in single quotes. */
+export function shellWord(a: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`;
+}
+
+/** The plan as the exact commands it runs, for --dry-run (private keys shown as their file).
+ *  Every word and path is quoted for the shell, so that the output is safe to paste. */
 export function planText(p: Plan, stateDir: string): string {
   const out: string[] = [];
   for (const s of p.steps) {
     const { argv, input } = commandOf(s, stateDir);
-    const cmd = argv.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+    const cmd = argv.map(shellWord).join(' ');
     if (s.tool === 'wg-start' && !s.kernel)
       out.push(
-        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${join(runDir(stateDir), logFileName(s.name))} 2>&1 &  # PID into ${join(runDir(stateDir), pidFileName(s.name))}`,
+        `WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 setsid ${cmd} >${shellWord(join(runDir(stateDir), logFileName(s.name)))} 2>&1 &  # PID into ${shellWord(join(runDir(stateDir), pidFileName(s.name)))}`,
       );
     else if (s.tool === 'keygen')
       out.push(
-        `umask 077; wg genkey >${argv[1]}  # the agent generates it in-process (X25519), never on a command line`,
+        `umask 077; wg genkey >${shellWord(argv[1]!)}  # the agent generates it in-process (X25519), never on a command line`,
       );
     else if (s.tool === 'wg')
-      out.push(`cat >${argv[argv.length - 1]} <<'EOF'  # mode 0600, removed after use\n${input}EOF\n${cmd}`);
+      out.push(
+        `cat >${shellWord(argv[argv.length - 1]!)} <<'EOF'  # mode 0600, removed after use\n${input}EOF\n${cmd}`,
+      );
     else if (input !== undefined) out.push(`${cmd} <<'EOF'\n${input}EOF`);
     else out.push(cmd);
   }

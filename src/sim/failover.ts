@@ -112,7 +112,7 @@ export async function heal(s: SimState, id: string): Promise<void> {
 
 /** Cuts (or restores) the PrefixZero port of the gateway of SLOT on whichever node holds it now. */
 export async function cutUplink(s: SimState, slot: number, up = false): Promise<void> {
-  await seg(s, [`link set dev pz-${slot}-${s.allocation} ${up ? 'up' : 'down'}`]);
+  await seg(s, [`link set dev ${uplinkPeerName(slot, s.allocation)} ${up ? 'up' : 'down'}`]);
 }
 
 export interface Holder {

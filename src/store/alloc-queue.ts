@@ -81,12 +81,13 @@ export class AllocationQueue {
       }
       case 'no_network':
         throw new ExitnodeError(StoreErrors.NETWORK_UNKNOWN, `network ${q(r.network)} does not exist or is not yours`);
+      // One answer for a node that does not exist and a node of another farm: nothing is said
+      // about other farms' nodes.
       case 'no_node':
-        throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(r.node)} does not exist`);
       case 'node_farm':
         throw new ExitnodeError(
-          StoreErrors.NODE_OTHER_FARM,
-          `node ${q(r.node)} is not in farm ${q(row.detail)}, which owns the network's allocation`,
+          StoreErrors.NODE_UNKNOWN,
+          `node ${q(r.node)} is not a node of the farm that holds the allocation of network ${q(r.network)}`,
         );
       case 'node_taken':
         throw new ExitnodeError(

@@ -4,6 +4,7 @@
 import { ExitnodeError } from '../core/index.js';
 import { StoreErrors } from './errors.js';
 import type { SqlClient } from './sql.js';
+import { quotaRefusal } from './quotas.js';
 import type { StoreOptions } from './types.js';
 
 export const DEFAULTS: Required<StoreOptions> = {
@@ -13,6 +14,8 @@ export const DEFAULTS: Required<StoreOptions> = {
   quarantineMs: 600_000,
   forwardQuota: 64,
   inboundRuleQuota: 64,
+  eventRetentionMs: 30 * 24 * 3600_000,
+  eventMaxRows: 200_000,
 };
 
 export interface StoreContext {
@@ -35,12 +38,15 @@ interface PgError {
 /** The SQLSTATE of a database error (23505: unique violation, 40001/40P01: serialisation/deadlock). */
 export const pgCode = (e: unknown): string | undefined => (e as PgError)?.code;
 
-/** Retries serialisation failures and deadlocks, which the database may answer under contention. */
+/** Retries serialisation failures and deadlocks, which the database may answer under contention.
+ *  A quota trigger's refusal comes out as QUOTA_EXCEEDED. */
 export async function retry<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
+      const quota = quotaRefusal(e);
+      if (quota) throw quota;
       const c = pgCode(e);
       if ((c === '40001' || c === '40P01') && attempt < 8) {
         await new Promise((r) => setTimeout(r, 2 + Math.random() * 10 * (attempt + 1)));

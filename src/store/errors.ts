@@ -21,7 +21,7 @@ export const StoreErrors = defineErrors({
     status: 400,
     kind: 'input',
     summary:
-      'the IPv4 pool must list at most 15 addresses (one per slot, in slot order) in one subnet with its gateway',
+      'the IPv4 pool must list at most 15 unicast host addresses (one per slot, in slot order) in one subnet of /16 to /32 with its gateway',
   },
   UPSTREAM_ADDRESS: {
     status: 400,
@@ -29,8 +29,11 @@ export const StoreErrors = defineErrors({
     summary:
       "the upstream link-local must be in fe80::/64 and its global address in the first /64 of the /48 (where the gateways are on-link), neither a gateway's own address",
   },
-  NODE_UNKNOWN: { status: 404, kind: 'input', summary: 'no node has that id' },
-  NODE_OTHER_FARM: { status: 409, kind: 'conflict', summary: 'the node belongs to another farm than the allocation' },
+  NODE_UNKNOWN: {
+    status: 404,
+    kind: 'input',
+    summary: "no node has that id, or none that you may see (another farm's nodes answer as if they did not exist)",
+  },
   NODE_NOT_EXIT_CAPABLE: {
     status: 409,
     kind: 'conflict',
@@ -59,7 +62,11 @@ export const StoreErrors = defineErrors({
     summary: 'every NR id of the slot is in use or in quarantine: enable another ExitNode (slot)',
   },
   NETWORK_UNKNOWN: { status: 404, kind: 'input', summary: 'no network of yours has that id' },
-  NR_UNKNOWN: { status: 404, kind: 'input', summary: 'the network has no NR with that id' },
+  NR_UNKNOWN: {
+    status: 404,
+    kind: 'input',
+    summary: 'the network has no NR with that id (for a node: none that it hosts)',
+  },
   NR_IS_EXIT: {
     status: 409,
     kind: 'conflict',
@@ -85,7 +92,45 @@ export const StoreErrors = defineErrors({
     kind: 'input',
     summary: 'a WireGuard public key is 32 bytes in base64 (44 characters ending in =)',
   },
-  NOT_YOUR_NR: { status: 403, kind: 'auth', summary: 'a node may publish keys only for the NRs it hosts' },
+  KEY_INVALID: {
+    status: 400,
+    kind: 'input',
+    summary:
+      'a WireGuard public key must be a usable X25519 point: not all zeros or another low-order point, not a non-canonical encoding',
+  },
+  KEY_TAKEN: {
+    status: 409,
+    kind: 'conflict',
+    summary: 'the public key is published for another NR already: every NR has a key of its own',
+  },
+  NODE_ADDRESS: {
+    status: 400,
+    kind: 'input',
+    summary:
+      "a node's public address must be a unicast address others can reach: not unspecified, loopback, link-local, multicast, broadcast or reserved",
+  },
+  QUOTA_EXCEEDED: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      'a quota set by the admin is reached (per tenant: networks, NRs; per farm: allocations, nodes); the message names it',
+  },
+  QUOTA_VALUE: {
+    status: 400,
+    kind: 'input',
+    summary: 'a quota is a whole number from 0 to 1000000',
+  },
+  DATA_DIR_LOCKED: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      'another server (a live process) holds the data directory: one PGlite data directory serves one server at a time',
+  },
+  DATA_DIR: {
+    status: 400,
+    kind: 'input',
+    summary: 'the data directory cannot be used: it is a file, or it cannot be created or written',
+  },
   STORE_BUSY: {
     status: 503,
     kind: 'unavailable',

@@ -8,6 +8,9 @@
 //   views.ts        a node's view and the network records, assembled from rows
 //   rows.ts         row mapping into the Store's records
 //   context.ts      what the parts share (database, options and clock, retries, the change signal)
+//   quotas.ts       per-tenant and per-farm quotas (enforced by triggers, 004_quotas.sql)
+//   events.ts       the farm's history (recorded by triggers, 005_events.sql): reading, silence watch, retention
+//   dashboard.ts    the farm as the dashboard shows it, and the agents' own reports
 
 import { randomBytes } from 'node:crypto';
 import {
@@ -18,8 +21,6 @@ import {
   nrId,
   checkSlot,
   checkAllocationNumber,
-  Ip4,
-  Ip6,
   nrPrefix4,
 } from '../core/index.js';
 import { AllocationQueue, type AddResourceResult, type AllocRequest } from './alloc-queue.js';
@@ -27,12 +28,16 @@ import { DEFAULTS, pgCode, retry, type StoreContext } from './context.js';
 import { StoreErrors } from './errors.js';
 import { Leases } from './leases.js';
 import { Forwards } from './forwards.js';
+import { Events } from './events.js';
+import { DashboardQueries } from './dashboard.js';
 import { LOCKS, migrate } from './migrate.js';
+import { getFarmQuota, getTenantQuota, setQuota } from './quotas.js';
 import { allocationRecord, nodeRecord, slotRecord } from './rows.js';
 import type { SqlClient } from './sql.js';
 import {
   checkName,
   checkNetworkName,
+  checkNodeAddress,
   checkPool,
   checkSlotTarget,
   checkUpstream,
@@ -45,6 +50,7 @@ import type {
   ForwardRecord,
   InboundPolicyRecord,
   InboundRuleRecord,
+  FarmQuota,
   Ipv4Pool,
   LeaseRecord,
   NetworkRecord,
@@ -57,6 +63,7 @@ import type {
   Store,
   StoreOptions,
   HeartbeatReport,
+  TenantQuota,
 } from './types.js';
 
 export class PgStore implements Store {
@@ -65,6 +72,8 @@ export class PgStore implements Store {
   private readonly leases: Leases;
   private readonly allocQueue: AllocationQueue;
   private readonly forwards: Forwards;
+  readonly events: Events;
+  readonly dashboard: DashboardQueries;
 
   private constructor(
     private db: SqlClient,
@@ -82,6 +91,8 @@ export class PgStore implements Store {
     this.leases = new Leases(ctx);
     this.allocQueue = new AllocationQueue(ctx);
     this.forwards = new Forwards(ctx);
+    this.events = new Events(ctx);
+    this.dashboard = new DashboardQueries(ctx);
   }
 
   get driver(): 'pglite' | 'pg' {
@@ -177,6 +188,28 @@ export class PgStore implements Store {
     return (await this.db.query("SELECT 1 FROM tokens WHERE scope = 'admin' LIMIT 1")).length > 0;
   }
 
+  // ---- quotas ----
+
+  getTenantQuota(tenant: string): Promise<TenantQuota | undefined> {
+    return getTenantQuota(this.db, tenant);
+  }
+
+  async setTenantQuota(tenant: string, limits: { networks?: number; nrs?: number }): Promise<TenantQuota> {
+    if (!(await setQuota(this.db, 'tenant', tenant, limits)))
+      throw new ExitnodeError(StoreErrors.TENANT_UNKNOWN, `tenant ${q(tenant)} does not exist`);
+    return (await getTenantQuota(this.db, tenant))!;
+  }
+
+  getFarmQuota(farm: string): Promise<FarmQuota | undefined> {
+    return getFarmQuota(this.db, farm);
+  }
+
+  async setFarmQuota(farm: string, limits: { allocations?: number; nodes?: number }): Promise<FarmQuota> {
+    if (!(await setQuota(this.db, 'farm', farm, limits)))
+      throw new ExitnodeError(StoreErrors.FARM_UNKNOWN, `farm ${q(farm)} does not exist`);
+    return (await getFarmQuota(this.db, farm))!;
+  }
+
   // ---- allocations ----
 
   async createAllocation(a: {
@@ -201,10 +234,11 @@ export class PgStore implements Store {
         const [taken] = await tx.query<{ number: number }>('SELECT number FROM allocations WHERE prefix = $1', [
           prefix,
         ]);
+        // Not which allocation holds it: that is another farm's business.
         if (taken)
           throw new ExitnodeError(
             StoreErrors.ALLOCATION_TAKEN,
-            `${prefix} is registered already (allocation ${taken.number}); a /48 can be registered once in the whole grid`,
+            `${prefix} is registered already; a /48 can be registered once in the whole grid`,
           );
         let number = a.number;
         if (number === undefined) {
@@ -273,34 +307,36 @@ export class PgStore implements Store {
     exitCapable: boolean;
   }): Promise<NodeRecord> {
     checkName('node', n.id);
-    const v4 = n.publicIPv4 !== undefined ? Ip4.parse(n.publicIPv4).toString() : null;
-    const v6 = n.publicIPv6 !== undefined ? Ip6.parse(n.publicIPv6).toString() : null;
-    return this.db.transaction(async (tx) => {
-      if (!(await tx.query('SELECT 1 FROM farms WHERE id = $1', [n.farm])).length)
-        throw new ExitnodeError(StoreErrors.FARM_UNKNOWN, `farm ${q(n.farm)} does not exist`);
-      try {
-        await tx.query(
-          'INSERT INTO nodes (id, farm_id, public_ipv4, public_ipv6, exit_capable, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-          [n.id, n.farm, v4, v6, n.exitCapable, this.now()],
-        );
-      } catch (e) {
-        if (pgCode(e) === '23505')
-          throw new ExitnodeError(
-            StoreErrors.NAME_TAKEN,
-            `node ${q(n.id)} exists already (node ids are unique across the grid)`,
+    const v4 = n.publicIPv4 !== undefined ? checkNodeAddress(4, n.publicIPv4) : null;
+    const v6 = n.publicIPv6 !== undefined ? checkNodeAddress(6, n.publicIPv6) : null;
+    return this.retry(() =>
+      this.db.transaction(async (tx) => {
+        if (!(await tx.query('SELECT 1 FROM farms WHERE id = $1', [n.farm])).length)
+          throw new ExitnodeError(StoreErrors.FARM_UNKNOWN, `farm ${q(n.farm)} does not exist`);
+        try {
+          await tx.query(
+            'INSERT INTO nodes (id, farm_id, public_ipv4, public_ipv6, exit_capable, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+            [n.id, n.farm, v4, v6, n.exitCapable, this.now()],
           );
-        throw e;
-      }
-      await tx.query('INSERT INTO node_versions (node_id, version) VALUES ($1, 1)', [n.id]);
-      return {
-        id: n.id,
-        farm: n.farm,
-        ...(v4 ? { publicIPv4: v4 } : {}),
-        ...(v6 ? { publicIPv6: v6 } : {}),
-        exitCapable: n.exitCapable,
-        healthy: false,
-      };
-    });
+        } catch (e) {
+          if (pgCode(e) === '23505')
+            throw new ExitnodeError(
+              StoreErrors.NAME_TAKEN,
+              `node ${q(n.id)} exists already (node ids are unique across the grid)`,
+            );
+          throw e;
+        }
+        await tx.query('INSERT INTO node_versions (node_id, version) VALUES ($1, 1)', [n.id]);
+        return {
+          id: n.id,
+          farm: n.farm,
+          ...(v4 ? { publicIPv4: v4 } : {}),
+          ...(v6 ? { publicIPv6: v6 } : {}),
+          exitCapable: n.exitCapable,
+          healthy: false,
+        };
+      }),
+    );
   }
 
   async getNode(id: string): Promise<NodeRecord | undefined> {
@@ -347,9 +383,7 @@ export class PgStore implements Store {
         StoreErrors.SLOT_MOVE_NOOP,
         `slot ${slot} of allocation ${allocation} is already held by node ${q(node)}`,
       );
-    const found = await this.getNode(node);
-    if (!found) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
-    const n = checkSlotTarget(node, found, allocation, (await this.getAllocation(allocation))!);
+    const n = checkSlotTarget(node, await this.getNode(node), allocation, (await this.getAllocation(allocation))!);
     if (!n.healthy)
       throw new ExitnodeError(
         StoreErrors.SLOT_MOVE_TARGET_DOWN,
@@ -566,29 +600,37 @@ export class PgStore implements Store {
 
   async setKey(node: string, network: string, nr: string, publicKey: string): Promise<void> {
     checkWgKey(publicKey);
+    // One answer whether the network does not exist, has no such NR, or hosts it on another node:
+    // a node learns nothing about networks it has no NR of.
+    const notHere = (): ExitnodeError =>
+      new ExitnodeError(StoreErrors.NR_UNKNOWN, `node ${q(node)} hosts no NR ${q(nr)} of network ${q(network)}`);
     const n = await this.getNetwork(network);
-    if (!n) throw new ExitnodeError(StoreErrors.NETWORK_UNKNOWN, `network ${q(network)} does not exist`);
+    if (!n || !n.resources.some((x) => x.node === node)) throw notHere();
     const id = nrId(nr, n.slot);
-    const r = n.resources.find((x) => x.id === nrIdText(id));
-    if (!r) throw new ExitnodeError(StoreErrors.NR_UNKNOWN, `network ${q(network)} has no NR ${nrIdText(id)}`);
-    if (r.node !== node)
-      throw new ExitnodeError(
-        StoreErrors.NOT_YOUR_NR,
-        `NR ${r.id} of network ${q(network)} is hosted by another node, not ${q(node)}`,
-      );
+    const r = n.resources.find((x) => x.id === nrIdText(id) && x.node === node);
+    if (!r) throw notHere();
     if (r.publicKey === publicKey) return;
-    await this.retry(() =>
-      this.db.transaction(async (tx) => {
-        // Only if it is still on this node: a failover may have moved it since the read above.
-        const hit = await tx.query(
-          'UPDATE resources SET public_key = $1 WHERE network_id = $2 AND nr_id = $3 AND node_id = $4 RETURNING 1',
-          [publicKey, network, id, node],
+    try {
+      await this.retry(() =>
+        this.db.transaction(async (tx) => {
+          // Only if it is still on this node: a failover may have moved it since the read above.
+          const hit = await tx.query(
+            'UPDATE resources SET public_key = $1 WHERE network_id = $2 AND nr_id = $3 AND node_id = $4 RETURNING 1',
+            [publicKey, network, id, node],
+          );
+          if (!hit.length) throw notHere();
+          await tx.query('SELECT xn_touch(xn_network_nodes($1))', [network]);
+        }),
+      );
+    } catch (e) {
+      // resources_public_key (004_quotas.sql): one key per NR. Which NR has it is not said.
+      if (pgCode(e) === '23505')
+        throw new ExitnodeError(
+          StoreErrors.KEY_TAKEN,
+          `public key ${q(publicKey)} is published for another NR already; every NR has a key of its own (the agent makes one per NR)`,
         );
-        if (!hit.length)
-          throw new ExitnodeError(StoreErrors.NOT_YOUR_NR, `NR ${r.id} of network ${q(network)} moved to another node`);
-        await tx.query('SELECT xn_touch(xn_network_nodes($1))', [network]);
-      }),
-    );
+      throw e;
+    }
     this.changed(null);
   }
 

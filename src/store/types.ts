@@ -144,6 +144,22 @@ export interface HeartbeatReport {
   release?: { allocation: number; slot: number; epoch: number }[];
 }
 
+/** A quota: its limit and how much of it is used. */
+export interface Quota {
+  limit: number;
+  used: number;
+}
+
+export interface TenantQuota {
+  networks: Quota;
+  nrs: Quota;
+}
+
+export interface FarmQuota {
+  allocations: Quota;
+  nodes: Quota;
+}
+
 export interface StoreOptions {
   /** Milliseconds since the epoch; injectable so that tests move time by hand. */
   clock?: () => number;
@@ -157,6 +173,10 @@ export interface StoreOptions {
   forwardQuota?: number;
   /** Inbound allow rules per network. Default 64. */
   inboundRuleQuota?: number;
+  /** Events older than this are dropped (src/store/events.ts). Default 30 days. */
+  eventRetentionMs?: number;
+  /** At most this many events are kept, the oldest dropped first. Default 200,000. */
+  eventMaxRows?: number;
 }
 
 export interface Store {
@@ -169,6 +189,12 @@ export interface Store {
   hasFarm(id: string): Promise<boolean>;
   createTenant(id: string): Promise<void>;
   createToken(hash: string, scope: Scope, subject: string | null): Promise<void>;
+  /** A tenant's quotas with their use; undefined if there is no such tenant. */
+  getTenantQuota(tenant: string): Promise<TenantQuota | undefined>;
+  /** Sets some of a tenant's quotas (TENANT_UNKNOWN if there is none); returns them all. */
+  setTenantQuota(tenant: string, limits: { networks?: number; nrs?: number }): Promise<TenantQuota>;
+  getFarmQuota(farm: string): Promise<FarmQuota | undefined>;
+  setFarmQuota(farm: string, limits: { allocations?: number; nodes?: number }): Promise<FarmQuota>;
   findToken(hash: string): Promise<Principal | undefined>;
   hasAdminToken(): Promise<boolean>;
   /** Stores `hash` as the admin token if there is none yet (under a lock); true when it did. */
@@ -260,5 +286,176 @@ export interface Store {
   onViewChange(cb: (nodes: string[]) => void): () => void;
 
   stats(): Promise<{ slots: SlotRecord[]; networks: number; resources: number }>;
+  /** The farm's history (src/store/events.ts). */
+  readonly events: EventLog;
+  /** The reads of the dashboard and the agents' reports (src/store/dashboard.ts). */
+  readonly dashboard: Dashboard;
   close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- the farm's events (events.ts)
+
+export interface EventRecord {
+  id: number;
+  /** Milliseconds since the epoch (the store's clock where the change carries it). */
+  at: number;
+  kind: string;
+  farm?: string;
+  tenant?: string;
+  allocation?: number;
+  slot?: number;
+  node?: string;
+  network?: string;
+  /** NR id, 4 hex digits. */
+  nr?: string;
+  data: Record<string, unknown>;
+  /** One line for a person. */
+  text: string;
+}
+
+export interface EventFilter {
+  /** Scope: only this farm's events. */
+  farm?: string;
+  /** Scope: only this tenant's events (its networks and NRs). */
+  tenant?: string;
+  /** Kinds; "slot.*" matches every kind that starts with "slot.". */
+  kinds?: string[];
+  allocation?: number;
+  slot?: number;
+  node?: string;
+  network?: string;
+  /** Times (ms since the epoch), inclusive. */
+  since?: number;
+  until?: number;
+  /** Tail: events after this id, oldest first. */
+  after?: number;
+  /** History: the newest events before this id (default: the newest of all), returned oldest first. */
+  before?: number;
+  /** At most this many (default 200, at most MAX_EVENTS_PAGE). */
+  limit?: number;
+}
+
+export interface EventPage {
+  events: EventRecord[];
+  /** The cursor to tail from (after=next): every event up to it that matches has been returned or is older. */
+  next: number;
+  /** True when the limit cut the page (more events match: after=next, or before=events[0].id for history). */
+  more: boolean;
+}
+
+export interface EventLog {
+  list(f: EventFilter): Promise<EventPage>;
+  /** The settled id now (see the top of events.ts): a tail started from it misses nothing. */
+  head(): Promise<number>;
+  /** Finds silent nodes (after the start-up grace) and applies the retention. The server calls it with its sweep. */
+  tick(): Promise<{ silent: number; pruned: number }>;
+}
+
+// ---------------------------------------------------------------- the dashboard's reads (dashboard.ts)
+
+/** What a node's agent says about itself. Times are relative (ms ago when sent): agent clocks may differ. */
+export interface AgentReport {
+  status: 'ok' | 'degraded';
+  appliedVersion: number | null;
+  viewVersion: number | null;
+  viewSource?: 'saved' | 'server' | null;
+  /** Whether its last request to TNoDB (view long-poll or heartbeat) succeeded. */
+  serverReachable: boolean;
+  lastServerContactAgoMs?: number | null;
+  lastPass?: {
+    agoMs: number;
+    ms: number;
+    full: boolean;
+    size: number;
+    failures: number;
+    version?: number;
+  } | null;
+  /** The last drift repair since the agent started; seq changes with each. */
+  drift?: { seq: string; objects: string[]; version?: number; agoMs: number } | null;
+  /** Slots whose gateway this node has built ("A/E"). */
+  served: string[];
+  uptimeS?: number;
+}
+
+export interface SlotCandidate {
+  node: string;
+  /** Stage 1: "holder" (answers now) or "moving-to"; stage 2 adds the VRRP roles. */
+  role: string;
+}
+
+export interface SlotStatus extends SlotRecord {
+  /** NR ids the slot can hold: 4096, or 3840 in slot 15. */
+  capacity: number;
+  candidates: SlotCandidate[];
+  /** The last change of hands: from whom, when (server clock) and why (see 005_events.sql). */
+  lastMove?: { from: string | null; at: number; cause: string };
+}
+
+export interface NodeStatus extends NodeRecord {
+  viewVersion: number;
+  /** Slots this node holds ("A/E"). */
+  slots: string[];
+  agent?: AgentReport;
+  /** Server time of the agent's last report. */
+  agentReportAt?: number;
+  /** Set while the node is silent (its last heartbeat). */
+  silentSince?: number;
+}
+
+export interface FarmOverview {
+  farm: string;
+  /** Server clock, for ages. */
+  now: number;
+  leaseTtlMs: number;
+  allocations: (AllocationRecord & { slots: SlotStatus[] })[];
+  nodes: NodeStatus[];
+  networks: number;
+  resources: number;
+}
+
+export interface NetworkSummary {
+  id: string;
+  name: string;
+  tenant: string;
+  allocation: number;
+  slot: number;
+  exit: string;
+  exitNode: string | null;
+  nrs: number;
+}
+
+export interface SlotResource {
+  id: string;
+  network: string;
+  name: string;
+  tenant: string;
+  node: string;
+  prefix: string;
+  exit: boolean;
+  key: boolean;
+}
+
+export interface Dashboard {
+  overview(farm: string): Promise<FarmOverview>;
+  /** Network summaries of a farm (or, with tenant, of a tenant), ordered by allocation, slot, ExitPoint. */
+  networks(
+    scope: { farm?: string; tenant?: string },
+    f?: { allocation?: number; slot?: number },
+  ): Promise<NetworkSummary[]>;
+  /** Every NR of a slot (or of one network of it), in id order. */
+  slotResources(allocation: number, slot: number, network?: string): Promise<SlotResource[]>;
+  /** Who holds an NR: its network, tenant, node and its network's ExitPoint (for explain). */
+  findResource(allocation: number, nr: number): Promise<ResourceOwner | undefined>;
+  /** Stores the agent's report about itself (the triggers record drift repairs and status changes). */
+  report(node: string, r: AgentReport): Promise<boolean>;
+}
+
+export interface ResourceOwner {
+  network: string;
+  name: string;
+  tenant: string;
+  node: string;
+  /** The network's ExitPoint NR and the node that hosts it. */
+  exit: string;
+  exitNode: string | null;
 }

@@ -23,6 +23,8 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   const farm = `xts-fill${number}`;
   const f = admin.as((await admin.createFarm(farm)).token);
   const tenantToken = (await admin.createTenant(`xts-fillt${number}`)).token;
+  // One tenant fills a slot here: far past the default quotas, which the admin raises.
+  await admin.setTenantQuota(`xts-fillt${number}`, { networks: NETWORKS, nrs: 8192 });
   await f.addAllocation({ farm, prefix, number });
   await f.addNode({ farm, id: `${farm}-g`, exitCapable: true });
   await Promise.all(
@@ -77,7 +79,7 @@ async function fill(servers: RunningServer[], number: number, prefix: string): P
   const last = new TnodbClient({ server: servers[servers.length - 1]!.url, token: tenantToken });
   await last.removeResource(
     nets[0]!,
-    (await last.getNetwork(nets[0]!)).resources.find((r) => r.node !== `${farm}-g`)!.id,
+    (await last.getNetwork(nets[0]!)).resources.find((r) => r.node === `${farm}-w0`)!.id, // the one added again below
   );
   await assert.rejects(last.addResource(nets[0]!, `${farm}-w0`), (e: unknown) => {
     assert.ok(isExitnodeError(e));
@@ -105,6 +107,7 @@ describe('filling one slot', () => {
         adminToken: ADMIN,
         noTokenFile: true,
         leaseTtlMs: LEASE,
+        rateLimit: false, // one token sends all 4,096 requests
       });
       await fill([s], 951, '2001:db8:5100::/48');
     } finally {
@@ -127,6 +130,7 @@ describe('filling one slot', () => {
             adminToken: ADMIN,
             noTokenFile: true,
             leaseTtlMs: LEASE,
+            rateLimit: false, // one token sends all 4,096 requests
           }),
         );
       await fill(servers, 952, '2001:db8:5200::/48');

@@ -1,6 +1,6 @@
 // Shared set-up for the API tests: an in-process app on a store, and a farm with nodes.
 import type { LightMyRequestResponse } from 'fastify';
-import { buildApp, type App } from '../../src/api/app.js';
+import { buildApp, type App, type AppOptions } from '../../src/api/app.js';
 import { hashToken } from '../../src/api/auth.js';
 import { openStore, type OpenOptions } from '../../src/store/index.js';
 
@@ -19,7 +19,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(o: OpenOptions = {}, appOptions: { maxWaitS?: number } = {}): Promise<Harness> {
+export async function harness(o: OpenOptions = {}, appOptions: Omit<AppOptions, 'store'> = {}): Promise<Harness> {
   const now = { t: 1_700_000_000_000 };
   const store = await openStore({ clock: () => now.t, leaseTtlMs: 5000, quarantineMs: 600_000, ...o });
   await store.createToken(hashToken(ADMIN), 'admin', null);

@@ -164,6 +164,9 @@ describe('exitnode server as a process', () => {
           ...(kind === 'PGlite' ? ['--data', dir] : ['--db', await (await pgCluster()).createDb(), '--data', dir]),
           '--lease-ttl',
           '3600',
+          // One token sends every request of the load: no rate limit for this test.
+          '--rate-limit',
+          'off',
         ];
         let c: Child | undefined;
         try {
@@ -176,6 +179,7 @@ describe('exitnode server as a process', () => {
           const farm = `xts-kill${number}`;
           const f = admin.as((await admin.createFarm(farm)).token);
           const tToken = (await admin.createTenant(`${farm}t`)).token;
+          await admin.setTenantQuota(`${farm}t`, { networks: 40, nrs: 4096 });
           const t = admin.as(tToken);
           await f.addAllocation({ farm, prefix: `2001:db8:${number.toString(16)}0::/48`, number });
           await f.addNode({ farm, id: `${farm}-g`, exitCapable: true });

@@ -23,6 +23,8 @@ async function setup(s: Store, number: number, workers: number, networks: number
   const farm = `xts-gc${number}`;
   await s.createFarm(farm);
   await s.createTenant(`${farm}t`);
+  // One tenant fills a slot here: far past the default quotas, which the admin raises.
+  await s.setTenantQuota(`${farm}t`, { networks: networks + 1, nrs: 8192 });
   await s.createAllocation({ farm, prefix: `2001:db8:${number.toString(16)}::/48`, number });
   await s.createNode({ farm, id: `${farm}-g`, exitCapable: true });
   await s.assignSlot(number, 1, `${farm}-g`);

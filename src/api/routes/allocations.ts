@@ -8,12 +8,16 @@ import { renderUpstream } from '../../render/index.js';
 import { NAME, NODE_ID, NUMBER_TEXT, allocation, errors, ipv4Pool, slot } from '../schemas.js';
 
 export function allocationRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  /** The allocation, if the caller's farm holds it; another farm's answers as one that does not exist. */
   async function own(req: FastifyRequest, numberText: string): Promise<AllocationRecord> {
     const p = await ctx.auth.need(req, ['farm']);
     const n = checkAllocationNumber(numberText);
     const a = await ctx.store.getAllocation(n);
-    if (!a) throw new ExitnodeError(StoreErrors.ALLOCATION_UNKNOWN, `allocation ${n} does not exist`);
-    sameFarm(p, a.farm);
+    if (!a || (p.scope === 'farm' && a.farm !== p.subject))
+      throw new ExitnodeError(
+        StoreErrors.ALLOCATION_UNKNOWN,
+        p.scope === 'farm' ? `allocation ${n} does not exist in your farm` : `allocation ${n} does not exist`,
+      );
     return a;
   }
   const numberParams = { type: 'object', required: ['number'], properties: { number: NUMBER_TEXT } } as const;

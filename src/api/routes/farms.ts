@@ -2,9 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { slotWarning } from '../context.js';
-import { issueToken, sameFarm } from '../auth.js';
-import { ExitnodeError, q } from '../../core/errors.js';
-import { StoreErrors } from '../../store/index.js';
+import { issueToken, notYourFarm, sameFarm } from '../auth.js';
 import { NAME, created, errors, allocation, node } from '../schemas.js';
 
 export function farmRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -73,8 +71,7 @@ export function farmRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const p = await ctx.auth.need(req, ['farm']);
       const { id } = req.params as { id: string };
       sameFarm(p, id);
-      if (!(await ctx.store.hasFarm(id)))
-        throw new ExitnodeError(StoreErrors.FARM_UNKNOWN, `farm ${q(id)} does not exist`);
+      if (!(await ctx.store.hasFarm(id))) throw notYourFarm(p, id);
       const allocs = await ctx.store.listAllocations(id);
       const nodes = await ctx.store.listNodes(id);
       const warnings: string[] = [];

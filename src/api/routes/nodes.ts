@@ -1,4 +1,5 @@
 // Nodes: registration (farm), heartbeat and view (the node itself), long-poll on the view.
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { issueToken, sameFarm } from '../auth.js';
@@ -14,7 +15,8 @@ const SLICE_MS = 5000;
 export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const idParams = { type: 'object', required: ['id'], properties: { id: NODE_ID } } as const;
 
-  /** The node itself; its farm and the admin may read too unless `selfOnly`. */
+  /** The node itself; its farm and the admin may read too unless `selfOnly`. A node of another
+   *  farm gets the answer of a node that does not exist. */
   async function nodeAccess(p: Principal, id: string, selfOnly: boolean): Promise<void> {
     if (p.scope === 'node') {
       if (p.subject !== id)
@@ -24,8 +26,11 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (selfOnly)
       throw new ExitnodeError(ApiErrors.FORBIDDEN, `only node ${q(id)} itself may do this (with its node token)`);
     const n = await ctx.store.getNode(id);
-    if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(id)} does not exist`);
-    sameFarm(p, n.farm);
+    if (!n || (p.scope === 'farm' && n.farm !== p.subject))
+      throw new ExitnodeError(
+        StoreErrors.NODE_UNKNOWN,
+        p.scope === 'farm' ? `node ${q(id)} does not exist in your farm` : `node ${q(id)} does not exist`,
+      );
   }
 
   app.post(
@@ -128,6 +133,8 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
                   allocation: { type: 'integer', minimum: 1, maximum: 65535 },
                   slot: { type: 'integer', minimum: 1, maximum: 15 },
                   healthy: { type: 'boolean' },
+                  // Shown in `exitnode slot list`: printable text only (control characters are
+                  // refused for every field, src/api/text.ts).
                   reason: { type: 'string', maxLength: 200 },
                 },
               },
@@ -142,7 +149,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
                 properties: {
                   allocation: { type: 'integer', minimum: 1, maximum: 65535 },
                   slot: { type: 'integer', minimum: 1, maximum: 15 },
-                  epoch: { type: 'integer', minimum: 0 },
+                  epoch: { type: 'integer', minimum: 0, maximum: 2147483647 },
                 },
               },
             },
@@ -194,37 +201,57 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: {
         tags: ['nodes'],
         summary:
-          'The node view (DESIGN.md section 4); with ?after=V waits up to ?wait=S seconds (default 30) for a newer version',
+          'The node view (DESIGN.md section 4); with ?after=V waits up to ?wait=S seconds (default 30) for a newer version. Long-polls are limited per token and per server (429 LONG_POLL_LIMIT)',
         params: idParams,
+        // Numbers as text with a pattern: query strings are not coerced (no 1e309, no "0x10").
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            after: { type: 'integer', minimum: 0 },
-            wait: { type: 'number', minimum: 0, maximum: MAX_WAIT_S },
+            after: { type: 'string', pattern: '^[0-9]{1,15}$' },
+            wait: { type: 'string', pattern: '^[0-9]{1,3}(\\.[0-9]{1,3})?$' },
           },
         },
-        response: { 200: nodeView, ...errors(403, 404) },
+        response: { 200: nodeView, ...errors(403, 404, 429) },
       },
     },
-    async (req) => {
+    async (req, reply) => {
+      const arrived = performance.now();
       const { id } = req.params as { id: string };
-      const { after, wait } = req.query as { after?: number; wait?: number };
+      const qs = req.query as { after?: string; wait?: string };
+      const after = qs.after === undefined ? undefined : Number(qs.after);
+      const wait = qs.wait === undefined ? 30 : Number(qs.wait);
+      if (wait > MAX_WAIT_S)
+        throw new ExitnodeError(
+          ApiErrors.BAD_REQUEST,
+          `querystring/wait ${q(qs.wait)} must be at most ${MAX_WAIT_S} (seconds)`,
+        );
       await nodeAccess(await ctx.auth.need(req, ['farm', 'node']), id, false);
-      const view = await ctx.store.view(id);
-      if (after === undefined || view.version > after) return view;
-      const deadline = Date.now() + Math.min(wait ?? 30, ctx.maxWaitS) * 1000;
-      let closed = false;
-      req.raw.once('close', () => {
-        closed = true;
-      });
-      while (!closed && !ctx.watch.closed) {
-        const left = deadline - Date.now();
-        if (left <= 0) break;
-        // In slices, so that a client that went away stops costing version polls.
-        if (await ctx.watch.waitFor(id, after, Math.min(left, SLICE_MS))) break;
+      let v = await ctx.views.get(id, arrived);
+      if (after !== undefined && v.version <= after) {
+        // Only a request that waits takes a place (429 when none is left: no socket held).
+        const release = ctx.polls.take(ctx.auth.tokenOf(req) ?? '');
+        try {
+          const deadline = Date.now() + Math.min(wait, ctx.maxWaitS) * 1000;
+          let closed = false;
+          req.raw.once('close', () => {
+            closed = true;
+          });
+          let seen;
+          while (!closed && !ctx.watch.closed) {
+            const left = deadline - Date.now();
+            if (left <= 0) break;
+            // In slices, so that a client that went away stops costing version polls.
+            seen = await ctx.watch.waitForVersion(id, after, Math.min(left, SLICE_MS));
+            if (seen) break;
+          }
+          // Every waiter woken by one version gets the same bytes, built once (src/api/views.ts).
+          v = seen ? await ctx.views.get(id, seen.at, seen.version) : await ctx.views.get(id, performance.now());
+        } finally {
+          release();
+        }
       }
-      return ctx.store.view(id);
+      return reply.type('application/json; charset=utf-8').send(v.body);
     },
   );
 }

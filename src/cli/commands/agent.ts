@@ -13,7 +13,7 @@ import type { Io } from '../io.js';
 
 export const summary = "node agent: apply a node view to this node's kernel, check it for drift, or take it all down";
 export const usage =
-  'exitnode agent run --config FILE --server URL --token TOKEN [--metrics HOST:PORT] [--resync S] [--heartbeat S] | agent status --config FILE [--json] | agent apply --view FILE --config FILE [--dry-run] [--json] | agent check --config FILE [--view FILE] [--json] | agent down --config FILE [--dry-run] [--json]';
+  'exitnode agent run --config FILE --server URL --token-file FILE [--metrics HOST:PORT] [--resync S] [--heartbeat S] [--fence-margin S] [--no-health-check] | agent status --config FILE [--json] | agent apply --view FILE --config FILE [--dry-run] [--json] | agent check --config FILE [--view FILE] [--json] | agent down --config FILE [--dry-run] [--json]   (--token TOKEN instead of --token-file shows the token in the process list)';
 
 const runUsage =
   'exitnode agent run --config FILE --server URL (--token TOKEN | --token-file FILE) [--metrics HOST:PORT] [--resync S] [--heartbeat S] [--fence-margin S] [--no-health-check] | agent status --config FILE [--json]';

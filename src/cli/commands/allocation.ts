@@ -1,6 +1,6 @@
 // exitnode allocation add|show|list: a farm's /48s (farm token).
 import { parse, positionals, flag, need, opt, usageError } from '../args.js';
-import type { Io } from '../io.js';
+import { clean, type Io } from '../io.js';
 import { table } from '../table.js';
 import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import { checkAllocationNumber } from '../../core/index.js';
@@ -23,7 +23,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     },
     usage,
   );
-  const c = clientFrom(p);
+  const c = clientFrom(p, 'farm');
   const json = flag(p, 'json');
   const verb = p.positionals[0];
   if (verb === 'list') {
@@ -45,7 +45,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     io.out(
       [
-        `allocation ${a.number}: ${a.prefix} (farm ${a.farm}), upstream ${a.upstream.ll} / ${a.upstream.ip6}${a.ipv4 ? `, IPv4 gateway ${a.ipv4.gateway}/${a.ipv4.prefixLength}` : ''}`,
+        clean(
+          `allocation ${a.number}: ${a.prefix} (farm ${a.farm}), upstream ${a.upstream.ll} / ${a.upstream.ip6}${a.ipv4 ? `, IPv4 gateway ${a.ipv4.gateway}/${a.ipv4.prefixLength}` : ''}`,
+        ),
         table(
           [
             ['slot', 'node', 'epoch', 'NRs', 'ipv4'],
@@ -83,6 +85,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
       : {}),
     ...(Object.keys(up).length ? { upstream: up } : {}),
   });
-  io.out(json ? JSON.stringify(a) : `allocation ${a.number}: ${a.prefix} registered for farm ${a.farm}`);
+  io.out(json ? JSON.stringify(a) : clean(`allocation ${a.number}: ${a.prefix} registered for farm ${a.farm}`));
   return 0;
 }

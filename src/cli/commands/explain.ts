@@ -10,7 +10,7 @@ import {
   q,
   type Explanation,
 } from '../../core/index.js';
-import { flag, need, opt, parse, positionals } from '../args.js';
+import { flag, need, opt, parse, positionals, usageError } from '../args.js';
 import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
@@ -58,7 +58,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
   } else {
     const a = allocation(need(p, 'prefix', usage), need(p, 'allocation', usage));
     const exitText = opt(p, 'exit');
-    e = explain(a, what!, { exit: exitText === undefined ? undefined : nrId(exitText), iface: opt(p, 'iface') });
+    // An interface name is printed in the path: no spaces or control characters (a newline drew a fake step).
+    const iface = opt(p, 'iface');
+    if (iface !== undefined && !/^[\x21-\x7e]{1,64}$/.test(iface))
+      throw usageError(
+        `--iface ${q(iface)} is not an interface name: 1 to 64 printable characters without spaces`,
+        usage,
+      );
+    e = explain(a, what!, { exit: exitText === undefined ? undefined : nrId(exitText), iface });
   }
   if (flag(p, 'json')) {
     io.out(JSON.stringify(e, null, 2));

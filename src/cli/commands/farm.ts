@@ -1,23 +1,48 @@
-// exitnode farm create|status: farms (admin creates; the farm token is shown once).
-import { parse, positionals, flag, usageError } from '../args.js';
-import type { Io } from '../io.js';
+// exitnode farm create|status|quota: farms (admin creates; the farm token is shown once; the
+// admin sets a farm's quotas).
+import { parse, positionals, flag } from '../args.js';
+import { clean, type Io } from '../io.js';
 import { table } from '../table.js';
+import { quotaValue, verbOf } from '../verbs.js';
 import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
-export const summary = 'create a farm (admin) or show its status: allocations, slots, leases, nodes, warnings';
-export const usage = `exitnode farm create NAME | exitnode farm status NAME  ${CLIENT_USAGE}`;
+export const summary =
+  'create a farm (admin), show its status (allocations, slots, leases, nodes, warnings) or its quotas';
+export const usage = `exitnode farm create NAME | farm status NAME | farm quota NAME [--allocations N] [--nodes N] (setting: admin)  ${CLIENT_USAGE}`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const p = parse(argv, clientOptions, usage);
-  const [verb, name] = positionals(p, ['create|status', 'name'], usage);
-  const c = clientFrom(p);
+  const p = parse(argv, { ...clientOptions, allocations: { type: 'string' }, nodes: { type: 'string' } }, usage);
+  const verb = verbOf(p, ['create', 'status', 'quota'], usage);
+  const [, name] = positionals(p, [verb, 'name'], usage);
   if (verb === 'create') {
-    const r = await c.createFarm(name!);
-    io.out(flag(p, 'json') ? JSON.stringify(r) : `farm ${r.id} created; its token (shown only now):\n${r.token}`);
+    const r = await clientFrom(p, 'admin').createFarm(name!);
+    io.out(
+      flag(p, 'json')
+        ? JSON.stringify(r)
+        : `farm ${clean(r.id)} created; its token (shown only now):\n${clean(r.token)}`,
+    );
     return 0;
   }
-  if (verb !== 'status') throw usageError(`unknown action ${JSON.stringify(verb)}`, usage);
-  const s = await c.farmStatus(name!);
+  if (verb === 'quota') {
+    const limits = {
+      allocations: quotaValue(p, 'allocations', usage),
+      nodes: quotaValue(p, 'nodes', usage),
+    };
+    const set = limits.allocations !== undefined || limits.nodes !== undefined;
+    const c = clientFrom(p, set ? 'admin' : 'farm');
+    const r = set ? await c.setFarmQuota(name!, limits) : await c.farmQuota(name!);
+    io.out(
+      flag(p, 'json')
+        ? JSON.stringify(r, null, 2)
+        : table([
+            ['quota', 'limit', 'used'],
+            ['allocations', String(r.allocations.limit), String(r.allocations.used)],
+            ['nodes', String(r.nodes.limit), String(r.nodes.used)],
+          ]),
+    );
+    return 0;
+  }
+  const s = await clientFrom(p, 'farm').farmStatus(name!);
   if (flag(p, 'json')) {
     io.out(JSON.stringify(s, null, 2));
     return 0;
@@ -47,7 +72,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     ]),
   ];
   io.out(
-    [`farm ${s.id}`, table(rows, '  '), '', table(nodes, '  '), ...s.warnings.map((w) => `warning: ${w}`)].join('\n'),
+    [
+      `farm ${clean(s.id)}`,
+      table(rows, '  '),
+      '',
+      table(nodes, '  '),
+      ...s.warnings.map((w) => `warning: ${clean(w)}`),
+    ].join('\n'),
   );
   return 0;
 }

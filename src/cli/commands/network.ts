@@ -1,6 +1,6 @@
 // exitnode network create|add|rm|delete|show|list: a tenant's networks and their NRs (tenant token).
 import { parse, flag, opt, positionals, usageError } from '../args.js';
-import type { Io } from '../io.js';
+import { clean, type Io } from '../io.js';
 import { table } from '../table.js';
 import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import {
@@ -148,9 +148,20 @@ async function policy(
   }
 }
 
+/** The API's rule (src/api/routes/networks.ts), checked here: a bad key is the caller's, not the server's. */
+function idempotencyKey(p: ReturnType<typeof parse>): string | undefined {
+  const k = opt(p, 'idempotency-key');
+  if (k !== undefined && !/^[\x21-\x7e]{1,200}$/.test(k))
+    throw usageError(
+      `--idempotency-key ${JSON.stringify(k)} must be 1 to 200 printable ASCII characters without spaces`,
+      usage,
+    );
+  return k;
+}
+
 function show(n: NetworkRecord & { warning?: string }): string {
   return [
-    `network ${n.id} (${n.name}): allocation ${n.allocation}, slot ${n.slot}, exit ${n.exit}`,
+    clean(`network ${n.id} (${n.name}): allocation ${n.allocation}, slot ${n.slot}, exit ${n.exit}`),
     table(
       [
         ['NR', 'node', 'prefix', 'key'],
@@ -158,7 +169,7 @@ function show(n: NetworkRecord & { warning?: string }): string {
       ],
       '  ',
     ),
-    ...(n.warning ? [`warning: ${n.warning}`] : []),
+    ...(n.warning ? [`warning: ${clean(n.warning)}`] : []),
   ].join('\n');
 }
 
@@ -174,7 +185,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     },
     usage,
   );
-  const c = clientFrom(p);
+  const c = clientFrom(p, 'tenant');
   const json = flag(p, 'json');
   const out = (v: unknown, text: string): void => io.out(json ? JSON.stringify(v, null, 2) : text);
   switch (p.positionals[0]) {
@@ -185,30 +196,29 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'create': {
       const [, name] = positionals(p, ['create', 'name'], usage);
       const a = opt(p, 'allocation');
-      const n = await c.createNetwork(
-        name!,
-        a !== undefined ? checkAllocationNumber(a) : undefined,
-        opt(p, 'idempotency-key'),
-      );
+      const n = await c.createNetwork(name!, a !== undefined ? checkAllocationNumber(a) : undefined, idempotencyKey(p));
       out(n, show(n));
       return 0;
     }
     case 'add': {
       const [, net, node] = positionals(p, ['add', 'network', 'node'], usage);
-      const r = await c.addResource(net!, node!, opt(p, 'idempotency-key'));
-      out(r, `NR ${r.id} on node ${r.node}: ${r.prefix}${r.warning ? `\nwarning: ${r.warning}` : ''}`);
+      const r = await c.addResource(net!, node!, idempotencyKey(p));
+      out(
+        r,
+        `${clean(`NR ${r.id} on node ${r.node}: ${r.prefix}`)}${r.warning ? `\nwarning: ${clean(r.warning)}` : ''}`,
+      );
       return 0;
     }
     case 'rm': {
       const [, net, nr] = positionals(p, ['rm', 'network', 'nr'], usage);
       await c.removeResource(net!, nr!);
-      out({ removed: nr }, `NR ${nr} removed (its id is quarantined before reuse)`);
+      out({ removed: nr }, `NR ${clean(nr)} removed (its id is quarantined before reuse)`);
       return 0;
     }
     case 'delete': {
       const [, net] = positionals(p, ['delete', 'network'], usage);
       await c.deleteNetwork(net!);
-      out({ deleted: net }, `network ${net} deleted`);
+      out({ deleted: net }, `network ${clean(net)} deleted`);
       return 0;
     }
     case 'show': {

@@ -1,6 +1,7 @@
 // exitnode node add|show: a farm's nodes (farm token; the node token is shown once).
-import { parse, positionals, flag, need, opt, usageError } from '../args.js';
-import type { Io } from '../io.js';
+import { parse, positionals, flag, need, opt } from '../args.js';
+import { clean, type Io } from '../io.js';
+import { verbOf } from '../verbs.js';
 import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 
 export const summary = 'register a node of a farm (prints its token once) or show one';
@@ -18,18 +19,18 @@ export async function run(argv: string[], io: Io): Promise<number> {
     },
     usage,
   );
-  const [verb, id] = positionals(p, ['add|show', 'id'], usage);
-  const c = clientFrom(p);
+  const verb = verbOf(p, ['add', 'show'], usage);
+  const [, id] = positionals(p, [verb, 'id'], usage);
   if (verb === 'show') {
-    const n = await c.getNode(id!);
+    const n = await clientFrom(p, 'farm or node').getNode(id!);
     io.out(
       flag(p, 'json')
         ? JSON.stringify(n, null, 2)
-        : `node ${n.id} (farm ${n.farm}): exit-capable ${n.exitCapable ? 'yes' : 'no'}, ${n.healthy ? 'healthy' : 'not healthy'}, IPv4 ${n.publicIPv4 ?? '-'}, IPv6 ${n.publicIPv6 ?? '-'}`,
+        : `node ${clean(n.id)} (farm ${clean(n.farm)}): exit-capable ${n.exitCapable ? 'yes' : 'no'}, ${n.healthy ? 'healthy' : 'not healthy'}, IPv4 ${clean(n.publicIPv4 ?? '-')}, IPv6 ${clean(n.publicIPv6 ?? '-')}`,
     );
     return 0;
   }
-  if (verb !== 'add') throw usageError(`unknown action ${JSON.stringify(verb)}`, usage);
+  const c = clientFrom(p, 'farm');
   const v4 = opt(p, 'ipv4');
   const v6 = opt(p, 'ipv6');
   const r = await c.addNode({
@@ -42,7 +43,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   io.out(
     flag(p, 'json')
       ? JSON.stringify(r)
-      : `node ${r.id} registered; its token (shown only now, give it to the node's agent):\n${r.token}`,
+      : `node ${clean(r.id)} registered; its token (shown only now, give it to the node's agent in a file: --token-file):\n${clean(r.token)}`,
   );
   return 0;
 }

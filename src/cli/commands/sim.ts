@@ -1,5 +1,5 @@
 // exitnode sim up|check|status|exec|down|stop|start: the simulated farm (src/sim).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ExitnodeError, q } from '../../core/errors.js';
 import { flag, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
@@ -90,6 +90,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         [
           `the simulated farm is up in ${((Date.now() - t0) / 1000).toFixed(1)} s${ok ? '' : ' (but sim check FAILED: see above)'}.`,
           `  API:          ${s.server.url}   (OpenAPI at ${s.server.url}/docs; loopback only)`,
+          `  dashboard:    ${s.server.url}/ui/   sign in with the farm token: ${readFileSync(s.server.farmTokenFile, 'utf8').trim()}`,
           `  admin token:  ${s.server.adminTokenFile}   farm token: ${s.server.farmTokenFile}   tenant tokens: ${stateDir}/tenant-N.token`,
           `  e.g.          curl -H "authorization: Bearer $(cat ${s.server.farmTokenFile})" ${s.server.url}/v1/farms/${s.farm}`,
           `  next:         exitnode sim status${st}; exitnode sim check${st}; exitnode sim exec t1n2${st} -- ping -6 ${'2001:db8:ffff::2'}; exitnode sim down${st}`,

@@ -1,6 +1,6 @@
 // exitnode slot assign|move|list: who serves each slot (ExitNode number) of an allocation (farm token).
 import { parse, positionals, flag, opt, usageError } from '../args.js';
-import type { Io } from '../io.js';
+import { clean, type Io } from '../io.js';
 import { table } from '../table.js';
 import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import { checkAllocationNumber, checkSlot } from '../../core/index.js';
@@ -44,14 +44,16 @@ export function slotRows(slots: SlotRecord[], now: number): string[][] {
 export async function run(argv: string[], io: Io): Promise<number> {
   const p = parse(argv, { ...clientOptions, to: { type: 'string' }, wait: { type: 'string' } }, usage);
   const verb = p.positionals[0];
-  const c = clientFrom(p);
+  const c = clientFrom(p, 'farm');
   if (verb === 'assign') {
     const [, a, s, node] = positionals(p, ['assign', 'allocation', 'slot', 'node'], usage);
     const r = await c.assignSlot(checkAllocationNumber(a!), checkSlot(s!), node!);
     io.out(
       flag(p, 'json')
         ? JSON.stringify(r)
-        : `slot ${r.slot} of allocation ${r.allocation} → node ${r.node}, epoch ${r.epoch}${r.ipv4 ? `, GWPubIP4 ${r.ipv4}` : ''}`,
+        : clean(
+            `slot ${r.slot} of allocation ${r.allocation} → node ${r.node}, epoch ${r.epoch}${r.ipv4 ? `, GWPubIP4 ${r.ipv4}` : ''}`,
+          ),
     );
     return 0;
   }
@@ -78,7 +80,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.out(
         flag(p, 'json')
           ? JSON.stringify(before)
-          : `slot ${a}/${s}: ${before.node === to ? `held by ${to}, epoch ${before.epoch}` : `move to ${to} requested; the holder fences and releases it at its next heartbeat`}`,
+          : clean(
+              `slot ${a}/${s}: ${before.node === to ? `held by ${to}, epoch ${before.epoch}` : `move to ${to} requested; the holder fences and releases it at its next heartbeat`}`,
+            ),
       );
       return 0;
     }
@@ -89,13 +93,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
         io.out(
           flag(p, 'json')
             ? JSON.stringify({ ...r, from, ms: Date.now() - t0 })
-            : `slot ${a}/${s}: ${from} → ${to}, epoch ${r.epoch}, released by ${from} in ${Date.now() - t0} ms (the new gateway builds from its view now)`,
+            : clean(
+                `slot ${a}/${s}: ${from} → ${to}, epoch ${r.epoch}, released by ${from} in ${Date.now() - t0} ms (the new gateway builds from its view now)`,
+              ),
         );
         return 0;
       }
       if (Date.now() - t0 > waitS * 1000) {
         io.err(
-          `slot ${a}/${s}: still held by ${r.node ?? 'nobody'} after ${waitS} s (the move stays planned: it happens when the holder releases or its lease lapses)`,
+          clean(
+            `slot ${a}/${s}: still held by ${r.node ?? 'nobody'} after ${waitS} s (the move stays planned: it happens when the holder releases or its lease lapses)`,
+          ),
         );
         return 1;
       }
