@@ -25,6 +25,7 @@ import { farmRoutes } from './routes/farms.js';
 import { allocationRoutes } from './routes/allocations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { networkRoutes } from './routes/networks.js';
+import { forwardRoutes } from './routes/forwards.js';
 import { eventRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { EventWatch } from './event-watch.js';
@@ -244,6 +245,7 @@ export async function buildApp(o: AppOptions): Promise<App> {
   allocationRoutes(app, ctx);
   nodeRoutes(app, ctx);
   networkRoutes(app, ctx);
+  forwardRoutes(app, ctx);
   quotaRoutes(app, ctx);
   eventRoutes(app, ctx);
   dashboardRoutes(app, ctx);

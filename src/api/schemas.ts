@@ -156,6 +156,37 @@ export const nodeView = {
               },
             },
           },
+          // IPv4 port forwards and the IPv6 inbound policy (issue 13; core/forward.ts).
+          forwards: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                protocol: { type: 'string' },
+                port: { type: 'integer' },
+                target: { type: 'string' },
+                targetPort: { type: 'integer' },
+              },
+            },
+          },
+          inbound: {
+            type: 'object',
+            properties: {
+              policy: { type: 'string' },
+              rules: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    protocol: { type: 'string' },
+                    from: { type: 'integer' },
+                    to: { type: 'integer' },
+                    source: { type: 'string' },
+                  },
+                },
+              },
+            },
+          },
         },
       },
     },

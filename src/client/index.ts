@@ -6,6 +6,9 @@ import { ClientErrors } from './errors.js';
 import { VERSION, VERSION_HEADER } from '../core/version.js';
 import type {
   AllocationRecord,
+  ForwardRecord,
+  InboundPolicyRecord,
+  InboundRuleRecord,
   FarmQuota,
   Ipv4Pool,
   HeartbeatReport,
@@ -22,6 +25,9 @@ import type {
 export { ClientErrors } from './errors.js';
 export type {
   AllocationRecord,
+  ForwardRecord,
+  InboundPolicyRecord,
+  InboundRuleRecord,
   FarmQuota,
   Ipv4Pool,
   LeaseRecord,
@@ -239,6 +245,47 @@ export class TnodbClient {
   }
   listNetworks(): Promise<NetworkRecord[]> {
     return this.request('GET', '/v1/networks');
+  }
+
+  // ---- forwards and the inbound policy (tenant) ----
+  addForward(
+    network: string,
+    f: { protocol: string; port?: number; target: string; targetPort: number },
+    idempotencyKey?: string,
+  ): Promise<ForwardRecord> {
+    return this.request(
+      'POST',
+      `/v1/networks/${encodeURIComponent(network)}/forwards`,
+      f,
+      idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {},
+    );
+  }
+  removeForward(network: string, protocol: string, port: number): Promise<void> {
+    return this.request(
+      'DELETE',
+      `/v1/networks/${encodeURIComponent(network)}/forwards/${encodeURIComponent(protocol)}/${port}`,
+    );
+  }
+  findForward(address: string, port: number): Promise<(ForwardRecord & { exit: string; prefix: string })[]> {
+    return this.request(
+      'GET',
+      `/v1/forwards?address=${encodeURIComponent(address)}&port=${encodeURIComponent(String(port))}`,
+    );
+  }
+  listForwards(network: string): Promise<ForwardRecord[]> {
+    return this.request('GET', `/v1/networks/${encodeURIComponent(network)}/forwards`);
+  }
+  getInbound(network: string): Promise<InboundPolicyRecord> {
+    return this.request('GET', `/v1/networks/${encodeURIComponent(network)}/inbound`);
+  }
+  setInbound(network: string, policy: string): Promise<InboundPolicyRecord> {
+    return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/inbound`, { policy });
+  }
+  addInboundRule(network: string, r: { protocol: string; ports: string; source?: string }): Promise<InboundRuleRecord> {
+    return this.request('POST', `/v1/networks/${encodeURIComponent(network)}/inbound/rules`, r);
+  }
+  removeInboundRule(network: string, id: number): Promise<void> {
+    return this.request('DELETE', `/v1/networks/${encodeURIComponent(network)}/inbound/rules/${id}`);
   }
 
   // ---- node (the agent) ----

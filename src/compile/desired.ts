@@ -59,6 +59,8 @@ export interface NftTableSpec {
   hash: string;
   /** Set name → elements. */
   sets: Record<string, NftElement[]>;
+  /** Sets and maps (NFT_TEXT_SETS) whose elements are canonical text (core/forward.ts); absent: none. */
+  texts?: Record<string, string[]>;
 }
 
 export interface NsSpec {

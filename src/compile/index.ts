@@ -27,8 +27,12 @@ import {
   gatewayNamespace,
   gatewayUplinkName,
   keyFileName,
+  NFT_CHAIN_INBOUND6,
   NFT_FILTER,
+  NFT_MAP_FWD4,
   NFT_NAT,
+  NFT_SET_ALLOW6,
+  NFT_SET_CLOSED6,
   NFT_SET_SRC4,
   NFT_SET_SRC4_HOST,
   NFT_SET_SRC6,
@@ -39,6 +43,7 @@ import {
   vbrName,
 } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
+import { allowElement, closedElement, disjointRules, forwardElement } from '../core/forward.js';
 import type { CompileConfig } from './config.js';
 import type {
   DesiredState,
@@ -175,7 +180,10 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
   const hasPublic = view.node.publicIPv4 !== undefined || view.node.publicIPv6 !== undefined;
 
   // Gateways: one per slot this node serves now.
-  const gateways = new Map<string, { spec: NsSpec; parts: GatewayPart[]; slot: NodeView['slots'][number] }>();
+  const gateways = new Map<
+    string,
+    { spec: NsSpec; parts: GatewayPart[]; slot: NodeView['slots'][number]; texts: Record<string, string[]> }
+  >();
   for (const s of view.slots) {
     const { a, v } = allocs.get(s.allocation)!;
     const p = planSlot(a, s.slot);
@@ -209,7 +217,12 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
       if (v.upstream.ipv4Gateway !== undefined)
         g.routes.push(stable(run, { dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
     }
-    gateways.set(`${s.allocation}/${s.slot}`, { spec: g, parts: [], slot: s });
+    gateways.set(`${s.allocation}/${s.slot}`, {
+      spec: g,
+      parts: [],
+      slot: s,
+      texts: { [NFT_MAP_FWD4]: [], [NFT_SET_CLOSED6]: [], [NFT_SET_ALLOW6]: [] },
+    });
   }
 
   for (const tn of view.networks) {
@@ -235,6 +248,17 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
       const part = gatewayPart(run, a, exitId, ep.GWtoEPName, tn.resources);
       gw.parts.push(part);
       run.nextParts.set(part.key, part);
+      // Forwards on GWPubIP4 (only where the slot has one) and the IPv6 inbound policy (issue 13).
+      if (gw.slot.ipv4 !== undefined)
+        for (const f of tn.forwards ?? []) gw.texts[NFT_MAP_FWD4]!.push(forwardElement(f));
+      // Overlapping rules are one element too many for the interval set (TNoDB refuses them).
+      const rules = tn.inbound?.policy === 'closed' ? disjointRules(tn.inbound.rules) : [];
+      if (tn.inbound?.policy === 'closed')
+        for (const r of tn.resources) {
+          const p6 = nrPrefix(a, parseNrIdText(r.id)).toString();
+          gw.texts[NFT_SET_CLOSED6]!.push(closedElement(p6));
+          for (const rule of rules) gw.texts[NFT_SET_ALLOW6]!.push(allowElement(p6, rule));
+        }
     }
     for (const r of tn.resources) {
       if (r.node !== me) continue;
@@ -304,11 +328,15 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
     const { spec, parts } = gw;
     for (const p of parts) for (const r of p.routes) spec.routes.push(r);
     spec.nft.push(
-      ...gatewayNft(gw.slot, {
-        [NFT_SET_SRC6]: joinElements(parts, 'src6'),
-        [NFT_SET_SRC4]: joinElements(parts, 'src4'),
-        [NFT_SET_SRC4_HOST]: joinElements(parts, 'src4h'),
-      }),
+      ...gatewayNft(
+        gw.slot,
+        {
+          [NFT_SET_SRC6]: joinElements(parts, 'src6'),
+          [NFT_SET_SRC4]: joinElements(parts, 'src4'),
+          [NFT_SET_SRC4_HOST]: joinElements(parts, 'src4h'),
+        },
+        gw.texts,
+      ),
     );
   }
   const namespaces = [...spaces.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
@@ -332,9 +360,20 @@ function uniqueElements(list: NftElement[]): NftElement[] {
 const MARK = ruleMarker('@HASH@');
 const TO = TO_LINK_GLOB;
 
-function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<string, NftElement[]>): NftTableSpec {
+function hashed(
+  family: 'ip' | 'inet',
+  name: string,
+  body: string,
+  sets: Record<string, NftElement[]>,
+  texts: Record<string, string[]>,
+): NftTableSpec {
   const hash = createHash('sha256').update(`${family} ${name}\n${body}`).digest('hex').slice(0, 16);
-  return { family, name, body: body.replaceAll(MARK, ruleMarker(hash)), hash, sets };
+  return { family, name, body: body.replaceAll(MARK, ruleMarker(hash)), hash, sets, texts };
+}
+
+/** Without duplicates, sorted (so that two passes over one view give one list). */
+function uniqueTexts(list: string[]): string[] {
+  return [...new Set(list)].sort();
 }
 
 /**
@@ -345,6 +384,7 @@ function hashed(family: 'ip' | 'inet', name: string, body: string, sets: Record<
 function gatewayNft(
   slot: { slot: number; allocation: number; ipv4?: string },
   sets: Record<string, NftElement[]>,
+  texts: Record<string, string[]>,
 ): NftTableSpec[] {
   const up = gatewayUplinkName(slot.slot, slot.allocation);
   const out: NftTableSpec[] = [];
@@ -352,13 +392,23 @@ function gatewayNft(
     const snat = Ip4.parse(slot.ipv4).toString();
     const body = [
       `table ${NFT_NAT.family} ${NFT_NAT.name} {`,
+      // Port forwards: GWPubIP4 . protocol . port → an NR's address . port, one element each.
+      `  map ${NFT_MAP_FWD4} {`,
+      '    type inet_proto . inet_service : ipv4_addr . inet_service',
+      '  }',
+      '  chain prerouting {',
+      '    type nat hook prerouting priority dstnat; policy accept;',
+      `    iifname "${up}" ip daddr ${snat} dnat to meta l4proto . th dport map @${NFT_MAP_FWD4} comment "${MARK}"`,
+      '  }',
       '  chain postrouting {',
       '    type nat hook postrouting priority srcnat; policy accept;',
       `    oifname "${up}" ip saddr ${Ip4Prefix.parse('10.0.0.0/8')} snat to ${snat} comment "${MARK}"`,
       '  }',
       '}',
     ].join('\n');
-    out.push(hashed(NFT_NAT.family, NFT_NAT.name, body, {}));
+    out.push(
+      hashed(NFT_NAT.family, NFT_NAT.name, body, {}, { [NFT_MAP_FWD4]: uniqueTexts(texts[NFT_MAP_FWD4] ?? []) }),
+    );
   }
   const body = [
     `table ${NFT_FILTER.family} ${NFT_FILTER.name} {`,
@@ -371,6 +421,14 @@ function gatewayNft(
     `  set ${NFT_SET_SRC4_HOST} {`,
     '    type ifname . ipv4_addr',
     '  }',
+    // The IPv6 inbound policy: the /64s of closed networks, and their allow rules.
+    `  set ${NFT_SET_CLOSED6} {`,
+    '    type ipv6_addr',
+    '  }',
+    `  set ${NFT_SET_ALLOW6} {`,
+    '    type ipv6_addr . inet_proto . inet_service . ipv6_addr',
+    '    flags interval',
+    '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
     // Source validation: a to- link may only send its own TN's prefixes (and link-local / routing
@@ -379,9 +437,23 @@ function gatewayNft(
     `    iifname "${TO}" meta nfproto ipv4 iifname . ip saddr & 255.255.255.0 != @${NFT_SET_SRC4} iifname . ip saddr != @${NFT_SET_SRC4_HOST} counter drop comment "${MARK}"`,
     // Tenant isolation: IPv4 between two to- links is traffic between tenants.
     `    iifname "${TO}" oifname "${TO}" meta nfproto ipv4 counter drop comment "${MARK}"`,
+    // From the internet into a closed network: judged by the inbound chain.
+    `    iifname "${up}" meta nfproto ipv6 ip6 daddr & ffff:ffff:ffff:ffff:: @${NFT_SET_CLOSED6} jump ${NFT_CHAIN_INBOUND6} comment "${MARK}"`,
+    '  }',
+    `  chain ${NFT_CHAIN_INBOUND6} {`,
+    // Stateful: replies to connections the network opened pass; so does the ICMPv6 IPv6 needs (RFC 4890).
+    `    ct state established,related accept comment "${MARK}"`,
+    `    icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, echo-reply } accept comment "${MARK}"`,
+    `    ip6 daddr . meta l4proto . th dport . ip6 saddr @${NFT_SET_ALLOW6} accept comment "${MARK}"`,
+    `    counter drop comment "${MARK}"`,
     '  }',
     '}',
   ].join('\n');
-  out.push(hashed(NFT_FILTER.family, NFT_FILTER.name, body, sets));
+  out.push(
+    hashed(NFT_FILTER.family, NFT_FILTER.name, body, sets, {
+      [NFT_SET_CLOSED6]: uniqueTexts(texts[NFT_SET_CLOSED6] ?? []),
+      [NFT_SET_ALLOW6]: uniqueTexts(texts[NFT_SET_ALLOW6] ?? []),
+    }),
+  );
   return out;
 }

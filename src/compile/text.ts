@@ -29,10 +29,12 @@ export function desiredText(d: DesiredState): string {
     for (const t of ns.nft) {
       lines.push(`${at} nft table ${t.family} ${t.name} ${t.hash}`);
       for (const body of t.body.split('\n'))
-        if (/^\s+(iifname|oifname)/.test(body))
+        if (/^\s+(iifname|oifname|ct |icmpv6 |ip6 |counter )/.test(body))
           lines.push(`${at} nft rule ${t.family} ${t.name}: ${body.trim().replace(/ comment .*$/, '')}`);
       for (const [set, els] of Object.entries(t.sets))
         for (const e of els) lines.push(`${at} nft element ${t.family} ${t.name} ${set} "${e.ifname}" . ${e.prefix}`);
+      for (const [set, els] of Object.entries(t.texts ?? {}))
+        for (const e of els) lines.push(`${at} nft element ${t.family} ${t.name} ${set} ${e}`);
     }
   }
   for (const w of d.wireguard) {

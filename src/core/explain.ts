@@ -29,7 +29,8 @@ export type ExplainKind =
   | 'slots' //         a prefix covering several slots, or the whole /48
   | 'reserved' //      inside slot 15's reserved ids ff00-ffff
   | 'prefixzero' //    PrefixZero (ids 0000-0fff): the upstream segment
-  | 'link-local'; //   one of the plan's link-local addresses
+  | 'link-local' //    one of the plan's link-local addresses
+  | 'forward'; //      GWPubIP4:port of an IPv4 port forward (TNoDB knows it: core/forward.ts)
 
 export interface Carrier {
   /** Namespace as the plan names it (an agent may add its node prefix, e.g. "n1-"). */

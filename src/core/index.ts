@@ -8,3 +8,4 @@ export * from './explain.js';
 export * from './upstream.js';
 export * from './unicast.js';
 export * from './slot-ref.js';
+export * from './forward.js';

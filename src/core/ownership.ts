@@ -32,6 +32,20 @@ export const NFT_SET_PREFIX_LEN: Readonly<Record<string, number>> = {
 };
 
 /**
+ * Port forwards and the IPv6 inbound policy (issue 13): the DNAT map (protocol . port →
+ * target . port) in the nat table, the /64s of closed networks and their allow rules (interval
+ * set: NR /64 . protocol . ports . source) in the filter table, and the chain that judges
+ * traffic from the uplink into a closed network. Their elements are compared as text (see
+ * core/forward.ts), so one forward or rule is one element change.
+ */
+export const NFT_MAP_FWD4 = 'fwd4';
+export const NFT_SET_CLOSED6 = 'closed6';
+export const NFT_SET_ALLOW6 = 'allow6';
+export const NFT_CHAIN_INBOUND6 = 'inbound6';
+/** Sets and maps whose elements are kept as their canonical text. */
+export const NFT_TEXT_SETS: readonly string[] = [NFT_MAP_FWD4, NFT_SET_CLOSED6, NFT_SET_ALLOW6];
+
+/**
  * The marker comment of every nftables rule the agent writes: "exitnode:HASH", HASH being the
  * table text's own hash, which is how observe tells that the rules are still the ones we wrote.
  */

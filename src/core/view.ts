@@ -6,6 +6,14 @@
 import { ExitnodeError, q } from './errors.js';
 import { Ip4, Ip6 } from './ip.js';
 import { checkAllocationNumber, checkSlot, nrId, parseAllocationPrefix, slotOfNr } from './plan.js';
+import {
+  checkForwardTarget,
+  checkPort,
+  checkProtocol,
+  checkSourcePrefix,
+  type Forward,
+  type InboundRule,
+} from './forward.js';
 
 import { ViewErrors } from './view/errors.js';
 
@@ -25,6 +33,10 @@ export interface NodeView {
     allocation: number;
     exit: string;
     resources: { id: string; node: string; publicKey?: string; endpoint?: string }[];
+    /** IPv4 port forwards on the slot's GWPubIP4 (only the gateway uses them). */
+    forwards?: Forward[];
+    /** The IPv6 inbound policy; absent: open. */
+    inbound?: { policy: 'closed'; rules: InboundRule[] };
   }[];
 }
 
@@ -206,7 +218,49 @@ export function parseNodeView(input: unknown): NodeView {
       resources.push(res);
     });
     if (!resources.some((r) => r.id === exit)) fail(`${f}.exit`, t.exit, "is not one of the network's resources");
-    networks.push({ id, allocation, exit, resources });
+    const net: NodeView['networks'][number] = { id, allocation, exit, resources };
+    const nrs = resources.map((r) => r.id);
+    const forwards = optional(t, 'forwards', (y) =>
+      arr(y, `${f}.forwards`).map((z, j) => {
+        const g = `${f}.forwards[${j}]`;
+        const w = obj(z, g);
+        return {
+          protocol: core(`${g}.protocol`, () => checkProtocol(w.protocol)),
+          port: core(`${g}.port`, () => checkPort(w.port)),
+          target: core(`${g}.target`, () => checkForwardTarget(w.target, nrs)),
+          targetPort: core(`${g}.targetPort`, () => checkPort(w.targetPort, 'target port')),
+        } satisfies Forward;
+      }),
+    );
+    const seenFw = new Set<string>();
+    for (const [j, w] of (forwards ?? []).entries()) {
+      const k = `${w.protocol}/${w.port}`;
+      if (seenFw.has(k)) fail(`${f}.forwards[${j}]`, k, 'appears twice');
+      seenFw.add(k);
+    }
+    if (forwards?.length) net.forwards = forwards;
+    const inbound = optional(t, 'inbound', (y) => {
+      const g = `${f}.inbound`;
+      const p = obj(y, g);
+      if (p.policy !== 'closed')
+        fail(`${g}.policy`, p.policy, 'is not "closed" (an open network has no inbound field)');
+      const rules = arr(p.rules, `${g}.rules`).map((z, j) => {
+        const h = `${g}.rules[${j}]`;
+        const w = obj(z, h);
+        const rule: InboundRule = {
+          protocol: core(`${h}.protocol`, () => checkProtocol(w.protocol)),
+          from: core(`${h}.from`, () => checkPort(w.from)),
+          to: core(`${h}.to`, () => checkPort(w.to)),
+        };
+        if (rule.to < rule.from) fail(`${h}.to`, rule.to, `is below from (${rule.from})`);
+        const src = optional(w, 'source', (x) => core(`${h}.source`, () => checkSourcePrefix(x)));
+        if (src !== undefined) rule.source = src;
+        return rule;
+      });
+      return { policy: 'closed' as const, rules };
+    });
+    if (inbound) net.inbound = inbound;
+    networks.push(net);
   });
   return { version, node, allocations, slots, networks };
 }

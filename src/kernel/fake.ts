@@ -22,6 +22,7 @@ import { parseAddress, parseIfAddr, parsePrefix, Ip4Prefix, Ip6Prefix } from '..
 import {
   isWgLink,
   NFT_SET_PREFIX_LEN,
+  NFT_TEXT_SETS,
   parseKeyFileName,
   parseOwnedNamespace,
   parsePidFileName,
@@ -83,6 +84,8 @@ interface FTable {
   ruleHashes: string[];
   /** Set → its element type ("ipv6_addr" / "ipv4_addr") and elements by "ifname prefix". */
   sets: Map<string, { type: string; elems: Map<string, NftElement> }>;
+  /** Text sets and maps (NFT_TEXT_SETS): elements as the text written. */
+  texts: Map<string, Set<string>>;
 }
 
 interface FNs {
@@ -474,6 +477,7 @@ export class FakeKernel implements Kernel {
         name: t.name,
         ruleHashes: [...t.ruleHashes],
         sets: Object.fromEntries([...t.sets].map(([s, v]) => [s, [...v.elems.values()]])),
+        ...(t.texts.size ? { texts: Object.fromEntries([...t.texts].map(([s, v]) => [s, [...v]])) } : {}),
       }));
     return out;
   }
@@ -766,6 +770,7 @@ export class FakeKernel implements Kernel {
           ...t,
           ruleHashes: [...t.ruleHashes],
           sets: new Map([...t.sets].map(([s, v]) => [s, { type: v.type, elems: new Map(v.elems) }])),
+          texts: new Map([...t.texts].map(([s, v]) => [s, new Set(v)])),
         },
       ]),
     );
@@ -783,6 +788,10 @@ export class FakeKernel implements Kernel {
           else table = undefined;
           continue;
         }
+        if (set !== undefined && table.texts.has(set)) {
+          if (!/^(type \S.*|flags interval)$/.test(line)) fail(`Error: syntax error: ${line}`);
+          continue;
+        }
         if (set !== undefined) {
           const m = /^type ifname \. (ipv6_addr|ipv4_addr)$/.exec(line) ?? fail(`Error: syntax error: ${line}`);
           table.sets.get(set)!.type = m[1]!;
@@ -793,7 +802,12 @@ export class FakeKernel implements Kernel {
           table.ruleHashes.push(parseRuleMarker(/comment "([^"]*)"/.exec(line)?.[1]) ?? '');
           continue;
         }
-        let m = /^set (\S+) \{$/.exec(line);
+        let m = /^(?:set|map) (\S+) \{$/.exec(line);
+        if (m && NFT_TEXT_SETS.includes(m[1]!)) {
+          set = m[1]!;
+          table.texts.set(set, new Set());
+          continue;
+        }
         if (m) {
           set = m[1]!;
           table.sets.set(set, { type: '', elems: new Map() });
@@ -810,7 +824,7 @@ export class FakeKernel implements Kernel {
       if (m) {
         const k = `${m[1]} ${m[2]}`;
         let t = tables.get(k);
-        if (!t) tables.set(k, (t = { family: m[1]!, name: m[2]!, ruleHashes: [], sets: new Map() }));
+        if (!t) tables.set(k, (t = { family: m[1]!, name: m[2]!, ruleHashes: [], sets: new Map(), texts: new Map() }));
         if (m[3]) table = t;
         continue;
       }
@@ -820,6 +834,15 @@ export class FakeKernel implements Kernel {
         continue;
       }
       m = /^(add|delete) element (\S+) (\S+) (\S+) \{ (.*) \}$/.exec(line);
+      const texts = m ? tables.get(`${m[2]} ${m[3]}`)?.texts.get(m[4]!) : undefined;
+      if (m && texts) {
+        for (const e of m[5]!.split(', ')) {
+          if (!/^[0-9a-z:./ -]+$/.test(e)) fail(`Error: syntax error: ${e}`);
+          if (m[1] === 'add') texts.add(e);
+          else if (!texts.delete(e)) noSuch();
+        }
+        continue;
+      }
       if (m) {
         const s = tables.get(`${m[2]} ${m[3]}`)?.sets.get(m[4]!) ?? noSuch();
         for (const e of m[5]!.split(', ')) {

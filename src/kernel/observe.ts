@@ -10,6 +10,7 @@ import {
   isWgLink,
   NFT_SET_PREFIX_LEN,
   NFT_TABLES,
+  NFT_TEXT_SETS,
   parseKeyFileName,
   parseOwnedNamespace,
   parsePidFileName,
@@ -228,6 +229,7 @@ interface NftJson {
   nftables: {
     table?: { family: string; name: string };
     set?: { family: string; table: string; name: string; elem?: unknown[] };
+    map?: { family: string; table: string; name: string; elem?: unknown[] };
     rule?: { family: string; table: string; comment?: string };
   }[];
 }
@@ -250,6 +252,38 @@ function elemOf(e: unknown, set: string): NftElement | undefined {
   }
 }
 
+/** An address nft printed, canonical (RFC 5952 for IPv6). */
+function canonNftAddr(v: string): string {
+  if (v.includes(':')) return Ip6.tryParse(v)?.toString() ?? v;
+  return Ip4.tryParse(v)?.toString() ?? v;
+}
+
+/**
+ * One element of a text set or map (NFT_TEXT_SETS) in the text core/forward.ts writes: values
+ * joined by " . ", a map's key and value by " : ", prefixes ADDRESS/LEN (a /128 as the address),
+ * ranges FROM-TO (a one-value range as the value).
+ */
+export function nftElementText(e: unknown): string {
+  if (typeof e === 'number') return String(e);
+  if (typeof e === 'string') return canonNftAddr(e);
+  if (Array.isArray(e)) return e.map(nftElementText).join(' : ');
+  const o = (e ?? {}) as {
+    elem?: { val?: unknown };
+    concat?: unknown[];
+    prefix?: { addr: string; len: number };
+    range?: [unknown, unknown];
+  };
+  if (o.elem !== undefined) return nftElementText(o.elem.val);
+  if (o.concat) return o.concat.map(nftElementText).join(' . ');
+  if (o.prefix)
+    return o.prefix.len === 128 ? canonNftAddr(o.prefix.addr) : `${canonNftAddr(o.prefix.addr)}/${o.prefix.len}`;
+  if (o.range) {
+    const [a, b] = o.range.map(nftElementText);
+    return a === b ? a! : `${a}-${b}`;
+  }
+  return JSON.stringify(e);
+}
+
 /** Parses `nft -j list ruleset`, keeping our tables only. */
 export function parseNft(json: string): ActualNftTable[] {
   const d = JSON.parse(json) as NftJson;
@@ -265,7 +299,11 @@ export function parseNft(json: string): ActualNftTable[] {
       });
   }
   for (const x of d.nftables) {
-    if (x.set) {
+    const text = x.map ?? x.set;
+    if (text && NFT_TEXT_SETS.includes(text.name)) {
+      const t = tables.get(`${text.family} ${text.table}`);
+      if (t) (t.texts ??= {})[text.name] = (text.elem ?? []).map(nftElementText);
+    } else if (x.set) {
       const t = tables.get(`${x.set.family} ${x.set.table}`);
       if (t)
         t.sets[x.set.name] = (x.set.elem ?? [])

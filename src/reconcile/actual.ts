@@ -31,6 +31,8 @@ export interface ActualNftTable {
   /** The "exitnode:HASH" comment of every rule, in order. */
   ruleHashes: string[];
   sets: Record<string, NftElement[]>;
+  /** Elements of the NFT_TEXT_SETS, as canonical text. */
+  texts?: Record<string, string[]>;
 }
 
 export interface ActualNs {

@@ -35,6 +35,7 @@ export function assumeApplied(
         name: t.name,
         ruleHashes: Array<string>(t.body.split(ruleMarker(t.hash)).length - 1).fill(t.hash),
         sets: t.sets,
+        ...(t.texts ? { texts: t.texts } : {}),
       })),
     });
   }

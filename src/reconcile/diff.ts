@@ -515,7 +515,30 @@ function nftTable(b: Builder, ns: string, t: NftTableSpec, have: ActualNftTable 
           elements(set, elems.length, 'add'),
         );
     }
+    for (const [set, elems] of Object.entries(t.texts ?? {}))
+      if (elems.length)
+        b.nft(
+          ns,
+          `add element ${t.family} ${t.name} ${set} { ${elems.join(', ')} }`,
+          elements(set, elems.length, 'add'),
+        );
     return;
+  }
+  // Text sets (forwards, inbound policy): one element per forward or rule, compared as text.
+  for (const [set, elems] of Object.entries(t.texts ?? {})) {
+    const cur = new Set(have.texts?.[set] ?? []);
+    const want = new Set(elems);
+    const add = elems.filter((e) => !cur.has(e));
+    const del = [...cur].filter((e) => !want.has(e)).sort();
+    // Deletions first: a changed forward keeps its key, and an interval set refuses an overlap.
+    if (del.length)
+      b.nft(
+        ns,
+        `delete element ${t.family} ${t.name} ${set} { ${del.join(', ')} }`,
+        elements(set, del.length, 'delete'),
+      );
+    if (add.length)
+      b.nft(ns, `add element ${t.family} ${t.name} ${set} { ${add.join(', ')} }`, elements(set, add.length, 'add'));
   }
   for (const [set, all] of Object.entries(t.sets)) {
     const [elems, haveElems] = changedMiddle(all, have.sets[set] ?? []);

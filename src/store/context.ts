@@ -12,6 +12,8 @@ export const DEFAULTS: Required<StoreOptions> = {
   leaseTtlMs: 5000,
   fenceMarginMs: 0,
   quarantineMs: 600_000,
+  forwardQuota: 64,
+  inboundRuleQuota: 64,
   eventRetentionMs: 30 * 24 * 3600_000,
   eventMaxRows: 200_000,
 };

@@ -21,11 +21,13 @@ import {
   nrId,
   checkSlot,
   checkAllocationNumber,
+  nrPrefix4,
 } from '../core/index.js';
 import { AllocationQueue, type AddResourceResult, type AllocRequest } from './alloc-queue.js';
 import { DEFAULTS, pgCode, retry, type StoreContext } from './context.js';
 import { StoreErrors } from './errors.js';
 import { Leases } from './leases.js';
+import { Forwards } from './forwards.js';
 import { Events } from './events.js';
 import { DashboardQueries } from './dashboard.js';
 import { LOCKS, migrate } from './migrate.js';
@@ -45,6 +47,9 @@ import {
 import { assembleView, networkRecords } from './views.js';
 import type {
   AllocationRecord,
+  ForwardRecord,
+  InboundPolicyRecord,
+  InboundRuleRecord,
   FarmQuota,
   Ipv4Pool,
   LeaseRecord,
@@ -66,6 +71,7 @@ export class PgStore implements Store {
   private listeners = new Set<(nodes: string[]) => void>();
   private readonly leases: Leases;
   private readonly allocQueue: AllocationQueue;
+  private readonly forwards: Forwards;
   readonly events: Events;
   readonly dashboard: DashboardQueries;
 
@@ -84,6 +90,7 @@ export class PgStore implements Store {
     // Leases starts its grace period now: no slot moves for one TTL plus the margin (see Leases.sweep).
     this.leases = new Leases(ctx);
     this.allocQueue = new AllocationQueue(ctx);
+    this.forwards = new Forwards(ctx);
     this.events = new Events(ctx);
     this.dashboard = new DashboardQueries(ctx);
   }
@@ -537,6 +544,42 @@ export class PgStore implements Store {
     if (!Number(gone[0]?.n))
       throw new ExitnodeError(StoreErrors.NR_UNKNOWN, `network ${q(network)} has no NR ${nrIdText(id)}`);
     this.changed(gone);
+    // Forwards towards the NR go with it (the views leave them out from the moment it is gone).
+    await this.forwards.dropTargetsOf(network, nrPrefix4(id).toString());
+  }
+
+  // ---- forwards and the inbound policy (src/store/forwards.ts) ----
+
+  addForward(f: Parameters<Store['addForward']>[0]): Promise<{ forward: ForwardRecord; replay: boolean }> {
+    return this.forwards.add(f);
+  }
+
+  removeForward(tenant: string, network: string, protocol: string, port: number | string): Promise<void> {
+    return this.forwards.remove(tenant, network, protocol, port);
+  }
+
+  listForwards(network: string, tenant?: string): Promise<ForwardRecord[]> {
+    return this.forwards.list(network, tenant);
+  }
+
+  findForward(address: string, port: number): Promise<ForwardRecord[]> {
+    return this.forwards.find(address, port);
+  }
+
+  getInbound(network: string, tenant?: string): Promise<InboundPolicyRecord> {
+    return this.forwards.getPolicy(network, tenant);
+  }
+
+  setInbound(tenant: string, network: string, policy: string): Promise<InboundPolicyRecord> {
+    return this.forwards.setPolicy(tenant, network, policy);
+  }
+
+  addInboundRule(r: Parameters<Store['addInboundRule']>[0]): Promise<InboundRuleRecord> {
+    return this.forwards.addRule(r);
+  }
+
+  removeInboundRule(tenant: string, network: string, id: number | string): Promise<void> {
+    return this.forwards.removeRule(tenant, network, id);
   }
 
   async deleteNetwork(tenant: string, network: string): Promise<void> {

@@ -1,6 +1,7 @@
 // The Store: TNoDB's lists (farms, tenants, tokens, allocations, nodes, slot leases, networks and
 // their NRs, keys) and the NR id allocator. One implementation (PgStore) on PGlite or a
 // PostgreSQL server; the contract tests run against both.
+import type { Forward, InboundPolicyName, InboundRule, Protocol } from '../core/forward.js';
 
 export type Scope = 'admin' | 'farm' | 'tenant' | 'node';
 
@@ -84,7 +85,38 @@ export interface NodeView {
     allocation: number;
     exit: string;
     resources: { id: string; node: string; publicKey?: string; endpoint?: string }[];
+    forwards?: Forward[];
+    inbound?: { policy: 'closed'; rules: InboundRule[] };
   }[];
+}
+
+/** An IPv4 port forward: GWPubIP4:port (protocol) of the network's slot → target:targetPort. */
+export interface ForwardRecord {
+  network: string;
+  allocation: number;
+  slot: number;
+  protocol: Protocol;
+  port: number;
+  /** GWPubIP4 of the slot (without length). */
+  address: string;
+  target: string;
+  targetPort: number;
+}
+
+export interface InboundRuleRecord {
+  id: number;
+  protocol: Protocol;
+  /** "80" or "8000-8100". */
+  ports: string;
+  /** Canonical IPv6 prefix; absent: any source. */
+  source?: string;
+}
+
+export interface InboundPolicyRecord {
+  network: string;
+  policy: InboundPolicyName;
+  /** Enforced while the policy is closed. */
+  rules: InboundRuleRecord[];
 }
 
 export interface SlotMove {
@@ -137,6 +169,10 @@ export interface StoreOptions {
   fenceMarginMs?: number;
   /** How long a removed NR id stays unused. Default 10 minutes. */
   quarantineMs?: number;
+  /** Port forwards per network. Default 64. */
+  forwardQuota?: number;
+  /** Inbound allow rules per network. Default 64. */
+  inboundRuleQuota?: number;
   /** Events older than this are dropped (src/store/events.ts). Default 30 days. */
   eventRetentionMs?: number;
   /** At most this many events are kept, the oldest dropped first. Default 200,000. */
@@ -214,6 +250,32 @@ export interface Store {
   getNetwork(id: string, tenant?: string): Promise<NetworkRecord | undefined>;
   listNetworks(tenant?: string): Promise<NetworkRecord[]>;
   setKey(node: string, network: string, nr: string, publicKey: string): Promise<void>;
+
+  /** A forward on the slot's GWPubIP4: PORT if free (and not reserved), else the lowest free one. */
+  addForward(f: {
+    tenant: string;
+    network: string;
+    protocol: string;
+    port?: number;
+    target: string;
+    targetPort: number;
+    idempotencyKey?: string;
+  }): Promise<{ forward: ForwardRecord; replay: boolean }>;
+  removeForward(tenant: string, network: string, protocol: string, port: number | string): Promise<void>;
+  /** The forwards of a network (with tenant: only if it is that tenant's). */
+  listForwards(network: string, tenant?: string): Promise<ForwardRecord[]>;
+  /** The forward on ADDRESS:PORT (any allocation's GWPubIP4), for explain. */
+  findForward(address: string, port: number): Promise<ForwardRecord[]>;
+  getInbound(network: string, tenant?: string): Promise<InboundPolicyRecord>;
+  setInbound(tenant: string, network: string, policy: string): Promise<InboundPolicyRecord>;
+  addInboundRule(r: {
+    tenant: string;
+    network: string;
+    protocol: string;
+    ports: string | number;
+    source?: string;
+  }): Promise<InboundRuleRecord>;
+  removeInboundRule(tenant: string, network: string, id: number | string): Promise<void>;
 
   view(node: string): Promise<NodeView>;
   viewVersion(node: string): Promise<number>;

@@ -1,6 +1,17 @@
 // View assembly: a node's view (what its agent applies) and the network records of the API, each
 // read in one pass of a few queries and shaped here. The caller chooses the transaction.
-import { ExitnodeError, allocation as planAllocation, nrIdText, nrPrefix, q } from '../core/index.js';
+import {
+  ExitnodeError,
+  allocation as planAllocation,
+  nrIdText,
+  nrPrefix,
+  nrPrefix4,
+  q,
+  Ip4,
+  type Forward,
+  type InboundRule,
+  type Protocol,
+} from '../core/index.js';
 import { StoreErrors } from './errors.js';
 import { allocationRecord, slotRecord } from './rows.js';
 import type { Queryable } from './sql.js';
@@ -30,6 +41,27 @@ export async function assembleView(tx: Queryable, node: string): Promise<NodeVie
            FROM resources r JOIN nodes nd ON nd.id = r.node_id WHERE r.network_id = ANY($1) ORDER BY r.nr_id`,
         [nets.map((x) => x.id)],
       )
+    : [];
+  // Forwards and the inbound policy (issue 13): only forwards whose target NR is still there.
+  const ids = nets.map((x) => x.id);
+  const fwRows = ids.length
+    ? await tx.query(
+        'SELECT network_id, protocol, port, target, target_port FROM forwards WHERE network_id = ANY($1) ORDER BY protocol, port',
+        [ids],
+      )
+    : [];
+  const closed = new Set(
+    ids.length
+      ? (
+          await tx.query<{ network_id: string }>(
+            "SELECT network_id FROM inbound_policies WHERE network_id = ANY($1) AND policy = 'closed'",
+            [ids],
+          )
+        ).map((r) => String(r.network_id))
+      : [],
+  );
+  const ruleRows = closed.size
+    ? await tx.query('SELECT * FROM inbound_rules WHERE network_id = ANY($1) ORDER BY id', [[...closed]])
     : [];
   const numbers = [...new Set([...slots.map((s) => Number(s.allocation)), ...nets.map((x) => Number(x.allocation))])];
   const allocs = numbers.length
@@ -77,12 +109,41 @@ export async function assembleView(tx: Queryable, node: string): Promise<NodeVie
       epoch: s.epoch,
       ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}),
     })),
-    networks: nets.map((x) => ({
-      id: x.id,
-      allocation: Number(x.allocation),
-      exit: nrIdText(Number(x.exit_id)),
-      resources: byNet.get(x.id) ?? [],
-    })),
+    networks: nets.map((x) => {
+      const resources = byNet.get(x.id) ?? [];
+      const out: NodeView['networks'][number] = {
+        id: x.id,
+        allocation: Number(x.allocation),
+        exit: nrIdText(Number(x.exit_id)),
+        resources,
+      };
+      const p4 = resources.map((r) => nrPrefix4(parseInt(r.id, 16)));
+      const forwards: Forward[] = fwRows
+        .filter((f) => String(f.network_id) === x.id && p4.some((p) => p.contains(Ip4.parse(String(f.target)))))
+        .map((f) => ({
+          protocol: f.protocol as Protocol,
+          port: Number(f.port),
+          target: String(f.target),
+          targetPort: Number(f.target_port),
+        }));
+      if (forwards.length) out.forwards = forwards;
+      if (closed.has(x.id))
+        out.inbound = {
+          policy: 'closed',
+          rules: ruleRows
+            .filter((r) => String(r.network_id) === x.id)
+            .map((r) => {
+              const rule: InboundRule = {
+                protocol: r.protocol as Protocol,
+                from: Number(r.port_from),
+                to: Number(r.port_to),
+              };
+              if (r.source) rule.source = String(r.source);
+              return rule;
+            }),
+        };
+      return out;
+    }),
   };
 }
 

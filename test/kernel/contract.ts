@@ -40,7 +40,7 @@ const A = 97;
 const PEER_KEY = Buffer.alloc(32, 7).toString('base64');
 
 /** The node's view: slot 1 of allocation 97, a TN whose ExitPoint 1abc is here and whose NR 1abd is elsewhere. */
-function viewOf(node: string, slots: boolean): NodeView {
+function viewOf(node: string, slots: boolean, extra: Record<string, unknown> = {}): NodeView {
   return parseNodeView({
     version: 1,
     node: { id: node, publicIPv4: '192.0.2.1' },
@@ -62,6 +62,7 @@ function viewOf(node: string, slots: boolean): NodeView {
               { id: '1abc', node, endpoint: '192.0.2.1:6844' },
               { id: '1abd', node: 'elsewhere', publicKey: PEER_KEY, endpoint: '192.0.2.2:6845' },
             ],
+            ...extra,
           },
         ]
       : [],
@@ -243,6 +244,57 @@ export function kernelContract(
       assert.deepEqual([...files.wgProcesses.keys()], [WG]);
       assert.deepEqual([...files.pidFiles], [WG]);
       assert.deepEqual((await planFor(desired)).steps, [], 'the kernel holds the desired state: nothing to do');
+    });
+
+    it('holds forwards and the inbound policy as elements: one change is one element, removal leaves none', async () => {
+      const withFw = (extra: Record<string, unknown>): DesiredState =>
+        compile(viewOf(config.node, true, extra), config);
+      const texts = async (d: DesiredState): Promise<string[]> => {
+        const got = ns(await read(d), GW);
+        return got.nft.flatMap((t) =>
+          Object.entries(t.texts ?? {}).flatMap(([set, els]) => els.map((e) => `${set} ${e}`)),
+        );
+      };
+      const fw = [
+        { protocol: 'tcp', port: 8080, target: '10.26.189.100', targetPort: 80 },
+        { protocol: 'udp', port: 5353, target: '10.26.188.7', targetPort: 53 },
+      ];
+      const rules = [
+        { protocol: 'tcp', from: 80, to: 80 },
+        { protocol: 'udp', from: 8000, to: 8100, source: '2001:db8:ff::/48' },
+        { protocol: 'tcp', from: 22, to: 22, source: '2001:db8:ff::1/128' },
+      ];
+      const one = withFw({ forwards: fw, inbound: { policy: 'closed', rules } });
+      await pass(one);
+      assert.deepEqual((await texts(one)).sort(), [
+        'allow6 2001:db8:7a:1abc::/64 . tcp . 22 . 2001:db8:ff::1',
+        'allow6 2001:db8:7a:1abc::/64 . tcp . 80 . ::/0',
+        'allow6 2001:db8:7a:1abc::/64 . udp . 8000-8100 . 2001:db8:ff::/48',
+        'allow6 2001:db8:7a:1abd::/64 . tcp . 22 . 2001:db8:ff::1',
+        'allow6 2001:db8:7a:1abd::/64 . tcp . 80 . ::/0',
+        'allow6 2001:db8:7a:1abd::/64 . udp . 8000-8100 . 2001:db8:ff::/48',
+        'closed6 2001:db8:7a:1abc::',
+        'closed6 2001:db8:7a:1abd::',
+        'fwd4 tcp . 8080 : 10.26.189.100 . 80',
+        'fwd4 udp . 5353 : 10.26.188.7 . 53',
+      ]);
+      assert.deepEqual((await planFor(one)).steps, [], 'read back as written: nothing to do');
+      // One forward retargeted, one rule gone: element changes only, in one transaction per table.
+      const two = withFw({
+        forwards: [{ ...fw[0], targetPort: 8080 }, fw[1]],
+        inbound: { policy: 'closed', rules: rules.slice(0, 2) },
+      });
+      const plan = await planFor(two);
+      const objs = plan.steps.flatMap((x) => x.objects);
+      assert.ok(objs.length > 0 && objs.every((o) => o.kind === 'nft-elements'), 'no table is rebuilt');
+      await pass(two);
+      assert.ok((await texts(two)).includes('fwd4 tcp . 8080 : 10.26.189.100 . 8080'));
+      assert.equal((await texts(two)).filter((e) => e.includes(' . 22 . ')).length, 0);
+      assert.deepEqual((await planFor(two)).steps, []);
+      // Open again and no forwards: no element is left behind.
+      await pass(desired);
+      assert.deepEqual(await texts(desired), []);
+      assert.deepEqual((await planFor(desired)).steps, []);
     });
 
     it("answers probes: the uplink's addresses leave DAD, then the upstream answers on it", async () => {

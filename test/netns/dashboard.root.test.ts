@@ -176,6 +176,14 @@ test(
       assert.equal(await tp.locator(`[data-network="${t2!.network}"]`).count(), 0);
       assert.equal(await tp.locator('[data-tab=map]').count(), 0, 'no farm map for a tenant');
       assert.equal(await tp.locator('[data-tab=nodes]').count(), 0);
+      // Its services (issue 13): the IPv6 inbound policy and the IPv4 port forwards.
+      await tp.waitForFunction(
+        (id) =>
+          /IPv6 inbound: open/.test(
+            document.querySelector(`[data-network="${id}"] [data-testid=services]`)?.textContent ?? '',
+          ),
+        t1!.network,
+      );
       await tp.screenshot({ path: artifact('tenant-networks.png'), fullPage: true });
       await tp.click('[data-tab=events]');
       await tp.waitForSelector('[data-testid=events] [data-kind="network.created"]');

@@ -287,6 +287,126 @@ function contract(name: string, open: Opener, skip?: string, restartable = true)
       );
     });
 
+    it('forwards: picks GWPubIP4 and a free port, refuses reserved and taken ones, replays keys, removes totally', async () => {
+      await s.heartbeat('xts-gw1');
+      await s.heartbeat('xts-gw2');
+      const { network: net } = await s.createNetwork({ tenant: 'xts-t1', name: 'svc', allocation: 931 });
+      const w = await s.addResource({ tenant: 'xts-t1', network: net.id, node: 'xts-w1' });
+      const v4 = (id: string, host: number): string => `10.${parseInt(id, 16) >> 8}.${parseInt(id, 16) & 255}.${host}`;
+      const gw = (await s.listSlots(931))[net.slot - 1]!;
+      const base = { tenant: 'xts-t1', network: net.id };
+      const f1 = await s.addForward({
+        ...base,
+        protocol: 'tcp',
+        port: 8080,
+        target: v4(w.resource.id, 100),
+        targetPort: 80,
+      });
+      assert.deepEqual(f1.forward, {
+        network: net.id,
+        allocation: 931,
+        slot: net.slot,
+        protocol: 'tcp',
+        port: 8080,
+        address: gw.ipv4!.split('/')[0],
+        target: v4(w.resource.id, 100),
+        targetPort: 80,
+      });
+      const auto1 = await s.addForward({
+        ...base,
+        protocol: 'udp',
+        target: v4(net.exit, 7),
+        targetPort: 53,
+        idempotencyKey: 'fk',
+      });
+      assert.equal(auto1.forward.port, 1024, 'lowest free port');
+      const again = await s.addForward({
+        ...base,
+        protocol: 'udp',
+        target: v4(net.exit, 7),
+        targetPort: 53,
+        idempotencyKey: 'fk',
+      });
+      assert.deepEqual(again, { forward: auto1.forward, replay: true });
+      assert.equal(
+        await code(
+          s.addForward({ ...base, protocol: 'udp', target: v4(net.exit, 8), targetPort: 53, idempotencyKey: 'fk' }),
+        ),
+        'IDEMPOTENCY_MISMATCH',
+      );
+      assert.equal(
+        (await s.addForward({ ...base, protocol: 'udp', target: v4(net.exit, 7), targetPort: 54 })).forward.port,
+        1025,
+      );
+      const t = { ...base, target: v4(net.exit, 7), targetPort: 1 };
+      assert.equal(await code(s.addForward({ ...t, protocol: 'tcp', port: 8080 })), 'FORWARD_PORT_TAKEN');
+      assert.equal(
+        await code(s.addForward({ ...t, protocol: 'udp', port: net.slot * 4096 + 5 })),
+        'FORWARD_PORT_RESERVED',
+      );
+      assert.equal(await code(s.addForward({ ...t, protocol: 'tcp', port: 179 })), 'FORWARD_PORT_RESERVED');
+      assert.equal(await code(s.addForward({ ...t, protocol: 'sctp', port: 9 })), 'FORWARD_INVALID');
+      assert.equal(await code(s.addForward({ ...t, protocol: 'tcp', port: 70000 })), 'FORWARD_INVALID');
+      assert.equal(await code(s.addForward({ ...t, protocol: 'tcp', target: v4(net.exit, 1) })), 'FORWARD_INVALID');
+      assert.equal(await code(s.addForward({ ...t, protocol: 'tcp', target: '10.99.99.9' })), 'FORWARD_INVALID');
+      assert.equal(await code(s.addForward({ ...t, tenant: 'xts-t2', protocol: 'tcp' })), 'NETWORK_UNKNOWN');
+      assert.equal((await s.listForwards(net.id, 'xts-t1')).length, 3);
+      // The gateway's view carries them, and the inbound policy once closed.
+      await s.setInbound('xts-t1', net.id, 'closed');
+      const r1 = await s.addInboundRule({ ...base, protocol: 'tcp', ports: '80' });
+      const r2 = await s.addInboundRule({ ...base, protocol: 'udp', ports: '5000-5100', source: '2001:db8:ff::/48' });
+      assert.equal(await code(s.addInboundRule({ ...base, protocol: 'tcp', ports: '70-90' })), 'INBOUND_RULE_OVERLAP');
+      assert.equal(
+        await code(s.addInboundRule({ ...base, protocol: 'udp', ports: '5050', source: '2001:db8:ff:1::/64' })),
+        'INBOUND_RULE_OVERLAP',
+      );
+      assert.equal(await code(s.addInboundRule({ ...base, protocol: 'tcp', ports: '90-80' })), 'FORWARD_INVALID');
+      assert.equal(
+        await code(s.addInboundRule({ ...base, protocol: 'tcp', ports: '443', source: '10.0.0.0/8' })),
+        'FORWARD_INVALID',
+      );
+      assert.equal(await code(s.setInbound('xts-t1', net.id, 'ajar')), 'INBOUND_POLICY_INVALID');
+      assert.deepEqual(await s.getInbound(net.id, 'xts-t1'), {
+        network: net.id,
+        policy: 'closed',
+        rules: [
+          { id: r1.id, protocol: 'tcp', ports: '80' },
+          { id: r2.id, protocol: 'udp', ports: '5000-5100', source: '2001:db8:ff::/48' },
+        ],
+      });
+      const view = parseNodeView(await s.view(gw.node!));
+      const vn = view.networks.find((x) => x.id === net.id)!;
+      assert.equal(vn.forwards?.length, 3);
+      assert.deepEqual(vn.inbound, {
+        policy: 'closed',
+        rules: [
+          { protocol: 'tcp', from: 80, to: 80 },
+          { protocol: 'udp', from: 5000, to: 5100, source: '2001:db8:ff::/48' },
+        ],
+      });
+      await s.removeInboundRule('xts-t1', net.id, r1.id);
+      assert.equal(await code(s.removeInboundRule('xts-t1', net.id, r1.id)), 'INBOUND_RULE_UNKNOWN');
+      await s.removeForward('xts-t1', net.id, 'udp', 1025);
+      assert.equal(await code(s.removeForward('xts-t1', net.id, 'udp', 1025)), 'FORWARD_UNKNOWN');
+      // The NR a forward points at goes, and the forward with it.
+      await s.removeResource('xts-t1', net.id, w.resource.id);
+      assert.deepEqual(
+        (await s.listForwards(net.id)).map((f) => `${f.protocol}/${f.port}`),
+        ['udp/1024'],
+      );
+      assert.deepEqual(
+        (await s.findForward(gw.ipv4!.split('/')[0]!, 1024)).map((f) => f.network),
+        [net.id],
+      );
+      await s.deleteNetwork('xts-t1', net.id);
+      assert.equal(await code(s.listForwards(net.id)), 'NETWORK_UNKNOWN');
+      assert.deepEqual(await s.findForward(gw.ipv4!.split('/')[0]!, 1024), []);
+      assert.equal(
+        parseNodeView(await s.view(gw.node!)).networks.find((x) => x.id === net.id),
+        undefined,
+      );
+    });
+
     // An in-memory database cannot be reopened: the restart case exists for the others only.
     if (restartable)
       it('loses nothing across a restart', async () => {
@@ -334,6 +454,77 @@ contract(
   },
   skip,
 );
+
+describe('forwards on two store instances of one PostgreSQL server', { skip }, () => {
+  it('32 concurrent requests for one port, from two tenants on one slot, yield exactly one forward', async () => {
+    const u = await (await pgCluster()).createDb();
+    const now = 1_700_000_000_000;
+    const [a, b] = await Promise.all([
+      openStore({ url: u, clock: () => now }),
+      openStore({ url: u, clock: () => now }),
+    ]);
+    try {
+      await a.createFarm('xts-f');
+      await a.createTenant('xts-t');
+      await a.createTenant('xts-u');
+      await a.createAllocation({
+        farm: 'xts-f',
+        prefix: '2001:db8:3f00::/48',
+        number: 934,
+        ipv4: { addresses: ['192.0.2.21', '192.0.2.22'], prefixLength: 24, gateway: '192.0.2.1' },
+      });
+      await a.createNode({ farm: 'xts-f', id: 'xts-g', exitCapable: true });
+      await a.assignSlot(934, 2, 'xts-g');
+      const n1 = (await a.createNetwork({ tenant: 'xts-t', name: 'one' })).network;
+      const n2 = (await b.createNetwork({ tenant: 'xts-u', name: 'two' })).network;
+      assert.equal(n1.slot, n2.slot);
+      const target = (n: typeof n1): string => `10.${parseInt(n.exit, 16) >> 8}.${parseInt(n.exit, 16) & 255}.10`;
+      const jobs = Array.from({ length: 32 }, (_, i) => {
+        const n = i % 2 ? n1 : n2;
+        return (i % 4 < 2 ? a : b)
+          .addForward({
+            tenant: n === n1 ? 'xts-t' : 'xts-u',
+            network: n.id,
+            protocol: 'tcp',
+            port: 443,
+            target: target(n),
+            targetPort: 443,
+          })
+          .then(
+            () => 'ok',
+            (e: unknown) => (isExitnodeError(e) ? e.code : String(e)),
+          );
+      });
+      const got = await Promise.all(jobs);
+      assert.equal(got.filter((x) => x === 'ok').length, 1, got.join(' '));
+      assert.equal(got.filter((x) => x === 'FORWARD_PORT_TAKEN').length, 31);
+      const all = [...(await a.listForwards(n1.id)), ...(await b.listForwards(n2.id))];
+      assert.deepEqual(
+        all.map((f) => `${f.address} ${f.protocol}/${f.port}`),
+        ['192.0.2.22 tcp/443'],
+      );
+      // Automatic ports under concurrency: all different, lowest first.
+      const autos = await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          (i % 2 ? a : b).addForward({
+            tenant: 'xts-t',
+            network: n1.id,
+            protocol: 'udp',
+            target: target(n1),
+            targetPort: 53,
+          }),
+        ),
+      );
+      assert.deepEqual(
+        autos.map((x) => x.forward.port).sort((x, y) => x - y),
+        Array.from({ length: 16 }, (_, i) => 1024 + i),
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
 
 describe('two store instances on one PostgreSQL server', { skip }, () => {
   it("never hand out one id twice and wake each other's view waiters", async () => {

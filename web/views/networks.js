@@ -157,6 +157,55 @@ function NrTable({ nrs, exit }) {
   </table>`;
 }
 
+/** A network's IPv4 port forwards and IPv6 inbound policy (tenant: its own networks). */
+function Services({ net }) {
+  const [fw, setFw] = useState(null);
+  const [pol, setPol] = useState(null);
+  useEffect(() => {
+    api(`/v1/networks/${encodeURIComponent(net.id)}/forwards`)
+      .then(setFw)
+      .catch(() => setFw([]));
+    api(`/v1/networks/${encodeURIComponent(net.id)}/inbound`)
+      .then(setPol)
+      .catch(() => setPol(null));
+  }, [net.id, net.resources.length]);
+  return html`<div class="services" data-testid="services">
+    <p>
+      IPv6 inbound: <b>${pol ? pol.policy : '…'}</b>
+      ${
+        pol && pol.policy === 'closed'
+          ? pol.rules.length
+            ? ` — allowed: ${pol.rules.map((r) => `${r.protocol} ${r.ports}${r.source ? ` from ${r.source}` : ''}`).join(', ')}`
+            : ' — no rule: only replies and ICMPv6'
+          : null
+      }
+    </p>
+    ${
+      fw && fw.length
+        ? html`<table class="forwards">
+            <thead>
+              <tr>
+                <th>forward</th>
+                <th>public</th>
+                <th>target</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${fw.map(
+                (f) =>
+                  html`<tr key=${`${f.protocol}/${f.port}`}>
+                    <td>${f.protocol}</td>
+                    <td>${f.address}:${f.port}</td>
+                    <td>${f.target}:${f.targetPort}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : html`<p class="muted">${fw ? 'no IPv4 port forward' : '…'}</p>`
+    }
+  </div>`;
+}
+
 function TenantNetworks() {
   const [list, setList] = useState(null);
   const [err, setErr] = useState('');
@@ -181,6 +230,7 @@ function TenantNetworks() {
         html`<section class="card" key=${n.id} data-network=${n.id}>
           <h2>${n.name} <small>${n.id} · slot ${n.allocation}/${n.slot} · ExitPoint ${n.exit}</small></h2>
           <${NrTable} nrs=${n.resources} exit=${n.exit} />
+          <${Services} net=${n} />
         </section>`,
     )}
   </div>`;

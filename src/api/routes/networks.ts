@@ -9,7 +9,7 @@ import { NETWORK_ID, NODE_ID, NR_ID, errors, network, resource } from '../schema
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
-function idempotencyKey(v: unknown): string | undefined {
+export function idempotencyKey(v: unknown): string | undefined {
   if (v !== undefined && (typeof v !== 'string' || !IDEMPOTENCY_KEY.test(v))) {
     throw new ExitnodeError(
       ApiErrors.BAD_REQUEST,

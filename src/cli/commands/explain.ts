@@ -1,13 +1,22 @@
 // exitnode explain: what an address or prefix is in the plan, who carries it, and the path to it.
-import { allocation, explain, nrId } from '../../core/index.js';
-import { q } from '../../core/errors.js';
+import {
+  allocation,
+  checkPort,
+  explain,
+  explainForward,
+  ExitnodeError,
+  ForwardErrors,
+  nrId,
+  q,
+  type Explanation,
+} from '../../core/index.js';
 import { flag, need, opt, parse, positionals, usageError } from '../args.js';
+import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import type { Io } from '../io.js';
 import { table } from '../table.js';
 
 export const summary = 'which slot, NR, namespaces and interfaces carry an address, and the path to it';
-export const usage =
-  'exitnode explain <address|prefix> --prefix <prefix/48> --allocation A [--exit HHHH] [--iface NAME] [--json]';
+export const usage = `exitnode explain <address|prefix> --prefix <prefix/48> --allocation A [--exit HHHH] [--iface NAME] [--json] | explain GWPUBIP4:PORT (a port forward, asked of TNoDB) ${CLIENT_USAGE}`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const p = parse(
@@ -17,21 +26,47 @@ export async function run(argv: string[], io: Io): Promise<number> {
       allocation: { type: 'string', short: 'a' },
       exit: { type: 'string' },
       iface: { type: 'string' },
-      json: { type: 'boolean' },
+      ...clientOptions,
     },
     usage,
   );
   const [what] = positionals(p, ['address|prefix'], usage);
-  const a = allocation(need(p, 'prefix', usage), need(p, 'allocation', usage));
-  const exitText = opt(p, 'exit');
-  // An interface name is printed in the path: no spaces or control characters (a newline drew a fake step).
-  const iface = opt(p, 'iface');
-  if (iface !== undefined && !/^[\x21-\x7e]{1,64}$/.test(iface))
-    throw usageError(
-      `--iface ${q(iface)} is not an interface name: 1 to 64 printable characters without spaces`,
-      usage,
-    );
-  const e = explain(a, what!, { exit: exitText === undefined ? undefined : nrId(exitText), iface });
+  let e: Explanation;
+  const fw = /^([0-9.]+):([^:]*)$/.exec(what!);
+  if (fw) {
+    // GWPubIP4:PORT: only TNoDB knows which forward that is.
+    const port = checkPort(fw[2], 'port');
+    const found = await clientFrom(p).findForward(fw[1]!, port);
+    if (!found.length)
+      throw new ExitnodeError(
+        ForwardErrors.FORWARD_UNKNOWN,
+        `no forward of yours is on ${q(what)} (tcp or udp); exitnode network forward list NETWORK shows them`,
+      );
+    const all = found.map((f) => explainForward(allocation(f.prefix, f.allocation), f));
+    if (flag(p, 'json')) {
+      io.out(JSON.stringify(all.length === 1 ? all[0] : all, null, 2));
+      return 0;
+    }
+    e = all[0]!;
+    for (const x of all.slice(1))
+      e = {
+        ...e,
+        role: `${e.role}\n${x.role}`,
+        carriers: [...e.carriers, ...x.carriers],
+        path: [...e.path, ...x.path],
+      };
+  } else {
+    const a = allocation(need(p, 'prefix', usage), need(p, 'allocation', usage));
+    const exitText = opt(p, 'exit');
+    // An interface name is printed in the path: no spaces or control characters (a newline drew a fake step).
+    const iface = opt(p, 'iface');
+    if (iface !== undefined && !/^[\x21-\x7e]{1,64}$/.test(iface))
+      throw usageError(
+        `--iface ${q(iface)} is not an interface name: 1 to 64 printable characters without spaces`,
+        usage,
+      );
+    e = explain(a, what!, { exit: exitText === undefined ? undefined : nrId(exitText), iface });
+  }
   if (flag(p, 'json')) {
     io.out(JSON.stringify(e, null, 2));
     return 0;
