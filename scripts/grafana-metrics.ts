@@ -100,8 +100,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   }
   const dashboard = JSON.parse(readFileSync(file, 'utf8')) as Dashboard;
   const live = new Set<string>();
+  // The server's /metrics is the admin's (issue 11): EXITNODE_TOKEN_FILE names the admin token file.
+  const tokenFile = process.env.EXITNODE_TOKEN_FILE;
+  const headers: Record<string, string> = tokenFile
+    ? { authorization: `Bearer ${readFileSync(tokenFile, 'utf8').trim()}` }
+    : {};
   for (const s of sources) {
-    const text = /^https?:/.test(s) ? await (await fetch(s)).text() : readFileSync(s, 'utf8');
+    const text = /^https?:/.test(s) ? await (await fetch(s, { headers })).text() : readFileSync(s, 'utf8');
     for (const n of exposedNames(text)) live.add(n);
   }
   // An agent family that only an event creates (a fence, a drift repair) is a counter: with

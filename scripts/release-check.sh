@@ -77,7 +77,7 @@ echo "$health" | grep -q "\"version\":\"$version\"" || fail "/healthz does not s
 curl -fsS "$url/docs/json" | node -e 'const d=JSON.parse(require("fs").readFileSync(0));if(!d.openapi)process.exit(1)' ||
   fail "/docs/json is not an OpenAPI document"
 (cd "$repo" && node --import tsx scripts/docs-browser.ts "$url" --screenshot "$work/docs.png")
-(cd "$repo" && node --import tsx scripts/grafana-metrics.ts deploy/grafana/exitnode.json --agent-source src/agent "$url/metrics")
+(cd "$repo" && EXITNODE_TOKEN_FILE="$work/server/admin.token" node --import tsx scripts/grafana-metrics.ts deploy/grafana/exitnode.json --agent-source src/agent "$url/metrics")
 kill "$server_pid" && wait "$server_pid" || true
 server_pid=""
 
@@ -95,7 +95,7 @@ if [ "$(id -u)" = 0 ]; then
   # Every metric of the dashboard in the live /metrics of the farm's server and agents; only the
   # agent's counters of events that have not happened (a fence, a drift repair) come from its source.
   # shellcheck disable=SC2086
-  (cd "$repo" && node --import tsx scripts/grafana-metrics.ts deploy/grafana/exitnode.json --agent-source src/agent --counters-only $agents)
+  (cd "$repo" && EXITNODE_TOKEN_FILE="$state/server/admin.token" node --import tsx scripts/grafana-metrics.ts deploy/grafana/exitnode.json --agent-source src/agent --counters-only $agents)
   exitnode sim down --state "$state" --ns-prefix "$nsprefix"
   sim_started=""
   [ -z "$(ip netns list | grep "^$nsprefix")" ] || fail "sim down left namespaces $nsprefix*"
