@@ -126,7 +126,11 @@ export async function uiFarm(o: UiFarmOptions = {}): Promise<UiFarm> {
     if (!stopped) void beat();
   }, 1000);
   const tenantTokens: string[] = [];
-  for (let t = 1; t <= (o.tenants ?? 2); t++) tenantTokens.push((await admin.createTenant(`tenant${t}`)).token);
+  for (let t = 1; t <= (o.tenants ?? 2); t++) {
+    tenantTokens.push((await admin.createTenant(`tenant${t}`)).token);
+    // Thousands of networks per tenant: far past the default quotas (issue 11), which the admin raises.
+    await admin.setTenantQuota(`tenant${t}`, { networks: 65_536, nrs: 65_536 });
+  }
   const n = o.networks ?? 0;
   const workers = nodes.filter((x) => x.startsWith('w'));
   let done = 0;
