@@ -4,6 +4,7 @@
 // it runs every POLL_MS while anyone waits (events come from every instance sharing the database,
 // and from heartbeats that change no view) and at once after a write through this instance.
 import type { Store } from '../store/index.js';
+import { Coalesced } from './coalesced.js';
 
 export const POLL_MS = 200;
 
@@ -15,8 +16,10 @@ interface Waiter {
 export class EventWatch {
   private waiters = new Set<Waiter>();
   private timer: NodeJS.Timeout | undefined;
-  private checking = false;
-  private again = false;
+  private readonly checks = new Coalesced(
+    () => this.check(),
+    () => this.waiters.size > 0,
+  );
   private off: () => void;
   /** Set at shutdown: waits end at once, streams close. */
   closed = false;
@@ -62,19 +65,7 @@ export class EventWatch {
   }
 
   private kick(): void {
-    if (!this.waiters.size) return;
-    if (this.checking) {
-      this.again = true;
-      return;
-    }
-    this.checking = true;
-    void this.check().finally(() => {
-      this.checking = false;
-      if (this.again) {
-        this.again = false;
-        this.kick();
-      }
-    });
+    this.checks.kick();
   }
 
   private async check(): Promise<void> {

@@ -4,6 +4,7 @@
 // other instances sharing the database (well inside the 100 ms the agents are promised).
 import { performance } from 'node:perf_hooks';
 import type { Store } from '../store/index.js';
+import { Coalesced } from './coalesced.js';
 
 export const POLL_MS = 40;
 
@@ -22,8 +23,10 @@ export class ViewWatch {
   private waiters = new Map<string, Set<Waiter>>();
   private off: () => void;
   private timer: NodeJS.Timeout | undefined;
-  private checking = false;
-  private again = false;
+  private readonly checks = new Coalesced(
+    () => this.check(),
+    () => this.waiters.size > 0,
+  );
   /** Set at shutdown: waits end at once so that the server can close. */
   closed = false;
 
@@ -70,19 +73,7 @@ export class ViewWatch {
   }
 
   private kick(): void {
-    if (!this.waiters.size) return;
-    if (this.checking) {
-      this.again = true;
-      return;
-    }
-    this.checking = true;
-    void this.check().finally(() => {
-      this.checking = false;
-      if (this.again) {
-        this.again = false;
-        this.kick();
-      }
-    });
+    this.checks.kick();
   }
 
   private async check(): Promise<void> {
