@@ -26,6 +26,8 @@ export interface LinkSpec {
    * solicitation for a forwarded packet, so nothing behind the link is ever resolved.
    */
   kernelLinkLocal?: boolean;
+  /** Kept down (stage 2: an ExitPoint's WireGuard link on a candidate that is not VRRP master). */
+  down?: boolean;
 }
 
 export interface AddrSpec {
@@ -91,6 +93,26 @@ export interface WgSpec {
   peers: WgPeerSpec[];
 }
 
+/**
+ * One keepalived instance (stage 2, DESIGN.md 8.2): VRRP for one candidate gateway, run inside
+ * the gateway namespace, detached like wireguard-go. Its files live in STATE/vrrp/NS/: the
+ * configuration (keepalived.conf), the pid files, and `state`, which keepalived's notify script
+ * rewrites on every transition ("MASTER|BACKUP|FAULT|STOPPED PRIORITY UNIX-MS").
+ */
+export interface VrrpSpec {
+  /** The gateway namespace. */
+  ns: string;
+  allocation: number;
+  slot: number;
+  /** The virtual router id (1-255), derived from allocation and slot (unique on one segment). */
+  vrid: number;
+  priority: number;
+  /** keepalived.conf, rendered from the plan (src/compile/keepalived.ts). */
+  config: string;
+  /** sha256 of `config`, first 16 hex digits: a changed config is a reload (SIGHUP). */
+  hash: string;
+}
+
 export interface DesiredState {
   node: string;
   namespacePrefix: string;
@@ -98,6 +120,8 @@ export interface DesiredState {
   nicUplink?: { device: string; homeNs: string };
   namespaces: NsSpec[];
   wireguard: WgSpec[];
+  /** Stage 2: one keepalived per candidate gateway; absent or empty: none. */
+  vrrp?: VrrpSpec[];
 }
 
 export function isOwnedNs(ns: NsSpec): boolean {

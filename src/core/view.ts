@@ -27,12 +27,44 @@ export interface NodeView {
     prefix: string;
     upstream: { ll: string; ip6?: string; ipv4Gateway?: string; ipv4PrefixLength?: number };
   }[];
-  slots: { allocation: number; slot: number; epoch: number; ipv4?: string }[];
+  slots: {
+    allocation: number;
+    slot: number;
+    epoch: number;
+    ipv4?: string;
+    /**
+     * Stage 2 (DESIGN.md 8.2): the slot's candidate nodes in order, this node among them. Every
+     * candidate builds the gateway and every ExitPoint; keepalived (VRRP) decides who answers.
+     * Absent: stage 1, this node is the slot's only holder and its lease fences it.
+     */
+    candidates?: string[];
+    /** Stage 2: this node's VRRP priority for the slot (1-254; the first candidate highest). */
+    priority?: number;
+    /** Stage 2: TNoDB saw two masters and asks this one to give up mastership (priority 0). */
+    stepDown?: boolean;
+  }[];
+  /**
+   * Stage 2, in the views of slot candidates: the node keys (X25519, base64) of the farm's other
+   * exit-capable nodes, to which a candidate seals the ExitPoint private keys it generates.
+   */
+  sealTo?: { node: string; key: string }[];
   networks: {
     id: string;
     allocation: number;
     exit: string;
-    resources: { id: string; node: string; publicKey?: string; endpoint?: string }[];
+    resources: {
+      id: string;
+      node: string;
+      publicKey?: string;
+      endpoint?: string;
+      /**
+       * Stage 2, on the ExitPoint NR in a candidate's view: its WireGuard private key sealed to
+       * this node's node key (src/core/seal.ts), when another candidate generated it.
+       */
+      sealedKey?: string;
+      /** Stage 2, in a candidate's view: this NR's endpoint as the slot's master last saw it (NAT). */
+      learnedEndpoint?: string;
+    }[];
     /** IPv4 port forwards on the slot's GWPubIP4 (only the gateway uses them). */
     forwards?: Forward[];
     /** The IPv6 inbound policy; absent: open. */

@@ -142,7 +142,14 @@ export interface HeartbeatReport {
   slots?: { allocation: number; slot: number; healthy: boolean; reason?: string }[];
   /** Slots the node has fenced and gives up now (a planned move, or lost health). */
   release?: { allocation: number; slot: number; epoch: number }[];
+  /** Stage 2: keepalived's state of each candidate gateway of this node. */
+  vrrp?: { allocation: number; slot: number; state: VrrpState; priority: number; since: number }[];
+  /** Stage 2: endpoints the master's ExitPoints learned from their peers' packets (NAT). */
+  endpoints?: { network: string; nr: string; endpoint: string }[];
 }
+
+/** A candidate gateway's VRRP state as keepalived reports it (STOPPED: no keepalived running). */
+export type VrrpState = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOPPED';
 
 /** A quota: its limit and how much of it is used. */
 export interface Quota {
