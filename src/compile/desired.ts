@@ -75,6 +75,12 @@ export interface NsSpec {
   routes: RouteSpec[];
   sysctls: Record<string, string>;
   nft: NftTableSpec[];
+  /**
+   * Objects another owner manages in this namespace (stage 2: keepalived's virtual addresses and
+   * routes on a candidate gateway's uplink): diff neither adds nor deletes an address whose
+   * canonical ADDRESS/LENGTH is in `addrs`, nor a route whose canonical destination is in `routes`.
+   */
+  foreign?: { addrs: string[]; routes: string[] };
 }
 
 export interface WgPeerSpec {
