@@ -8,8 +8,10 @@
 // Every write changes the polled node's view, so that every held poll is woken every 100 ms.
 // The probes (/healthz every 20 ms, each other node's heartbeat every 100 ms) run in a worker
 // thread with their own connections, so that the 2,000 sockets of this thread do not delay them.
-// Printed: p50/p99/max of each probe in both phases, what the polls got (200, 429 by code), the
-// views the server built against the answers it sent (from its /metrics), the load average.
+// Printed: p50/p90/p99/max of each probe in both phases, the server's CPU time in each (and this
+// bench's own, which shares the machine), what the polls got (200, 429 by code), the views the
+// server built against the answers it sent (from its /metrics), the load average.
+// BENCH_SERVER_NODE_ARGS: node options for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
 // Goal: /healthz and the heartbeats within 100 ms at p99 with the polls open; the excess polls 429.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -117,13 +119,25 @@ function pct(xs: number[], p: number): number {
   return s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]! : NaN;
 }
 const fmt = (xs: number[]): string =>
-  `p50 ${pct(xs, 50).toFixed(1).padStart(6)} ms   p99 ${pct(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...xs)
+  `p50 ${pct(xs, 50).toFixed(1).padStart(6)}  p90 ${pct(xs, 90).toFixed(1).padStart(6)}  p99 ${pct(xs, 99)
     .toFixed(1)
-    .padStart(7)} ms   (${xs.length} requests)`;
+    .padStart(7)}  max ${Math.max(...xs)
+    .toFixed(1)
+    .padStart(7)} ms (${xs.length})`;
 const load = (): string =>
   loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
+
+/** CPU time (user + system) the process has used, in ms (Linux /proc; NaN elsewhere). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return NaN;
+  }
+}
 
 async function metric(base: URL, admin: string, name: string): Promise<number> {
   const r = await http(new Agent(), base, admin, 'GET', '/metrics');
@@ -136,7 +150,17 @@ async function main(): Promise<void> {
   // No agents: a long lease keeps the slot assigned for the whole run. Default limits otherwise.
   const proc = spawn(
     process.execPath,
-    [BIN, 'server', '--listen', '127.0.0.1:0', '--lease-ttl', '3600', '--data', dir],
+    [
+      ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      BIN,
+      'server',
+      '--listen',
+      '127.0.0.1:0',
+      '--lease-ttl',
+      '3600',
+      '--data',
+      dir,
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -214,7 +238,9 @@ async function main(): Promise<void> {
     // Phase 1: baseline, no polls.
     writing = true;
     const w1 = writer();
+    const cpu0 = cpuMs(proc.pid);
     const base = await probe(BASELINE_S);
+    const cpuBase = (cpuMs(proc.pid) - cpu0) / BASELINE_S / 10;
     writing = false;
     await w1;
     const baseWrites = writes.splice(0);
@@ -258,7 +284,12 @@ async function main(): Promise<void> {
     const sampler = setInterval(() => {
       void metric(base2, adminToken, 'exitnode_longpolls_open').then((n) => (heldMax = Math.max(heldMax, n)));
     }, 1000);
+    const cpu1 = cpuMs(proc.pid);
+    const self1 = process.cpuUsage();
     const under = await probe(LOAD_S);
+    const cpuUnder = (cpuMs(proc.pid) - cpu1) / LOAD_S / 10;
+    const selfUnder = process.cpuUsage(self1);
+    const cpuClient = (selfUnder.user + selfUnder.system) / 1000 / LOAD_S / 10;
     clearInterval(sampler);
     writing = false;
     await w2;
@@ -275,12 +306,16 @@ async function main(): Promise<void> {
     console.log(`  GET /healthz                   ${fmt(base.healthz)}`);
     console.log(`  heartbeat of ${OTHERS} other nodes    ${fmt(base.heartbeat)}`);
     console.log(`  tenant writes                  ${fmt(baseWrites)}`);
-    console.log(`  probe errors ${base.errors}; load average after: ${loadBase}`);
+    console.log(
+      `  probe errors ${base.errors}; server CPU ${cpuBase.toFixed(0)}% of a core; load average after: ${loadBase}`,
+    );
     console.log(`with ${POLLS} long-polls open (${LOAD_S} s):`);
     console.log(`  GET /healthz                   ${fmt(under.healthz)}`);
     console.log(`  heartbeat of ${OTHERS} other nodes    ${fmt(under.heartbeat)}`);
     console.log(`  tenant writes                  ${fmt(writes)}   (${writeErrors} failed)`);
-    console.log(`  probe errors ${under.errors}; load average after: ${loadEnd}`);
+    console.log(
+      `  probe errors ${under.errors}; server CPU ${cpuUnder.toFixed(0)}% of a core (this bench's ${cpuClient.toFixed(0)}%); load average after: ${loadEnd}`,
+    );
     console.log(
       `  polls answered: ${[...got]
         .sort()

@@ -17,7 +17,7 @@ import { Metrics, renderMetrics } from './metrics.js';
 import { errorBody } from './schemas.js';
 import { ViewWatch } from './watch.js';
 import { ViewCache } from './views.js';
-import { PollLimits } from './polls.js';
+import { PollLimits, spreadRetry } from './polls.js';
 import { refuseControl } from './text.js';
 import { quotaRoutes } from './routes/quotas.js';
 import type { ApiContext } from './context.js';
@@ -194,12 +194,17 @@ export async function buildApp(o: AppOptions): Promise<App> {
       hook: 'onRequest',
       allowList: (req) => ctx.auth.tokenOf(req) === undefined,
       keyGenerator: (req) => ctx.auth.tokenOf(req) ?? req.ip,
-      errorResponseBuilder: (_req, c) =>
-        new ExitnodeError(
+      // Retry-After: the window's end plus up to one more window, drawn per answer. The end alone
+      // would bring every refused request back in the same instant (a herd that holds the event
+      // loop for a second, heartbeats waiting behind it); spread, they come back a few at a time.
+      errorResponseBuilder: (_req, c) => {
+        const after = spreadRetry(Math.ceil(c.ttl / 1000), Math.ceil(limit.windowMs / 1000));
+        return new ExitnodeError(
           ApiErrors.RATE_LIMITED,
-          `this token sent more than ${c.max} requests in ${limit.windowMs / 1000} s, the rate limit per token; retry in ${c.after}`,
-          { retryAfterS: Math.ceil(c.ttl / 1000) },
-        ),
+          `this token sent more than ${c.max} requests in ${limit.windowMs / 1000} s, the rate limit per token; retry in ${after} s`,
+          { retryAfterS: after },
+        );
+      },
     });
 
   app.get(
