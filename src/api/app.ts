@@ -18,6 +18,7 @@ import { errorBody } from './schemas.js';
 import { ViewWatch } from './watch.js';
 import { ViewCache } from './views.js';
 import { PollLimits, spreadRetry } from './polls.js';
+import { Pacer } from './pacer.js';
 import { refuseControl } from './text.js';
 import { quotaRoutes } from './routes/quotas.js';
 import type { ApiContext } from './context.js';
@@ -108,15 +109,18 @@ export async function buildApp(o: AppOptions): Promise<App> {
     metrics: new Metrics(),
     maxWaitS: o.maxWaitS ?? 300,
     events: new EventWatch(o.store),
+    pacer: new Pacer(),
   };
   (app as unknown as App).tnodb = ctx;
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const send = (status: number, code: string, message: string) =>
       reply.code(status).type('application/json').send({ error: { code, message } });
     if (isExitnodeError(err)) {
       const after = err.details?.retryAfterS;
       if (typeof after === 'number') void reply.header('retry-after', String(after));
+      // A 429 comes in bursts (a token's polls over their limit): a share per turn (pacer.ts).
+      if (err.status === 429) await ctx.pacer.turn();
       return send(err.status, err.code, err.message);
     }
     if (err.validation) return send(400, ApiErrors.BAD_REQUEST, err.message);
