@@ -6,17 +6,19 @@
 //             token, each asking again at once when answered 200 (as an agent does) and after
 //             Retry-After when refused 429 (as a polite client does) (LOAD_S = 30 seconds).
 // Every write changes the polled node's view, so that every held poll is woken every 100 ms.
-// The probes (/healthz every 20 ms, each other node's heartbeat every 100 ms) run in a worker
-// thread with their own connections, so that the 2,000 sockets of this thread do not delay them.
-// Printed: p50/p99/max of each probe in both phases, what the polls got (200, 429 by code), the
-// views the server built against the answers it sent (from its /metrics), the load average.
+// The probes (/healthz every 20 ms, each other node's heartbeat every 100 ms) and the tenant's
+// writes run in a worker thread with their own connections, so that the 2,000 sockets of this
+// thread do not delay them (nor count in their times).
+// Printed: p50/p90/p99/max of each probe in both phases, the server's CPU time in each (and this
+// bench's own, which shares the machine), what the polls got (200, 429 by code), the views the
+// server built against the answers it sent (from its /metrics), the load average.
+// BENCH_SERVER_NODE_ARGS: node options for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
 // Goal: /healthz and the heartbeats within 100 ms at p99 with the polls open; the excess polls 429.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { TnodbClient } from '../src/client/index.js';
 
@@ -66,22 +68,28 @@ const PROBE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { Agent, request } = require('node:http');
 const { performance } = require('node:perf_hooks');
-const { url, others } = workerData;
+const { url, others, writer } = workerData;
 const base = new URL(url);
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 let on = false;
-const lat = { healthz: [], heartbeat: [] };
+const lat = { healthz: [], heartbeat: [], writes: [] };
 let errors = 0;
-function call(method, path, token) {
+let writeErrors = 0;
+let nr;
+function call(method, path, token, body) {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const req = request({ agent, host: base.hostname, port: base.port, method, path,
-      headers: token ? { authorization: 'Bearer ' + token } : {} }, (res) => {
-      res.resume();
-      res.on('end', () => resolve([res.statusCode, performance.now() - t0]));
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers = token ? { authorization: 'Bearer ' + token } : {};
+    if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+    const req = request({ agent, host: base.hostname, port: base.port, method, path, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve([res.statusCode, performance.now() - t0, text]));
     });
-    req.on('error', () => resolve([0, performance.now() - t0]));
-    req.end();
+    req.on('error', () => resolve([0, performance.now() - t0, '']));
+    req.end(payload);
   });
 }
 async function loop(every, fn) {
@@ -95,10 +103,20 @@ async function loop(every, fn) {
 parentPort.on('message', (m) => {
   if (m === 'start') {
     on = true;
-    lat.healthz = []; lat.heartbeat = []; errors = 0;
+    lat.healthz = []; lat.heartbeat = []; lat.writes = []; errors = 0; writeErrors = 0;
     void loop(20, async () => {
       const [s, ms] = await call('GET', '/healthz');
       if (s === 200) lat.healthz.push(ms); else errors++;
+    });
+    // The writer: add, remove, add, … an NR on the polled node (its view changes every time).
+    const nrs = '/v1/networks/' + writer.network + '/resources';
+    void loop(${WRITE_MS}, async () => {
+      const [s, ms, text] = nr
+        ? await call('DELETE', nrs + '/' + nr, writer.token)
+        : await call('POST', nrs, writer.token, { node: writer.node });
+      if (s === 204 || s === 200) nr = undefined;
+      else if (s === 201) nr = JSON.parse(text).id;
+      if (s >= 200 && s < 300) lat.writes.push(ms); else writeErrors++;
     });
     for (const o of others)
       void loop(100, async () => {
@@ -107,7 +125,7 @@ parentPort.on('message', (m) => {
       });
   } else if (m === 'stop') {
     on = false;
-    setTimeout(() => parentPort.postMessage({ ...lat, errors }), 300);
+    setTimeout(() => parentPort.postMessage({ ...lat, errors, writeErrors }), 300);
   }
 });
 `;
@@ -117,13 +135,25 @@ function pct(xs: number[], p: number): number {
   return s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]! : NaN;
 }
 const fmt = (xs: number[]): string =>
-  `p50 ${pct(xs, 50).toFixed(1).padStart(6)} ms   p99 ${pct(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...xs)
+  `p50 ${pct(xs, 50).toFixed(1).padStart(6)}  p90 ${pct(xs, 90).toFixed(1).padStart(6)}  p99 ${pct(xs, 99)
     .toFixed(1)
-    .padStart(7)} ms   (${xs.length} requests)`;
+    .padStart(7)}  max ${Math.max(...xs)
+    .toFixed(1)
+    .padStart(7)} ms (${xs.length})`;
 const load = (): string =>
   loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
+
+/** CPU time (user + system) the process has used, in ms (Linux /proc; NaN elsewhere). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return NaN;
+  }
+}
 
 async function metric(base: URL, admin: string, name: string): Promise<number> {
   const r = await http(new Agent(), base, admin, 'GET', '/metrics');
@@ -136,7 +166,17 @@ async function main(): Promise<void> {
   // No agents: a long lease keeps the slot assigned for the whole run. Default limits otherwise.
   const proc = spawn(
     process.execPath,
-    [BIN, 'server', '--listen', '127.0.0.1:0', '--lease-ttl', '3600', '--data', dir],
+    [
+      ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      BIN,
+      'server',
+      '--listen',
+      '127.0.0.1:0',
+      '--lease-ttl',
+      '3600',
+      '--data',
+      dir,
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -158,7 +198,8 @@ async function main(): Promise<void> {
     const number = 0xb0;
     const farm = 'bench-polls';
     const f = admin.as((await admin.createFarm(farm)).token);
-    const t = admin.as((await admin.createTenant(`${farm}-t`)).token);
+    const tenantToken = (await admin.createTenant(`${farm}-t`)).token;
+    const t = admin.as(tenantToken);
     await f.addAllocation({ farm, prefix: '2001:db8:b0::/48', number });
     await f.addNode({ farm, id: `${farm}-g`, publicIPv4: '198.51.100.1', exitCapable: true });
     await f.assignSlot(number, 1, `${farm}-g`);
@@ -172,35 +213,21 @@ async function main(): Promise<void> {
     const net = await t.createNetwork('n');
     for (const o of others) await t.addResource(net.id, o.id);
 
-    // The writer: add, remove, add, … an NR on the polled node (its view changes every time).
-    let writing = false;
-    const writes: number[] = [];
-    let writeErrors = 0;
-    let nr: string | undefined;
-    const writer = async (): Promise<void> => {
-      while (writing) {
-        const t0 = performance.now();
-        try {
-          if (nr) {
-            await t.removeResource(net.id, nr);
-            nr = undefined;
-          } else nr = (await t.addResource(net.id, victim)).id;
-          writes.push(performance.now() - t0);
-        } catch {
-          writeErrors++;
-        }
-        const left = WRITE_MS - (performance.now() - t0);
-        if (left > 0) await new Promise((r) => setTimeout(r, left));
-      }
-    };
-
-    worker = new Worker(PROBE, { eval: true, workerData: { url, others } });
-    const probe = async (seconds: number): Promise<{ healthz: number[]; heartbeat: number[]; errors: number }> => {
+    worker = new Worker(PROBE, {
+      eval: true,
+      workerData: { url, others, writer: { token: tenantToken, network: net.id, node: victim } },
+    });
+    interface Probed {
+      healthz: number[];
+      heartbeat: number[];
+      writes: number[];
+      errors: number;
+      writeErrors: number;
+    }
+    const probe = async (seconds: number): Promise<Probed> => {
       worker!.postMessage('start');
       await new Promise((r) => setTimeout(r, seconds * 1000));
-      const got = new Promise<{ healthz: number[]; heartbeat: number[]; errors: number }>((r) =>
-        worker!.once('message', r),
-      );
+      const got = new Promise<Probed>((r) => worker!.once('message', r));
       worker!.postMessage('stop');
       return got;
     };
@@ -212,12 +239,9 @@ async function main(): Promise<void> {
     console.log(`load average at start: ${loadStart}`);
 
     // Phase 1: baseline, no polls.
-    writing = true;
-    const w1 = writer();
+    const cpu0 = cpuMs(proc.pid);
     const base = await probe(BASELINE_S);
-    writing = false;
-    await w1;
-    const baseWrites = writes.splice(0);
+    const cpuBase = (cpuMs(proc.pid) - cpu0) / BASELINE_S / 10;
     const loadBase = load();
 
     // Phase 2: the polls.
@@ -252,16 +276,17 @@ async function main(): Promise<void> {
         }
       }
     };
-    writing = true;
-    const w2 = writer();
     const pollers = Array.from({ length: POLLS }, () => poller());
     const sampler = setInterval(() => {
       void metric(base2, adminToken, 'exitnode_longpolls_open').then((n) => (heldMax = Math.max(heldMax, n)));
     }, 1000);
+    const cpu1 = cpuMs(proc.pid);
+    const self1 = process.cpuUsage();
     const under = await probe(LOAD_S);
+    const cpuUnder = (cpuMs(proc.pid) - cpu1) / LOAD_S / 10;
+    const selfUnder = process.cpuUsage(self1);
+    const cpuClient = (selfUnder.user + selfUnder.system) / 1000 / LOAD_S / 10;
     clearInterval(sampler);
-    writing = false;
-    await w2;
     const loadEnd = load();
     const builds = (await metric(base2, adminToken, 'exitnode_view_builds_total')) - buildsBefore;
     const hits = (await metric(base2, adminToken, 'exitnode_view_cache_hits_total')) - hitsBefore;
@@ -274,13 +299,17 @@ async function main(): Promise<void> {
     console.log(`baseline (no polls, ${BASELINE_S} s):`);
     console.log(`  GET /healthz                   ${fmt(base.healthz)}`);
     console.log(`  heartbeat of ${OTHERS} other nodes    ${fmt(base.heartbeat)}`);
-    console.log(`  tenant writes                  ${fmt(baseWrites)}`);
-    console.log(`  probe errors ${base.errors}; load average after: ${loadBase}`);
+    console.log(`  tenant writes                  ${fmt(base.writes)}   (${base.writeErrors} failed)`);
+    console.log(
+      `  probe errors ${base.errors}; server CPU ${cpuBase.toFixed(0)}% of a core; load average after: ${loadBase}`,
+    );
     console.log(`with ${POLLS} long-polls open (${LOAD_S} s):`);
     console.log(`  GET /healthz                   ${fmt(under.healthz)}`);
     console.log(`  heartbeat of ${OTHERS} other nodes    ${fmt(under.heartbeat)}`);
-    console.log(`  tenant writes                  ${fmt(writes)}   (${writeErrors} failed)`);
-    console.log(`  probe errors ${under.errors}; load average after: ${loadEnd}`);
+    console.log(`  tenant writes                  ${fmt(under.writes)}   (${under.writeErrors} failed)`);
+    console.log(
+      `  probe errors ${under.errors}; server CPU ${cpuUnder.toFixed(0)}% of a core (this bench's ${cpuClient.toFixed(0)}%); load average after: ${loadEnd}`,
+    );
     console.log(
       `  polls answered: ${[...got]
         .sort()
@@ -288,7 +317,7 @@ async function main(): Promise<void> {
         .join(', ')}; at most ${heldMax} held at once`,
     );
     console.log(
-      `  views built: ${builds} for ${got.get('200') ?? 0} answers of 200 and ${writes.length} writes (cache hits ${hits})`,
+      `  views built: ${builds} for ${got.get('200') ?? 0} answers of 200 and ${under.writes.length} writes (cache hits ${hits})`,
     );
     const ok = (xs: number[]): string => (pct(xs, 99) < 100 ? 'PASS' : 'FAIL');
     console.log(

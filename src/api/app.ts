@@ -17,7 +17,8 @@ import { Metrics, renderMetrics } from './metrics.js';
 import { errorBody } from './schemas.js';
 import { ViewWatch } from './watch.js';
 import { ViewCache } from './views.js';
-import { PollLimits } from './polls.js';
+import { PollLimits, spreadRetry } from './polls.js';
+import { Pacer } from './pacer.js';
 import { refuseControl } from './text.js';
 import { quotaRoutes } from './routes/quotas.js';
 import type { ApiContext } from './context.js';
@@ -108,15 +109,18 @@ export async function buildApp(o: AppOptions): Promise<App> {
     metrics: new Metrics(),
     maxWaitS: o.maxWaitS ?? 300,
     events: new EventWatch(o.store),
+    pacer: new Pacer(),
   };
   (app as unknown as App).tnodb = ctx;
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const send = (status: number, code: string, message: string) =>
       reply.code(status).type('application/json').send({ error: { code, message } });
     if (isExitnodeError(err)) {
       const after = err.details?.retryAfterS;
       if (typeof after === 'number') void reply.header('retry-after', String(after));
+      // A 429 comes in bursts (a token's polls over their limit): a share per turn (pacer.ts).
+      if (err.status === 429) await ctx.pacer.turn();
       return send(err.status, err.code, err.message);
     }
     if (err.validation) return send(400, ApiErrors.BAD_REQUEST, err.message);
@@ -194,12 +198,17 @@ export async function buildApp(o: AppOptions): Promise<App> {
       hook: 'onRequest',
       allowList: (req) => ctx.auth.tokenOf(req) === undefined,
       keyGenerator: (req) => ctx.auth.tokenOf(req) ?? req.ip,
-      errorResponseBuilder: (_req, c) =>
-        new ExitnodeError(
+      // Retry-After: the window's end plus up to one more window, drawn per answer. The end alone
+      // would bring every refused request back in the same instant (a herd that holds the event
+      // loop for a second, heartbeats waiting behind it); spread, they come back a few at a time.
+      errorResponseBuilder: (_req, c) => {
+        const after = spreadRetry(Math.ceil(c.ttl / 1000), Math.ceil(limit.windowMs / 1000));
+        return new ExitnodeError(
           ApiErrors.RATE_LIMITED,
-          `this token sent more than ${c.max} requests in ${limit.windowMs / 1000} s, the rate limit per token; retry in ${c.after}`,
-          { retryAfterS: Math.ceil(c.ttl / 1000) },
-        ),
+          `this token sent more than ${c.max} requests in ${limit.windowMs / 1000} s, the rate limit per token; retry in ${after} s`,
+          { retryAfterS: after },
+        );
+      },
     });
 
   app.get(

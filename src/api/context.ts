@@ -7,6 +7,7 @@ import type { Metrics } from './metrics.js';
 import type { ViewCache } from './views.js';
 import type { PollLimits } from './polls.js';
 import type { EventWatch } from './event-watch.js';
+import type { Pacer } from './pacer.js';
 
 export interface ApiContext {
   store: Store;
@@ -18,6 +19,8 @@ export interface ApiContext {
   maxWaitS: number;
   /** Live tails of the farm's events (src/api/event-watch.ts). */
   events: EventWatch;
+  /** Long-polls and 429 answers go a share per event-loop turn (src/api/pacer.ts). */
+  pacer: Pacer;
 }
 
 /** Past this many NRs on a slot the farmer is told to enable another ExitNode (DESIGN.md section 5). */

@@ -22,11 +22,17 @@ interface Build {
   p: Promise<ViewBytes>;
 }
 
+/** A build asked for, not begun yet; `min`: the highest version a caller knows the node has. */
+interface Queued {
+  min: number | undefined;
+  p: Promise<ViewBytes>;
+}
+
 export class ViewCache {
   private latest = new Map<string, ViewBytes>();
   private bytes = 0;
   private running = new Map<string, Build>();
-  private queued = new Map<string, Promise<ViewBytes>>();
+  private queued = new Map<string, Queued>();
   /** Views assembled (a version not cached yet). */
   builds = 0;
   /** Answers from the cache (the version unchanged, or a woken poll). */
@@ -56,22 +62,29 @@ export class ViewCache {
 
   private round(node: string, since: number, min?: number): Promise<ViewBytes> {
     const r = this.running.get(node);
-    if (!r) return this.start(node, min).p;
-    if (r.started >= since) return r.p;
-    let q = this.queued.get(node);
-    if (!q) {
-      q = r.p
-        .then(
-          () => undefined,
-          () => undefined,
-        )
-        .then(() => {
-          this.queued.delete(node);
-          return this.start(node).p;
-        });
-      this.queued.set(node, q);
+    if (r && r.started >= since) return r.p;
+    // The next build, begun on the next turn of the event loop (and after the running one): every
+    // caller until then shares it. Begun at once, a build on PGlite would be over before the next
+    // request of a burst is parsed, and 1,000 polls arriving together would cost 1,000 rounds.
+    const q = this.queued.get(node);
+    if (q) {
+      if (min !== undefined) q.min = Math.max(q.min ?? min, min);
+      return q.p;
     }
-    return q;
+    const next: Queued = { min, p: Promise.resolve(undefined as unknown as ViewBytes) };
+    next.p = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() =>
+        this.running.get(node)?.p.then(
+          () => undefined,
+          () => undefined,
+        ),
+      )
+      .then(() => {
+        this.queued.delete(node);
+        return this.start(node, next.min).p;
+      });
+    this.queued.set(node, next);
+    return next.p;
   }
 
   private start(node: string, min?: number): Build {

@@ -227,6 +227,8 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
           `querystring/wait ${q(qs.wait)} must be at most ${MAX_WAIT_S} (seconds)`,
         );
       await nodeAccess(await ctx.auth.need(req, ['farm', 'node']), id, false);
+      // Polls come in bursts: a share per event-loop turn, heartbeats in between (pacer.ts).
+      if (after !== undefined) await ctx.pacer.turn();
       let v = await ctx.views.get(id, arrived);
       if (after !== undefined && v.version <= after) {
         // Only a request that waits takes a place (429 when none is left: no socket held).
