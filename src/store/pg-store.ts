@@ -828,11 +828,11 @@ export class PgStore implements Store {
   async stats(): Promise<StoreStats> {
     const slots = (
       await this.db.query(
-        'SELECT s.*, a.ipv4 FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.node_id IS NOT NULL OR s.nr_count > 0 ORDER BY s.allocation, s.slot',
+        'SELECT s.*, a.ipv4, a.failover FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.node_id IS NOT NULL OR s.nr_count > 0 ORDER BY s.allocation, s.slot',
       )
     ).map((r) => ({
       ...slotRecord(r),
-      ...(Number(r.vrrp_transitions ?? 0) ? { vrrpTransitions: Number(r.vrrp_transitions) } : {}),
+      ...(r.failover === 'vrrp' ? { vrrpTransitions: Number(r.vrrp_transitions ?? 0) } : {}),
     }));
     const [c] = await this.db.query<{ networks: number; resources: number }>(
       'SELECT (SELECT count(*) FROM networks)::int AS networks, (SELECT count(*) FROM resources)::int AS resources',
