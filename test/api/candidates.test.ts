@@ -232,6 +232,18 @@ describe('stage 2 over the API', () => {
     );
     assert.match(m, new RegExp(`exitnode_vrrp_transitions_total\\{allocation="${A}",slot="1"\\} 3`));
 
+    // The dashboard draws each candidate with the role its agent reports.
+    const o = (await h.call('GET', `/v1/farms/${F}/overview`, farmToken)).json() as {
+      allocations: { number: number; slots: { candidates: { node: string; role: string; stepDown?: boolean }[] }[] }[];
+    };
+    assert.deepEqual(
+      o.allocations.find((x) => x.number === A)!.slots[0]!.candidates.map((c) => [c.node, c.role, c.stepDown]),
+      [
+        [G2, 'master', false],
+        [G1, 'master', true],
+      ],
+    );
+
     await hb(G1, 'BACKUP');
     assert.equal((await view(G1)).slots[0]!.stepDown, undefined);
   });
