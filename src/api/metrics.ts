@@ -33,6 +33,27 @@ export class Metrics {
     out.push('# TYPE exitnode_slot_epoch gauge');
     for (const s of st.slots)
       out.push(`exitnode_slot_epoch{allocation="${s.allocation}",slot="${s.slot}",node="${s.node ?? ''}"} ${s.epoch}`);
+    // Stage 2: each candidate's reported VRRP state (one series per state, 1 for the current one),
+    // its reported priority, and the VRRP transitions per slot.
+    out.push('# HELP exitnode_vrrp_state The VRRP state a slot candidate last reported (1 for its state).');
+    out.push('# TYPE exitnode_vrrp_state gauge');
+    for (const c of st.candidates)
+      for (const state of ['MASTER', 'BACKUP', 'FAULT', 'STOPPED'])
+        out.push(
+          `exitnode_vrrp_state{allocation="${c.allocation}",slot="${c.slot}",node="${c.node}",rank="${c.rank}",state="${state}"} ${c.state === state ? 1 : 0}`,
+        );
+    out.push('# HELP exitnode_vrrp_priority The VRRP priority a slot candidate last reported.');
+    out.push('# TYPE exitnode_vrrp_priority gauge');
+    for (const c of st.candidates)
+      if (c.priority !== undefined)
+        out.push(
+          `exitnode_vrrp_priority{allocation="${c.allocation}",slot="${c.slot}",node="${c.node}"} ${c.priority}`,
+        );
+    out.push('# HELP exitnode_vrrp_transitions_total VRRP state changes reported by the candidates of a slot.');
+    out.push('# TYPE exitnode_vrrp_transitions_total counter');
+    for (const s of st.slots)
+      if (s.vrrpTransitions !== undefined)
+        out.push(`exitnode_vrrp_transitions_total{allocation="${s.allocation}",slot="${s.slot}"} ${s.vrrpTransitions}`);
     out.push(
       '# HELP exitnode_nrs Network resources in TNoDB.',
       '# TYPE exitnode_nrs gauge',

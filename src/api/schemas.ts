@@ -51,6 +51,28 @@ export const slot = {
     health: { type: 'string' },
     healthAt: { type: 'integer' },
     now: { type: 'integer' },
+    // Stage 2 ('vrrp' allocations): the candidates in order with their VRRP reports.
+    candidates: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string' },
+          rank: { type: 'integer' },
+          priority: { type: 'integer' },
+          healthy: { type: 'boolean' },
+          lastHeartbeat: { type: 'integer' },
+          vrrpState: { type: 'string' },
+          vrrpPriority: { type: 'integer' },
+          vrrpSince: { type: 'integer' },
+          reportedAt: { type: 'integer' },
+          changedAt: { type: 'integer' },
+          stepDown: { type: 'boolean' },
+        },
+      },
+    },
+    handoverTo: { type: 'string' },
+    vrrpTransitions: { type: 'integer' },
   },
 } as const;
 
@@ -80,6 +102,8 @@ export const allocation = {
       },
     },
     upstream: { type: 'object', properties: { ll: { type: 'string' }, ip6: { type: 'string' } } },
+    failover: { type: 'string' },
+    candidates: { type: 'integer' },
     slots: { type: 'array', items: slot },
   },
 } as const;
@@ -133,8 +157,15 @@ export const nodeView = {
           slot: { type: 'integer' },
           epoch: { type: 'integer' },
           ipv4: { type: 'string' },
+          candidates: { type: 'array', items: { type: 'string' } },
+          priority: { type: 'integer' },
+          stepDown: { type: 'boolean' },
         },
       },
+    },
+    sealTo: {
+      type: 'array',
+      items: { type: 'object', properties: { node: { type: 'string' }, key: { type: 'string' } } },
     },
     networks: {
       type: 'array',
@@ -153,6 +184,8 @@ export const nodeView = {
                 node: { type: 'string' },
                 publicKey: { type: 'string' },
                 endpoint: { type: 'string' },
+                sealedKey: { type: 'string' },
+                learnedEndpoint: { type: 'string' },
               },
             },
           },

@@ -6,6 +6,7 @@ import { ClientErrors } from './errors.js';
 import { VERSION, VERSION_HEADER } from '../core/version.js';
 import type {
   AllocationRecord,
+  CandidateRecord,
   ForwardRecord,
   InboundPolicyRecord,
   InboundRuleRecord,
@@ -25,6 +26,7 @@ import type {
 export { ClientErrors } from './errors.js';
 export type {
   AllocationRecord,
+  CandidateRecord,
   ForwardRecord,
   InboundPolicyRecord,
   InboundRuleRecord,
@@ -176,6 +178,10 @@ export class TnodbClient {
     number?: number;
     ipv4?: Ipv4Pool;
     upstream?: { ll?: string; ip6?: string };
+    /** Stage 2: 'vrrp' (candidates per slot); default 'lease'. */
+    failover?: 'lease' | 'vrrp';
+    /** Stage 2: candidates per slot (1-8, default 2). */
+    candidates?: number;
   }): Promise<AllocationRecord> {
     return this.request('POST', '/v1/allocations', a);
   }
@@ -197,8 +203,13 @@ export class TnodbClient {
   getNode(id: string): Promise<NodeRecord> {
     return this.request('GET', `/v1/nodes/${encodeURIComponent(id)}`);
   }
-  assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
-    return this.request('PUT', `/v1/allocations/${allocation}/slots/${slot}`, { node });
+  /** A node, or (stage 2, 'vrrp' allocations) the slot's ordered candidates, the first one holding it. */
+  assignSlot(allocation: number, slot: number, node: string | string[]): Promise<SlotRecord> {
+    return this.request(
+      'PUT',
+      `/v1/allocations/${allocation}/slots/${slot}`,
+      Array.isArray(node) ? { nodes: node } : { node },
+    );
   }
   farmStatus(farm: string): Promise<{
     id: string;
@@ -316,6 +327,18 @@ export class TnodbClient {
     return this.request('PUT', `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/key`, {
       publicKey,
     });
+  }
+  /** Stage 2: publishes this node's own X25519 public key (base64), to which ExitPoint keys are sealed. */
+  publishNodeKey(node: string, publicKey: string): Promise<void> {
+    return this.request('PUT', `/v1/nodes/${encodeURIComponent(node)}/node-key`, { publicKey });
+  }
+  /** Stage 2: stores an ExitPoint's private key this node hosts, sealed to other nodes (src/core/seal.ts). */
+  publishSealedKeys(network: string, nr: string, keys: { node: string; sealed: string }[]): Promise<void> {
+    return this.request(
+      'PUT',
+      `/v1/networks/${encodeURIComponent(network)}/resources/${encodeURIComponent(nr)}/sealed`,
+      { keys },
+    );
   }
   /** The farm's events (issue 12): a page of history, or with `after` and `wait` a long-poll tail. */
   events(

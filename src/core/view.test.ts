@@ -223,3 +223,61 @@ test('keys and endpoints', () => {
   assert.throws(() => checkEndpoint('192.0.2.1:65536', 'e'), /endpoint/);
   assert.throws(() => checkEndpoint('192.0.2.1:051820', 'e'), /endpoint/);
 });
+
+// Stage 2 (issue 10): candidates, priority, stepDown, sealTo, sealedKey, learnedEndpoint.
+const SEALED = Buffer.alloc(80, 3).toString('base64');
+const stage2 = (): NodeView => {
+  const v = good();
+  v.slots[0] = { ...v.slots[0]!, candidates: ['n1', 'n2'], priority: 250, stepDown: true };
+  v.sealTo = [{ node: 'n2', key: KEY }];
+  v.networks[0]!.resources[0]!.sealedKey = SEALED;
+  v.networks[0]!.resources[1]!.learnedEndpoint = '[2001:DB8::9]:51820';
+  return v;
+};
+
+test('a stage-2 view keeps its candidates, keys and learned endpoints', () => {
+  const v = parseNodeView(JSON.stringify(stage2()));
+  assert.deepEqual(v.slots[0], {
+    allocation: 1,
+    slot: 1,
+    epoch: 1,
+    ipv4: '185.69.166.123',
+    candidates: ['n1', 'n2'],
+    priority: 250,
+    stepDown: true,
+  });
+  assert.deepEqual(v.sealTo, [{ node: 'n2', key: KEY }]);
+  assert.equal(v.networks[0]!.resources[0]!.sealedKey, SEALED);
+  assert.equal(v.networks[0]!.resources[1]!.learnedEndpoint, '[2001:db8::9]:51820');
+  assert.equal(parseNodeView(good()).sealTo, undefined);
+});
+
+const stage2Cases: [string, (v: NodeView) => void, RegExp][] = [
+  ['candidates without this node', (v) => void (v.slots[0]!.candidates = ['n2']), /slots\[0\]\.candidates.*this node/],
+  ['a candidate twice', (v) => void (v.slots[0]!.candidates = ['n1', 'n1']), /slots\[0\]\.candidates.*twice/],
+  ['a bad candidate name', (v) => void (v.slots[0]!.candidates = ['n1', 'n 2']), /slots\[0\]\.candidates\[1\]/],
+  ['priority 0', (v) => void (v.slots[0]!.priority = 0), /slots\[0\]\.priority/],
+  ['stepDown not boolean', (v) => ((v.slots[0] as Record<string, unknown>).stepDown = 'yes'), /slots\[0\]\.stepDown/],
+  ['sealTo this node', (v) => void (v.sealTo = [{ node: 'n1', key: KEY }]), /sealTo\[0\]\.node.*itself/],
+  ['sealTo a bad key', (v) => void (v.sealTo = [{ node: 'n2', key: 'abc' }]), /sealTo\[0\]\.key/],
+  [
+    'a sealed key of the wrong size',
+    (v) => void (v.networks[0]!.resources[0]!.sealedKey = Buffer.alloc(48).toString('base64')),
+    /resources\[0\]\.sealedKey.*48 bytes/,
+  ],
+  [
+    'a learned endpoint without a port',
+    (v) => void (v.networks[0]!.resources[1]!.learnedEndpoint = '203.0.113.1'),
+    /resources\[1\]\.learnedEndpoint/,
+  ],
+];
+for (const [name, mutate, re] of stage2Cases) {
+  test(`refused (stage 2): ${name}`, () => {
+    const v = stage2();
+    mutate(v);
+    assert.throws(
+      () => parseNodeView(v),
+      (e: unknown) => e instanceof ExitnodeError && e.code === 'VIEW_INVALID' && re.test(e.message),
+    );
+  });
+}

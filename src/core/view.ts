@@ -16,6 +16,7 @@ import {
 } from './forward.js';
 
 import { ViewErrors } from './view/errors.js';
+import { sealedProblem } from './seal.js';
 
 export { ViewErrors };
 
@@ -215,7 +216,36 @@ export function parseNodeView(input: unknown): NodeView {
     const out: NodeView['slots'][number] = { allocation, slot, epoch };
     const v4 = optional(s, 'ipv4', (y) => ip4(y, `${f}.ipv4`));
     if (v4 !== undefined) out.ipv4 = v4;
+    // Stage 2: the ordered candidates (this node among them), its VRRP priority, a step-down.
+    const candidates = optional(s, 'candidates', (y) => {
+      const list = arr(y, `${f}.candidates`).map((z, j) => name(z, `${f}.candidates[${j}]`));
+      if (!list.length || list.length > 16) fail(`${f}.candidates`, y, 'does not list 1 to 16 nodes');
+      if (new Set(list).size !== list.length) fail(`${f}.candidates`, y, 'names a node twice');
+      if (!list.includes(node.id)) fail(`${f}.candidates`, y, `does not name this node (${node.id})`);
+      return list;
+    });
+    const priority = optional(s, 'priority', (y) => int(y, `${f}.priority`, 1, 254));
+    const stepDown = optional(s, 'stepDown', (y) => {
+      if (typeof y !== 'boolean') fail(`${f}.stepDown`, y, 'is not true or false');
+      return y;
+    });
+    if (candidates !== undefined) out.candidates = candidates;
+    if (priority !== undefined) out.priority = priority;
+    if (stepDown !== undefined) out.stepDown = stepDown;
     slots.push(out);
+  });
+
+  // Stage 2: the node keys of the farm's other exit-capable nodes (candidates seal to them).
+  const sealTo = optional(v, 'sealTo', (y) => {
+    const seen = new Set<string>();
+    return arr(y, 'sealTo').map((z, j) => {
+      const w = obj(z, `sealTo[${j}]`);
+      const n2 = name(w.node, `sealTo[${j}].node`);
+      if (seen.has(n2)) fail(`sealTo[${j}].node`, n2, 'appears twice');
+      if (n2 === node.id) fail(`sealTo[${j}].node`, n2, 'is this node itself');
+      seen.add(n2);
+      return { node: n2, key: checkWgKey(w.key, `sealTo[${j}].key`) };
+    });
   });
 
   const networks: NodeView['networks'] = [];
@@ -245,8 +275,16 @@ export function parseNodeView(input: unknown): NodeView {
       const res: NodeView['networks'][number]['resources'][number] = { id: rid, node: name(r.node, `${g}.node`) };
       const key = optional(r, 'publicKey', (z) => checkWgKey(z, `${g}.publicKey`));
       const ep = optional(r, 'endpoint', (z) => checkEndpoint(z, `${g}.endpoint`));
+      const sealed = optional(r, 'sealedKey', (z) => {
+        const why = sealedProblem(z);
+        if (why) fail(`${g}.sealedKey`, z, why);
+        return z as string;
+      });
+      const learned = optional(r, 'learnedEndpoint', (z) => checkEndpoint(z, `${g}.learnedEndpoint`));
       if (key !== undefined) res.publicKey = key;
       if (ep !== undefined) res.endpoint = ep;
+      if (sealed !== undefined) res.sealedKey = sealed;
+      if (learned !== undefined) res.learnedEndpoint = learned;
       resources.push(res);
     });
     if (!resources.some((r) => r.id === exit)) fail(`${f}.exit`, t.exit, "is not one of the network's resources");
@@ -294,5 +332,5 @@ export function parseNodeView(input: unknown): NodeView {
     if (inbound) net.inbound = inbound;
     networks.push(net);
   });
-  return { version, node, allocations, slots, networks };
+  return { version, node, allocations, slots, ...(sealTo !== undefined ? { sealTo } : {}), networks };
 }

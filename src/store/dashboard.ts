@@ -9,9 +9,10 @@
 // page already draws the list.
 import { allocation as planAllocation, nrIdText, nrPrefix } from '../core/index.js';
 import type { StoreContext } from './context.js';
-import { allocationRecord, nodeRecord, slotRecord, type Row } from './rows.js';
+import { allocationRecord, candidateRecord, nodeRecord, slotRecord, type Row } from './rows.js';
 import type {
   AgentReport,
+  CandidateRecord,
   Dashboard,
   FarmOverview,
   NetworkSummary,
@@ -48,10 +49,20 @@ export class DashboardQueries implements Dashboard {
           allocationRecord,
         );
         const slotRows = await tx.query(
-          `SELECT s.*, a.ipv4 FROM slots s JOIN allocations a ON a.number = s.allocation
+          `SELECT s.*, a.ipv4, a.failover FROM slots s JOIN allocations a ON a.number = s.allocation
             WHERE a.farm_id = $1 ORDER BY s.allocation, s.slot`,
           [farm],
         );
+        // Stage 2: the candidates of the 'vrrp' slots, with the VRRP role each agent reports.
+        const cands = new Map<string, CandidateRecord[]>();
+        for (const c of await tx.query(
+          `SELECT c.*, nd.last_heartbeat FROM slot_candidates c JOIN nodes nd ON nd.id = c.node_id
+             JOIN allocations a ON a.number = c.allocation WHERE a.farm_id = $1 ORDER BY c.allocation, c.slot, c.rank`,
+          [farm],
+        )) {
+          const k = `${Number(c.allocation)}/${Number(c.slot)}`;
+          cands.set(k, [...(cands.get(k) ?? []), candidateRecord(c, now, options.leaseTtlMs)]);
+        }
         const nodeRows = await tx.query(
           `SELECT n.*, v.version FROM nodes n JOIN node_versions v ON v.node_id = n.id WHERE n.farm_id = $1 ORDER BY n.id`,
           [farm],
@@ -64,7 +75,10 @@ export class DashboardQueries implements Dashboard {
         const held = new Map<string, string[]>();
         const slots = new Map<number, SlotStatus[]>();
         for (const r of slotRows) {
-          const s = slotStatus(r);
+          const s = slotStatus(
+            r,
+            r.failover === 'vrrp' ? (cands.get(`${Number(r.allocation)}/${Number(r.slot)}`) ?? []) : undefined,
+          );
           if (s.node) held.set(s.node, [...(held.get(s.node) ?? []), `${s.allocation}/${s.slot}`]);
           slots.set(s.allocation, [...(slots.get(s.allocation) ?? []), s]);
         }
@@ -177,13 +191,19 @@ export class DashboardQueries implements Dashboard {
   }
 }
 
-function slotStatus(r: Row): SlotStatus {
+function slotStatus(r: Row, vrrp?: CandidateRecord[]): SlotStatus {
   const s = slotRecord(r);
   const candidates: SlotCandidate[] = [];
-  if (s.node) candidates.push({ node: s.node, role: 'holder' });
-  if (s.movingTo) candidates.push({ node: s.movingTo, role: 'moving-to' });
+  if (vrrp) {
+    for (const c of vrrp) candidates.push({ ...c, role: c.vrrpState ? c.vrrpState.toLowerCase() : 'candidate' });
+    if (!vrrp.length && s.node) candidates.push({ node: s.node, role: 'holder' });
+  } else {
+    if (s.node) candidates.push({ node: s.node, role: 'holder' });
+    if (s.movingTo) candidates.push({ node: s.movingTo, role: 'moving-to' });
+  }
   return {
     ...s,
+    ...(vrrp ? { vrrpTransitions: Number(r.vrrp_transitions ?? 0) } : {}),
     capacity: slotCapacity(s.slot),
     candidates,
     ...(r.moved_at !== null && r.moved_at !== undefined

@@ -131,6 +131,29 @@ export const StoreErrors = defineErrors({
     kind: 'input',
     summary: 'the data directory cannot be used: it is a file, or it cannot be created or written',
   },
+  FAILOVER_INVALID: {
+    status: 400,
+    kind: 'input',
+    summary:
+      'an allocation\'s failover mode is "lease" or "vrrp", and its candidates per slot a whole number from 1 to 8',
+  },
+  CANDIDATES_INVALID: {
+    status: 400,
+    kind: 'input',
+    summary:
+      "a slot's candidate list names 1 to the allocation's candidates nodes, each once (a 'lease' allocation's slot has one node)",
+  },
+  SEALED_INVALID: {
+    status: 400,
+    kind: 'input',
+    summary:
+      'a sealed ExitPoint key is canonical base64 of 80 bytes (ephemeral key, ciphertext, tag), sealed to another node, each node once',
+  },
+  REPORT_INVALID: {
+    status: 400,
+    kind: 'input',
+    summary: "a heartbeat's VRRP or endpoint report has a value out of its rule (the message names it)",
+  },
   STORE_BUSY: {
     status: 503,
     kind: 'unavailable',

@@ -3,9 +3,9 @@
 // history, the API's `text`). One place for the wording, so that the CLI and the page agree.
 // docs/events.md lists the kinds; a test checks that it lists every one of them.
 //
-// Stage 2 (DESIGN.md section 8.2) will add the agents' VRRP reports as kinds of their own
-// (vrrp.master, vrrp.backup, vrrp.split-brain with the step-down TNoDB ordered); the table and the
-// API need no change for them, only an entry here and the trigger or route that records them.
+// Stage 2 (DESIGN.md section 8.2): the agents' VRRP reports are kinds of their own (vrrp.master,
+// vrrp.backup, vrrp.fault, vrrp.stopped) and slot.dual_master the step-down TNoDB ordered,
+// recorded by xn_vrrp_report and xn_vrrp_check (migrations/006_candidates.sql).
 
 import type { EventRecord } from './types.js';
 
@@ -46,6 +46,21 @@ export const EVENT_KINDS = {
     summary: 'a slot passed 2048 NRs: the farmer should enable another ExitNode so that new networks go there',
   },
   'slot.full': { severity: 'error', summary: 'every NR id of a slot is in use (4096; 3840 in slot 15)' },
+  'slot.dual_master': {
+    severity: 'error',
+    summary:
+      'stage 2: two candidates of a slot reported VRRP master at once (a partial layer-2 fault); TNoDB told all but the first to step down',
+  },
+  'vrrp.master': {
+    severity: 'warning',
+    summary: "stage 2: a candidate's keepalived reports MASTER: it answers for the slot",
+  },
+  'vrrp.backup': { severity: 'info', summary: 'stage 2: a candidate reports BACKUP: a standby, its ExitPoints silent' },
+  'vrrp.fault': {
+    severity: 'error',
+    summary: 'stage 2: a candidate reports FAULT: its uplink or its health check failed, it cannot take over',
+  },
+  'vrrp.stopped': { severity: 'warning', summary: 'stage 2: a candidate reports no keepalived running for the slot' },
   'node.up': { severity: 'info', summary: "a node's agent sent its first heartbeat" },
   'node.silent': {
     severity: 'error',
@@ -101,6 +116,13 @@ export function eventText(e: Omit<EventRecord, 'text' | 'id'>): string {
       return `${slot} holds ${String(d.nrs)} NRs, more than ${String(d.advisory)}: enable another ExitNode`;
     case 'slot.full':
       return `${slot} is full: ${String(d.nrs)} of ${String(d.capacity)} NR ids in use`;
+    case 'slot.dual_master':
+      return `${slot}: two masters at once (${Array.isArray(d.masters) ? d.masters.join(', ') : '?'}); ${Array.isArray(d.stepDown) ? d.stepDown.join(', ') : '?'} told to step down, ${String(d.kept)} kept`;
+    case 'vrrp.master':
+    case 'vrrp.backup':
+    case 'vrrp.fault':
+    case 'vrrp.stopped':
+      return `${slot} on ${e.node}: VRRP ${d.from ? `${String(d.from)} → ` : ''}${String(d.to)}${typeof d.priority === 'number' ? ` (priority ${d.priority})` : ''}`;
     case 'node.up':
       return `node ${e.node}: agent heartbeating (first heartbeat)`;
     case 'node.silent': {

@@ -4,6 +4,7 @@
 import { ExitnodeError, q, slotKey, type SlotRef } from '../core/index.js';
 import type { StoreContext } from './context.js';
 import { StoreErrors } from './errors.js';
+import { checkEndpointsReport, checkVrrpReport } from './validate.js';
 import { leaseRecord, slotMove, type LeaseRow, type SweepRow } from './rows.js';
 import type { HeartbeatReport, LeaseRecord, SlotMove } from './types.js';
 
@@ -22,6 +23,9 @@ export class Leases {
     const now = this.ctx.now();
     const unhealthy = (report.slots ?? []).filter((x) => !x.healthy);
     const release = report.release ?? [];
+    // Stage 2: the node's VRRP states and the endpoints its ExitPoints learned (checked first).
+    const vrrp = report.vrrp !== undefined ? checkVrrpReport(report.vrrp) : [];
+    const endpoints = report.endpoints !== undefined ? checkEndpointsReport(report.endpoints) : [];
     const rows = await this.ctx.retry(() =>
       db.transaction(async (tx) => {
         const hit = await tx.query('UPDATE nodes SET last_heartbeat = $2 WHERE id = $1 RETURNING id', [node, now]);
@@ -39,6 +43,25 @@ export class Leases {
             [node, r.allocation, r.slot, r.epoch, now - options.fenceMarginMs - 1],
           );
         }
+        // Stored for the slots this node is a candidate of; step-downs checked (xn_vrrp_check).
+        if (vrrp.length)
+          await tx.query('SELECT xn_vrrp_report($1, $2, $3, $4, $5, $6, $7, $8)', [
+            node,
+            vrrp.map((v) => v.allocation),
+            vrrp.map((v) => v.slot),
+            vrrp.map((v) => v.state),
+            vrrp.map((v) => v.priority),
+            vrrp.map((v) => v.since),
+            now,
+            options.leaseTtlMs,
+          ]);
+        if (endpoints.length)
+          await tx.query('SELECT xn_endpoints_report($1, $2, $3, $4)', [
+            node,
+            endpoints.map((e) => e.network),
+            endpoints.map((e) => e.nr),
+            endpoints.map((e) => e.endpoint),
+          ]);
         // Not renewed: the slots reported unhealthy and the ones released.
         const skip: SlotRef[] = [...unhealthy, ...release];
         const skipped = '(allocation, slot) IN (SELECT * FROM unnest($4::int[], $5::int[]))';
@@ -51,6 +74,8 @@ export class Leases {
       }),
     );
     if (release.length) await this.sweep(true);
+    // A step-down or a learned endpoint may have moved views.
+    if (vrrp.length || endpoints.length) this.ctx.changed(null);
     const gone = new Set(release.map(slotKey));
     return rows
       .map(leaseRecord)

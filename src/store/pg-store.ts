@@ -32,11 +32,15 @@ import { Events } from './events.js';
 import { DashboardQueries } from './dashboard.js';
 import { LOCKS, migrate } from './migrate.js';
 import { getFarmQuota, getTenantQuota, setQuota } from './quotas.js';
-import { allocationRecord, nodeRecord, slotRecord } from './rows.js';
+import { allocationRecord, candidateRecord, nodeRecord, slotRecord } from './rows.js';
 import type { SqlClient } from './sql.js';
 import {
+  checkCandidateCount,
+  checkCandidateList,
+  checkFailover,
   checkName,
   checkNetworkName,
+  checkSealed,
   checkNodeAddress,
   checkPool,
   checkSlotTarget,
@@ -47,6 +51,7 @@ import {
 import { assembleView, networkRecords } from './views.js';
 import type {
   AllocationRecord,
+  FailoverMode,
   ForwardRecord,
   InboundPolicyRecord,
   InboundRuleRecord,
@@ -62,8 +67,10 @@ import type {
   SlotRecord,
   Store,
   StoreOptions,
+  StoreStats,
   HeartbeatReport,
   TenantQuota,
+  VrrpState,
 } from './types.js';
 
 export class PgStore implements Store {
@@ -218,7 +225,11 @@ export class PgStore implements Store {
     number?: number;
     ipv4?: Ipv4Pool;
     upstream?: { ll?: string; ip6?: string };
+    failover?: FailoverMode;
+    candidates?: number;
   }): Promise<AllocationRecord> {
+    const failover = checkFailover(a.failover ?? 'lease');
+    const candidates = checkCandidateCount(a.candidates ?? 2);
     // The /48 rules of the plan (exactly a /48, no host bits, not link-local); number checked below.
     const plan = planAllocation(a.prefix, a.number ?? 1);
     const prefix = plan.prefix.toString();
@@ -258,8 +269,18 @@ export class PgStore implements Store {
           );
         }
         await tx.query(
-          'INSERT INTO allocations (number, farm_id, prefix, ipv4, upstream_ll, upstream_ip6, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [number, a.farm, prefix, ipv4 ? JSON.stringify(ipv4) : null, ll.toString(), ip6.toString(), this.now()],
+          'INSERT INTO allocations (number, farm_id, prefix, ipv4, upstream_ll, upstream_ip6, created_at, failover, candidates) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+          [
+            number,
+            a.farm,
+            prefix,
+            ipv4 ? JSON.stringify(ipv4) : null,
+            ll.toString(),
+            ip6.toString(),
+            this.now(),
+            failover,
+            candidates,
+          ],
         );
         await tx.query(
           'INSERT INTO slots (allocation, slot, high_water) SELECT $1, e, e << 12 FROM generate_series(1, 15) e',
@@ -271,6 +292,8 @@ export class PgStore implements Store {
           prefix,
           ...(ipv4 ? { ipv4 } : {}),
           upstream: { ll: ll.toString(), ip6: ip6.toString() },
+          failover,
+          candidates,
         };
       }),
     );
@@ -290,11 +313,30 @@ export class PgStore implements Store {
   }
 
   async listSlots(allocation: number): Promise<SlotRecord[]> {
-    const rows = await this.db.query(
-      'SELECT s.*, a.ipv4 FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.allocation = $1 ORDER BY s.slot',
-      [allocation],
+    return this.db.transaction(
+      async (tx) => {
+        const rows = await tx.query(
+          'SELECT s.*, a.ipv4, a.failover FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.allocation = $1 ORDER BY s.slot',
+          [allocation],
+        );
+        if (rows[0]?.failover !== 'vrrp') return rows.map(slotRecord);
+        // Stage 2: every candidate with its VRRP report and its node's health.
+        const now = this.now();
+        const cands = await tx.query(
+          `SELECT c.*, nd.last_heartbeat FROM slot_candidates c JOIN nodes nd ON nd.id = c.node_id
+            WHERE c.allocation = $1 ORDER BY c.slot, c.rank`,
+          [allocation],
+        );
+        return rows.map((r) => ({
+          ...slotRecord(r),
+          candidates: cands
+            .filter((c) => Number(c.slot) === Number(r.slot))
+            .map((c) => candidateRecord(c, now, this.options.leaseTtlMs)),
+          vrrpTransitions: Number(r.vrrp_transitions ?? 0),
+        }));
+      },
+      { readOnly: true, repeatableRead: true },
     );
-    return rows.map(slotRecord);
   }
 
   // ---- nodes and leases ----
@@ -350,24 +392,36 @@ export class PgStore implements Store {
     );
   }
 
-  async assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord> {
+  async assignSlot(allocation: number, slot: number, node: string | string[]): Promise<SlotRecord> {
     checkSlot(slot);
     const a = await this.getAllocation(allocation);
     if (!a) throw new ExitnodeError(StoreErrors.ALLOCATION_UNKNOWN, `allocation ${allocation} does not exist`);
-    checkSlotTarget(node, await this.getNode(node), allocation, a);
-    this.changed(
-      await this.retry(() =>
-        this.db.query('SELECT * FROM xn_assign_slot($1, $2, $3, $4, $5)', [
-          allocation,
-          slot,
-          node,
-          this.now(),
-          this.options.leaseTtlMs,
-        ]),
-      ),
-    );
-    const s = (await this.listSlots(allocation))[slot - 1]!;
-    return s;
+    const list = checkCandidateList(node, a);
+    for (const n of list) checkSlotTarget(n, await this.getNode(n), allocation, a);
+    const now = this.now();
+    const ttl = this.options.leaseTtlMs;
+    if (!Array.isArray(node) || a.failover === 'lease')
+      this.changed(
+        await this.retry(() =>
+          this.db.query('SELECT * FROM xn_assign_slot($1, $2, $3, $4, $5)', [allocation, slot, list[0], now, ttl]),
+        ),
+      );
+    else
+      // Stage 2, the farmer's list: exactly these candidates in this order (the sweep tops it up
+      // to the allocation's `candidates` from live nodes when it is shorter).
+      this.changed(
+        await this.retry(() =>
+          this.db.transaction(async (tx) => {
+            await tx.query('SELECT 1 FROM slots WHERE allocation = $1 AND slot = $2 FOR UPDATE', [allocation, slot]);
+            await tx.query('SELECT * FROM xn_cand_apply($1, $2, $3, $4, $5)', [allocation, slot, list, now, ttl]);
+            return tx.query(
+              'UPDATE slots SET lease_expires_at = $3, renewed_at = $4 WHERE allocation = $1 AND slot = $2 RETURNING 1',
+              [allocation, slot, now + ttl, now],
+            );
+          }),
+        ),
+      );
+    return (await this.listSlots(allocation))[slot - 1]!;
   }
 
   heartbeat(node: string, report: HeartbeatReport = {}): Promise<LeaseRecord[]> {
@@ -378,17 +432,39 @@ export class PgStore implements Store {
     checkSlot(slot);
     const cur = (await this.listSlots(allocation))[slot - 1];
     if (!cur?.node) return this.assignSlot(allocation, slot, node);
-    if (cur.node === node)
+    const alloc = (await this.getAllocation(allocation))!;
+    const stage2 = alloc.failover === 'vrrp';
+    if (cur.node === node && !stage2)
       throw new ExitnodeError(
         StoreErrors.SLOT_MOVE_NOOP,
         `slot ${slot} of allocation ${allocation} is already held by node ${q(node)}`,
       );
-    const n = checkSlotTarget(node, await this.getNode(node), allocation, (await this.getAllocation(allocation))!);
+    const n = checkSlotTarget(node, await this.getNode(node), allocation, alloc);
     if (!n.healthy)
       throw new ExitnodeError(
         StoreErrors.SLOT_MOVE_TARGET_DOWN,
         `node ${q(node)} has not sent a heartbeat within the lease TTL (${this.options.leaseTtlMs} ms): a slot moved there would have no gateway`,
       );
+    if (stage2) {
+      // Stage 2: a planned handover, never a rebuild. NODE becomes the first candidate; the
+      // current master is told to step down (priority 0) once NODE reports BACKUP.
+      const [r] = await this.retry(() =>
+        this.db.query<{ status: string }>('SELECT xn_vrrp_move($1, $2, $3, $4, $5) AS status', [
+          allocation,
+          slot,
+          node,
+          this.now(),
+          this.options.leaseTtlMs,
+        ]),
+      );
+      if (r?.status === 'noop')
+        throw new ExitnodeError(
+          StoreErrors.SLOT_MOVE_NOOP,
+          `slot ${slot} of allocation ${allocation} is already held by node ${q(node)}, and no other candidate reports VRRP master`,
+        );
+      this.changed(r);
+      return (await this.listSlots(allocation))[slot - 1]!;
+    }
     // A new view version wakes the holder's long-poll; its agent heartbeats at once and reads the move.
     this.changed(
       await this.retry(() =>
@@ -634,6 +710,89 @@ export class PgStore implements Store {
     this.changed(null);
   }
 
+  async setNodeKey(node: string, publicKey: string): Promise<void> {
+    checkWgKey(publicKey, 'node key');
+    const changed = await this.retry(() =>
+      this.db.transaction(async (tx) => {
+        const [n] = await tx.query<{ farm_id: string; exit_capable: boolean; node_key: string | null }>(
+          'SELECT farm_id, exit_capable, node_key FROM nodes WHERE id = $1 FOR UPDATE',
+          [node],
+        );
+        if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
+        if (n.node_key === publicKey) return false;
+        await tx.query('UPDATE nodes SET node_key = $2 WHERE id = $1', [node, publicKey]);
+        // sealTo of every candidate in the farm (but this node's own view) lists exit-capable nodes' keys.
+        if (n.exit_capable)
+          await tx.query(
+            `SELECT xn_touch(coalesce(array_agg(DISTINCT c.node_id), '{}')) FROM slot_candidates c
+               JOIN allocations a ON a.number = c.allocation WHERE a.farm_id = $1 AND c.node_id <> $2`,
+            [n.farm_id, node],
+          );
+        return true;
+      }),
+    );
+    if (changed) this.changed(null);
+  }
+
+  async setSealedKeys(
+    node: string,
+    network: string,
+    nr: string,
+    keys: { node: string; sealed: string }[],
+  ): Promise<number> {
+    const notHere = (): ExitnodeError =>
+      new ExitnodeError(
+        StoreErrors.NR_UNKNOWN,
+        `node ${q(node)} hosts no ExitPoint NR ${q(nr)} of network ${q(network)}`,
+      );
+    const n = await this.getNetwork(network);
+    if (!n || !n.resources.some((x) => x.node === node)) throw notHere();
+    const id = nrId(nr, n.slot);
+    if (nrIdText(id) !== n.exit || !n.resources.some((x) => x.id === n.exit && x.node === node)) throw notHere();
+    const a = (await this.getAllocation(n.allocation))!;
+    const seen = new Set<string>();
+    for (const k of keys) {
+      if (seen.has(k.node))
+        throw new ExitnodeError(StoreErrors.SEALED_INVALID, `node ${q(k.node)} appears twice in keys`);
+      seen.add(k.node);
+      if (k.node === node)
+        throw new ExitnodeError(
+          StoreErrors.SEALED_INVALID,
+          `node ${q(node)} cannot seal a key to itself: seal to the other exit-capable nodes (sealTo of its view)`,
+        );
+      checkSealed(k.sealed, `sealed key for node ${q(k.node)}`);
+      checkSlotTarget(k.node, await this.getNode(k.node), n.allocation, a);
+    }
+    const stored = await this.retry(() =>
+      this.db.transaction(async (tx) => {
+        // Only if the ExitPoint is still on this node: a failover may have moved it since the read above.
+        const hit = await tx.query(
+          'SELECT 1 FROM resources WHERE allocation = $1 AND nr_id = $2 AND network_id = $3 AND node_id = $4 FOR UPDATE',
+          [n.allocation, id, network, node],
+        );
+        if (!hit.length) throw notHere();
+        const changed = await tx.query<{ node_id: string }>(
+          `INSERT INTO sealed_keys (allocation, nr_id, node_id, sealed)
+             SELECT $1, $2, u.node, u.sealed FROM unnest($3::text[], $4::text[]) u(node, sealed)
+           ON CONFLICT (allocation, nr_id, node_id) DO UPDATE SET sealed = excluded.sealed
+             WHERE sealed_keys.sealed IS DISTINCT FROM excluded.sealed
+           RETURNING node_id`,
+          [n.allocation, id, keys.map((k) => k.node), keys.map((k) => k.sealed)],
+        );
+        // Only a candidate of the slot shows its sealed key.
+        if (changed.length)
+          await tx.query(
+            `SELECT xn_touch(coalesce(array_agg(c.node_id), '{}')) FROM slot_candidates c
+              WHERE c.allocation = $1 AND c.slot = $2 AND c.node_id = ANY ($3)`,
+            [n.allocation, n.slot, changed.map((c) => c.node_id)],
+          );
+        return changed.length;
+      }),
+    );
+    if (stored) this.changed(null);
+    return keys.length;
+  }
+
   // ---- views ----
 
   async viewVersion(node: string): Promise<number> {
@@ -666,16 +825,31 @@ export class PgStore implements Store {
     };
   }
 
-  async stats(): Promise<{ slots: SlotRecord[]; networks: number; resources: number }> {
+  async stats(): Promise<StoreStats> {
     const slots = (
       await this.db.query(
-        'SELECT s.*, a.ipv4 FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.node_id IS NOT NULL OR s.nr_count > 0 ORDER BY s.allocation, s.slot',
+        'SELECT s.*, a.ipv4, a.failover FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.node_id IS NOT NULL OR s.nr_count > 0 ORDER BY s.allocation, s.slot',
       )
-    ).map(slotRecord);
+    ).map((r) => ({
+      ...slotRecord(r),
+      ...(r.failover === 'vrrp' ? { vrrpTransitions: Number(r.vrrp_transitions ?? 0) } : {}),
+    }));
     const [c] = await this.db.query<{ networks: number; resources: number }>(
       'SELECT (SELECT count(*) FROM networks)::int AS networks, (SELECT count(*) FROM resources)::int AS resources',
     );
-    return { slots, networks: Number(c?.networks ?? 0), resources: Number(c?.resources ?? 0) };
+    const candidates = (
+      await this.db.query(
+        'SELECT allocation, slot, node_id, rank, vrrp_state, vrrp_priority FROM slot_candidates ORDER BY allocation, slot, rank',
+      )
+    ).map((r) => ({
+      allocation: Number(r.allocation),
+      slot: Number(r.slot),
+      node: String(r.node_id),
+      rank: Number(r.rank),
+      ...(r.vrrp_state ? { state: String(r.vrrp_state) as VrrpState } : {}),
+      ...(r.vrrp_priority !== null && r.vrrp_priority !== undefined ? { priority: Number(r.vrrp_priority) } : {}),
+    }));
+    return { slots, networks: Number(c?.networks ?? 0), resources: Number(c?.resources ?? 0), candidates };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,15 @@
 // Row mapping: the database's rows (snake_case, numbers that may arrive as strings or bigints,
 // JSON that may arrive as text) into the Store's records.
-import type { AllocationRecord, Ipv4Pool, LeaseRecord, NodeRecord, SlotMove, SlotRecord } from './types.js';
+import type {
+  AllocationRecord,
+  CandidateRecord,
+  Ipv4Pool,
+  LeaseRecord,
+  NodeRecord,
+  SlotMove,
+  SlotRecord,
+  VrrpState,
+} from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -18,6 +27,31 @@ export function allocationRecord(r: Row): AllocationRecord {
     prefix: String(r.prefix),
     ...(ipv4 ? { ipv4 } : {}),
     upstream: { ll: String(r.upstream_ll), ip6: String(r.upstream_ip6) },
+    failover: r.failover === 'vrrp' ? 'vrrp' : 'lease',
+    candidates: r.candidates === undefined || r.candidates === null ? 2 : Number(r.candidates),
+  };
+}
+
+/** VRRP priority of a candidate by its rank (DESIGN.md 8.2; the first highest). */
+export const candidatePriority = (rank: number): number => Math.max(1, 250 - 50 * rank);
+
+/** A slot_candidates row joined with its node's last_heartbeat. */
+export function candidateRecord(r: Row, now: number, leaseTtlMs: number): CandidateRecord {
+  const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+  const hb = num(r.last_heartbeat);
+  const rank = Number(r.rank);
+  return {
+    node: String(r.node_id),
+    rank,
+    priority: candidatePriority(rank),
+    healthy: hb !== undefined && hb + leaseTtlMs > now,
+    ...(hb !== undefined ? { lastHeartbeat: hb } : {}),
+    ...(r.vrrp_state ? { vrrpState: String(r.vrrp_state) as VrrpState } : {}),
+    ...(num(r.vrrp_priority) !== undefined ? { vrrpPriority: num(r.vrrp_priority) } : {}),
+    ...(num(r.vrrp_since) !== undefined ? { vrrpSince: num(r.vrrp_since) } : {}),
+    ...(num(r.reported_at) !== undefined ? { reportedAt: num(r.reported_at) } : {}),
+    ...(num(r.changed_at) !== undefined ? { changedAt: num(r.changed_at) } : {}),
+    stepDown: Boolean(r.step_down),
   };
 }
 
@@ -37,6 +71,7 @@ export function slotRecord(r: Row): SlotRecord {
     ...(r.renewed_at !== null && r.renewed_at !== undefined ? { renewedAt: Number(r.renewed_at) } : {}),
     ...(r.moving_to ? { movingTo: String(r.moving_to) } : {}),
     ...(r.health ? { health: String(r.health), healthAt: Number(r.health_at) } : {}),
+    ...(r.handover_to ? { handoverTo: String(r.handover_to) } : {}),
   };
 }
 

@@ -1,7 +1,10 @@
 // The Store: TNoDB's lists (farms, tenants, tokens, allocations, nodes, slot leases, networks and
 // their NRs, keys) and the NR id allocator. One implementation (PgStore) on PGlite or a
 // PostgreSQL server; the contract tests run against both.
-import type { Forward, InboundPolicyName, InboundRule, Protocol } from '../core/forward.js';
+import type { InboundPolicyName, Protocol } from '../core/forward.js';
+import type { NodeView } from '../core/view.js';
+
+export type { NodeView } from '../core/view.js';
 
 export type Scope = 'admin' | 'farm' | 'tenant' | 'node';
 
@@ -18,12 +21,39 @@ export interface Ipv4Pool {
   gateway: string;
 }
 
+/** Stage 1 ('lease': one holder per slot, fenced by its lease) or stage 2 ('vrrp': candidates). */
+export type FailoverMode = 'lease' | 'vrrp';
+
 export interface AllocationRecord {
   number: number;
   farm: string;
   prefix: string;
   ipv4?: Ipv4Pool;
   upstream: { ll: string; ip6: string };
+  failover: FailoverMode;
+  /** 'vrrp': how many candidates TNoDB keeps per slot (where the farm has that many exit-capable nodes). */
+  candidates: number;
+}
+
+/** Stage 2: a candidate of a slot, first (rank 0) = the slot's node, with its last VRRP report. */
+export interface CandidateRecord {
+  node: string;
+  rank: number;
+  /** The VRRP priority TNoDB gives it: 250 - 50 * rank, at least 1. */
+  priority: number;
+  /** Its node heartbeats (within the lease TTL). */
+  healthy: boolean;
+  lastHeartbeat?: number;
+  /** keepalived's state as the agent last reported it. */
+  vrrpState?: VrrpState;
+  vrrpPriority?: number;
+  /** When it entered that state, the agent's clock (ms since the epoch). */
+  vrrpSince?: number;
+  /** Store clock: the last report, and the last change of state TNoDB saw. */
+  reportedAt?: number;
+  changedAt?: number;
+  /** TNoDB asks it to give up mastership (dual master, or a planned handover). */
+  stepDown: boolean;
 }
 
 export interface NodeRecord {
@@ -52,6 +82,12 @@ export interface SlotRecord {
   /** The holder's last report on its gateway: "ok" or why it cannot forward. */
   health?: string;
   healthAt?: number;
+  /** Stage 2 ('vrrp' allocations): the candidates in order, with their VRRP state. */
+  candidates?: CandidateRecord[];
+  /** Stage 2: a planned handover (slot move) waits for this node to take over. */
+  handoverTo?: string;
+  /** Stage 2: VRRP state changes the candidates reported (a counter). */
+  vrrpTransitions?: number;
 }
 
 export interface ResourceRecord {
@@ -69,25 +105,6 @@ export interface NetworkRecord {
   slot: number;
   exit: string;
   resources: ResourceRecord[];
-}
-
-export interface NodeView {
-  version: number;
-  node: { id: string; publicIPv4?: string; publicIPv6?: string };
-  allocations: {
-    number: number;
-    prefix: string;
-    upstream: { ll: string; ip6?: string; ipv4Gateway?: string; ipv4PrefixLength?: number };
-  }[];
-  slots: { allocation: number; slot: number; epoch: number; ipv4?: string }[];
-  networks: {
-    id: string;
-    allocation: number;
-    exit: string;
-    resources: { id: string; node: string; publicKey?: string; endpoint?: string }[];
-    forwards?: Forward[];
-    inbound?: { policy: 'closed'; rules: InboundRule[] };
-  }[];
 }
 
 /** An IPv4 port forward: GWPubIP4:port (protocol) of the network's slot → target:targetPort. */
@@ -117,6 +134,14 @@ export interface InboundPolicyRecord {
   policy: InboundPolicyName;
   /** Enforced while the policy is closed. */
   rules: InboundRuleRecord[];
+}
+
+export interface StoreStats {
+  slots: SlotRecord[];
+  networks: number;
+  resources: number;
+  /** Stage 2: every candidate of a 'vrrp' slot with its last reported state. */
+  candidates: { allocation: number; slot: number; node: string; rank: number; state?: VrrpState; priority?: number }[];
 }
 
 export interface SlotMove {
@@ -213,6 +238,8 @@ export interface Store {
     number?: number;
     ipv4?: Ipv4Pool;
     upstream?: { ll?: string; ip6?: string };
+    failover?: FailoverMode;
+    candidates?: number;
   }): Promise<AllocationRecord>;
   getAllocation(number: number): Promise<AllocationRecord | undefined>;
   listAllocations(farm?: string): Promise<AllocationRecord[]>;
@@ -228,8 +255,12 @@ export interface Store {
   getNode(id: string): Promise<NodeRecord | undefined>;
   listNodes(farm: string): Promise<NodeRecord[]>;
 
-  /** Gives a slot to a node (epoch + 1 when the holder changes; the ExitPoint NRs move with it). */
-  assignSlot(allocation: number, slot: number, node: string): Promise<SlotRecord>;
+  /**
+   * Gives a slot to a node (epoch + 1 when the holder changes; the ExitPoint NRs move with it).
+   * A list (stage 2, 'vrrp'): the slot's candidates in order, the first one its node; in 'lease'
+   * mode a list has one node.
+   */
+  assignSlot(allocation: number, slot: number, node: string | string[]): Promise<SlotRecord>;
   /** Records a heartbeat and renews the leases of every slot the node holds. */
   heartbeat(node: string, report?: HeartbeatReport): Promise<LeaseRecord[]>;
   /** Plans a move of a held slot to NODE: the holder fences and releases it (or, if the holder
@@ -257,6 +288,13 @@ export interface Store {
   getNetwork(id: string, tenant?: string): Promise<NetworkRecord | undefined>;
   listNetworks(tenant?: string): Promise<NetworkRecord[]>;
   setKey(node: string, network: string, nr: string, publicKey: string): Promise<void>;
+  /** Stage 2: a node's own X25519 public key (base64), to which ExitPoint keys are sealed. */
+  setNodeKey(node: string, publicKey: string): Promise<void>;
+  /**
+   * Stage 2: the private key of an ExitPoint NR that `node` hosts, sealed to other exit-capable
+   * nodes of the farm (ciphertext only, src/core/seal.ts). Returns how many were stored.
+   */
+  setSealedKeys(node: string, network: string, nr: string, keys: { node: string; sealed: string }[]): Promise<number>;
 
   /** A forward on the slot's GWPubIP4: PORT if free (and not reserved), else the lowest free one. */
   addForward(f: {
@@ -292,7 +330,7 @@ export interface Store {
    *  Writes through other instances are seen by polling versions() (src/api/watch.ts). */
   onViewChange(cb: (nodes: string[]) => void): () => void;
 
-  stats(): Promise<{ slots: SlotRecord[]; networks: number; resources: number }>;
+  stats(): Promise<StoreStats>;
   /** The farm's history (src/store/events.ts). */
   readonly events: EventLog;
   /** The reads of the dashboard and the agents' reports (src/store/dashboard.ts). */
@@ -384,13 +422,16 @@ export interface AgentReport {
   uptimeS?: number;
 }
 
-export interface SlotCandidate {
+export interface SlotCandidate extends Partial<Omit<CandidateRecord, 'node'>> {
   node: string;
-  /** Stage 1: "holder" (answers now) or "moving-to"; stage 2 adds the VRRP roles. */
+  /**
+   * Stage 1: "holder" (answers now) or "moving-to". Stage 2: the VRRP role the candidate reports
+   * ("master", "backup", "fault", "stopped"), or "candidate" before its first report.
+   */
   role: string;
 }
 
-export interface SlotStatus extends SlotRecord {
+export interface SlotStatus extends Omit<SlotRecord, 'candidates'> {
   /** NR ids the slot can hold: 4096, or 3840 in slot 15. */
   capacity: number;
   candidates: SlotCandidate[];

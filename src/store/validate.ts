@@ -11,6 +11,7 @@ import {
   checkUpstreamIP6,
   checkUpstreamLL,
   isExitnodeError,
+  nrId,
   q,
   unusableIPv4,
   unusableIPv6,
@@ -18,8 +19,10 @@ import {
   upstreamIP6,
   type Allocation,
 } from '../core/index.js';
+import { sealedProblem } from '../core/seal.js';
 import { StoreErrors } from './errors.js';
-import type { AllocationRecord, Ipv4Pool, NodeRecord } from './types.js';
+import { checkEndpoint } from '../core/view.js';
+import type { AllocationRecord, FailoverMode, HeartbeatReport, Ipv4Pool, NodeRecord, VrrpState } from './types.js';
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const NETWORK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -47,16 +50,76 @@ export function isNetworkId(id: string): boolean {
   return NETWORK_ID_RE.test(id);
 }
 
-export function checkWgKey(v: string): string {
+export function checkWgKey(v: string, what = 'public key'): string {
   if (typeof v !== 'string' || !WG_KEY_RE.test(v)) {
     throw new ExitnodeError(
       StoreErrors.KEY_SYNTAX,
-      `public key ${q(v)} is not a WireGuard key: it must be 32 bytes in base64 (44 characters ending in "=")`,
+      `${what} ${q(v)} is not a WireGuard key: it must be 32 bytes in base64 (44 characters ending in "=")`,
     );
   }
   const why = unusableX25519(Buffer.from(v, 'base64'));
-  if (why) throw new ExitnodeError(StoreErrors.KEY_INVALID, `public key ${q(v)} is not usable: ${why}`);
+  if (why) throw new ExitnodeError(StoreErrors.KEY_INVALID, `${what} ${q(v)} is not usable: ${why}`);
   return v;
+}
+
+/** Most candidates a slot may have (allocation option `candidates`). */
+export const MAX_CANDIDATES = 8;
+
+export function checkFailover(v: unknown): FailoverMode {
+  if (v !== 'lease' && v !== 'vrrp')
+    throw new ExitnodeError(
+      StoreErrors.FAILOVER_INVALID,
+      `failover ${q(v)} is not a failover mode: use "lease" (stage 1) or "vrrp" (stage 2, candidates)`,
+    );
+  return v;
+}
+
+export function checkCandidateCount(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_CANDIDATES)
+    throw new ExitnodeError(
+      StoreErrors.FAILOVER_INVALID,
+      `candidates ${q(v)} must be a whole number from 1 to ${MAX_CANDIDATES} (candidate nodes per slot)`,
+    );
+  return v;
+}
+
+/**
+ * The nodes a slot is given: one node, or (stage 2) the ordered candidate list: 1 to the
+ * allocation's `candidates` names, no name twice; a 'lease' allocation takes one node.
+ */
+export function checkCandidateList(v: string | string[], a: AllocationRecord): string[] {
+  const list = Array.isArray(v) ? v : [v];
+  const max = a.failover === 'vrrp' ? a.candidates : 1;
+  if (list.length < 1 || list.length > max)
+    throw new ExitnodeError(
+      StoreErrors.CANDIDATES_INVALID,
+      a.failover === 'vrrp'
+        ? `the candidate list ${q(list)} must name 1 to ${max} nodes (allocation ${a.number} keeps ${max} candidates per slot)`
+        : `allocation ${a.number} is in failover mode "lease": a slot has one node, not ${q(list)}`,
+    );
+  const seen = new Set<string>();
+  for (const n of list) {
+    if (typeof n !== 'string' || !NAME_RE.test(n))
+      throw new ExitnodeError(StoreErrors.CANDIDATES_INVALID, `candidate ${q(n)} is not a node name`);
+    if (seen.has(n))
+      throw new ExitnodeError(
+        StoreErrors.CANDIDATES_INVALID,
+        `node ${q(n)} appears twice in the candidate list ${q(list)}`,
+      );
+    seen.add(n);
+  }
+  return list;
+}
+
+/** A sealed ExitPoint key (src/core/seal.ts): canonical base64 of exactly SEALED_BYTES bytes. */
+export function checkSealed(v: unknown, what = 'sealed key'): string {
+  const why = sealedProblem(v);
+  if (why)
+    throw new ExitnodeError(
+      StoreErrors.SEALED_INVALID,
+      `${what} ${q(typeof v === 'string' && v.length > 60 ? `${v.slice(0, 60)}…` : v)} ${why}`,
+    );
+  return v as string;
 }
 
 /** A private key of this process, only to try a DH with a published key (never sent or kept). */
@@ -191,4 +254,63 @@ export function checkSlotTarget(
       `node ${q(node)} is not exit-capable; register it with exitCapable: true to give it a slot`,
     );
   return n;
+}
+
+const VRRP_STATES = new Set(['MASTER', 'BACKUP', 'FAULT', 'STOPPED']);
+const int = (v: unknown, min: number, max: number): boolean =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+function reportRule(field: string, v: unknown, rule: string): never {
+  throw new ExitnodeError(StoreErrors.REPORT_INVALID, `heartbeat ${field} = ${q(v)} ${rule}`, { field });
+}
+
+/** A heartbeat's vrrp[] (stage 2), each value in its type and range. */
+export function checkVrrpReport(items: unknown): NonNullable<HeartbeatReport['vrrp']> {
+  if (!Array.isArray(items)) reportRule('vrrp', items, 'is not an array');
+  return items.map((x: unknown, i) => {
+    const f = `vrrp[${i}]`;
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) reportRule(f, x, 'is not an object');
+    const o = x as Record<string, unknown>;
+    if (!int(o.allocation, 1, 65535))
+      reportRule(`${f}.allocation`, o.allocation, 'is not a whole number from 1 to 65535');
+    if (!int(o.slot, 1, 15)) reportRule(`${f}.slot`, o.slot, 'is not a whole number from 1 to 15');
+    if (typeof o.state !== 'string' || !VRRP_STATES.has(o.state))
+      reportRule(`${f}.state`, o.state, 'is not MASTER, BACKUP, FAULT or STOPPED');
+    if (!int(o.priority, 0, 255)) reportRule(`${f}.priority`, o.priority, 'is not a whole number from 0 to 255');
+    if (!int(o.since, 0, Number.MAX_SAFE_INTEGER))
+      reportRule(`${f}.since`, o.since, 'is not a time in milliseconds since the epoch');
+    return {
+      allocation: o.allocation as number,
+      slot: o.slot as number,
+      state: o.state as VrrpState,
+      priority: o.priority as number,
+      since: o.since as number,
+    };
+  });
+}
+
+/** A heartbeat's endpoints[] (stage 2): network id, NR id, endpoint in canonical form. */
+export function checkEndpointsReport(items: unknown): { network: string; nr: number; endpoint: string }[] {
+  if (!Array.isArray(items)) reportRule('endpoints', items, 'is not an array');
+  return items.map((x: unknown, i) => {
+    const f = `endpoints[${i}]`;
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) reportRule(f, x, 'is not an object');
+    const o = x as Record<string, unknown>;
+    if (typeof o.network !== 'string' || !NETWORK_ID_RE.test(o.network))
+      reportRule(`${f}.network`, o.network, 'is not a network id (tn- and 12 hex digits)');
+    let nr: number;
+    try {
+      if (typeof o.nr !== 'string') throw new Error('not text');
+      nr = nrId(o.nr);
+    } catch {
+      reportRule(`${f}.nr`, o.nr, 'is not an NR id (4 hex digits, 1000-feff)');
+    }
+    let endpoint: string;
+    try {
+      endpoint = checkEndpoint(o.endpoint, `${f}.endpoint`);
+    } catch {
+      reportRule(`${f}.endpoint`, o.endpoint, 'is not an endpoint (IPv4:port or [IPv6]:port, port 1-65535)');
+    }
+    return { network: o.network, nr, endpoint };
+  });
 }

@@ -3,6 +3,7 @@
 import {
   ExitnodeError,
   allocation as planAllocation,
+  gwPubIP6,
   nrIdText,
   nrPrefix,
   nrPrefix4,
@@ -13,9 +14,16 @@ import {
   type Protocol,
 } from '../core/index.js';
 import { StoreErrors } from './errors.js';
-import { allocationRecord, slotRecord } from './rows.js';
+import { allocationRecord, candidatePriority, slotRecord } from './rows.js';
 import type { Queryable } from './sql.js';
-import type { NetworkRecord, NodeView, ResourceRecord } from './types.js';
+import type { AllocationRecord, NetworkRecord, NodeView, ResourceRecord } from './types.js';
+
+/** The endpoint of a stage-2 ExitPoint: the slot's floating address (GWPubIP4 if the pool has one
+ *  for the slot, else GWPubIP6) and the NR's WireGuard port (its id). */
+export function floatingEndpoint(a: AllocationRecord, slot: number, nr: number): string {
+  const v4 = a.ipv4?.addresses[slot - 1];
+  return v4 ? `${v4}:${nr}` : `[${gwPubIP6(planAllocation(a.prefix, a.number), slot).toString()}]:${nr}`;
+}
 
 /** The view of `node`; run it in one read-only repeatable-read transaction so that it is one state. */
 export async function assembleView(tx: Queryable, node: string): Promise<NodeView> {
@@ -24,23 +32,64 @@ export async function assembleView(tx: Queryable, node: string): Promise<NodeVie
     [node],
   );
   if (!n) throw new ExitnodeError(StoreErrors.NODE_UNKNOWN, `node ${q(node)} does not exist`);
+  // The slots this node holds ('lease') or is a candidate of ('vrrp').
   const slots = await tx.query(
-    'SELECT s.*, a.ipv4 FROM slots s JOIN allocations a ON a.number = s.allocation WHERE s.node_id = $1 ORDER BY s.allocation, s.slot',
+    `SELECT s.*, a.ipv4, a.failover FROM slots s JOIN allocations a ON a.number = s.allocation
+      WHERE s.node_id = $1
+         OR EXISTS (SELECT 1 FROM slot_candidates c WHERE c.allocation = s.allocation AND c.slot = s.slot AND c.node_id = $1)
+      ORDER BY s.allocation, s.slot`,
     [node],
   );
-  const nets = await tx.query<{ id: string; allocation: number; exit_id: number }>(
-    `SELECT n.id, n.allocation, n.exit_id FROM networks n
+  const vrrpSlots = slots.filter((s) => s.failover === 'vrrp');
+  const candRows = vrrpSlots.length
+    ? await tx.query<{ allocation: number; slot: number; node_id: string; rank: number; step_down: boolean }>(
+        `SELECT c.allocation, c.slot, c.node_id, c.rank, c.step_down FROM slot_candidates c
+          WHERE (c.allocation, c.slot) IN (SELECT * FROM unnest($1::int[], $2::int[])) ORDER BY c.allocation, c.slot, c.rank`,
+        [vrrpSlots.map((s) => Number(s.allocation)), vrrpSlots.map((s) => Number(s.slot))],
+      )
+    : [];
+  const candOf = new Map<string, typeof candRows>();
+  for (const c of candRows) {
+    const k = `${Number(c.allocation)}/${Number(c.slot)}`;
+    candOf.set(k, [...(candOf.get(k) ?? []), c]);
+  }
+  /** Slots ("A/E") whose candidate this node is: their views carry the stage-2 fields. */
+  const mine = new Set(
+    candRows.filter((c) => String(c.node_id) === node).map((c) => `${Number(c.allocation)}/${Number(c.slot)}`),
+  );
+  const nets = await tx.query<{ id: string; allocation: number; slot: number; exit_id: number }>(
+    `SELECT n.id, n.allocation, n.slot, n.exit_id FROM networks n
           WHERE n.id IN (SELECT network_id FROM resources WHERE node_id = $1)
              OR EXISTS (SELECT 1 FROM slots s WHERE s.node_id = $1 AND s.allocation = n.allocation AND s.slot = n.slot)
+             OR EXISTS (SELECT 1 FROM slot_candidates c WHERE c.node_id = $1 AND c.allocation = n.allocation AND c.slot = n.slot)
           ORDER BY n.id`,
     [node],
   );
   const res = nets.length
     ? await tx.query(
-        `SELECT r.network_id, r.nr_id, r.node_id, r.public_key, nd.public_ipv4, nd.public_ipv6
+        `SELECT r.network_id, r.nr_id, r.node_id, r.public_key, r.learned_endpoint, nd.public_ipv4, nd.public_ipv6
            FROM resources r JOIN nodes nd ON nd.id = r.node_id WHERE r.network_id = ANY($1) ORDER BY r.nr_id`,
         [nets.map((x) => x.id)],
       )
+    : [];
+  // ExitPoint private keys sealed to this node, for the slots it is a candidate of.
+  const sealed = new Map<string, string>();
+  if (mine.size)
+    for (const k of await tx.query<{ allocation: number; nr_id: number; sealed: string }>(
+      `SELECT k.allocation, k.nr_id, k.sealed FROM sealed_keys k
+         JOIN slot_candidates c ON c.allocation = k.allocation AND c.slot = k.nr_id >> 12 AND c.node_id = k.node_id
+        WHERE k.node_id = $1`,
+      [node],
+    ))
+      sealed.set(`${Number(k.allocation)}/${Number(k.nr_id)}`, String(k.sealed));
+  // The node keys of the farm's other exit-capable nodes, to which a candidate seals.
+  const sealTo = mine.size
+    ? (
+        await tx.query<{ id: string; node_key: string }>(
+          `SELECT id, node_key FROM nodes WHERE farm_id = $1 AND exit_capable AND node_key IS NOT NULL AND id <> $2 ORDER BY id`,
+          [n.farm_id, node],
+        )
+      ).map((r) => ({ node: String(r.id), key: String(r.node_key) }))
     : [];
   // Forwards and the inbound policy (issue 13): only forwards whose target NR is still there.
   const ids = nets.map((x) => x.id);
@@ -69,20 +118,34 @@ export async function assembleView(tx: Queryable, node: string): Promise<NodeVie
         allocationRecord,
       )
     : [];
+  const allocOf = new Map(allocs.map((a) => [a.number, a]));
+  const netOf = new Map(nets.map((x) => [String(x.id), x]));
   const byNet = new Map<string, NodeView['networks'][number]['resources']>();
   for (const r of res) {
     const list = byNet.get(String(r.network_id)) ?? [];
     const id = Number(r.nr_id);
-    const endpoint = r.public_ipv4
-      ? `${String(r.public_ipv4)}:${id}`
-      : r.public_ipv6
-        ? `[${String(r.public_ipv6)}]:${id}`
-        : undefined;
+    const net = netOf.get(String(r.network_id))!;
+    const a = allocOf.get(Number(net.allocation))!;
+    const isExit = id === Number(net.exit_id);
+    const slotKey = `${Number(net.allocation)}/${Number(net.slot)}`;
+    // Stage 2: the ExitPoint's endpoint floats with the slot (GWPubIP4:port, else [GWPubIP6]:port).
+    const endpoint =
+      isExit && a.failover === 'vrrp'
+        ? floatingEndpoint(a, Number(net.slot), id)
+        : r.public_ipv4
+          ? `${String(r.public_ipv4)}:${id}`
+          : r.public_ipv6
+            ? `[${String(r.public_ipv6)}]:${id}`
+            : undefined;
+    const sealedKey = isExit && mine.has(slotKey) ? sealed.get(`${a.number}/${id}`) : undefined;
+    const learned = !isExit && mine.has(slotKey) && r.learned_endpoint ? String(r.learned_endpoint) : undefined;
     list.push({
       id: nrIdText(id),
       node: String(r.node_id),
       ...(r.public_key ? { publicKey: String(r.public_key) } : {}),
       ...(endpoint ? { endpoint } : {}),
+      ...(sealedKey ? { sealedKey } : {}),
+      ...(learned ? { learnedEndpoint: learned } : {}),
     });
     byNet.set(String(r.network_id), list);
   }
@@ -103,12 +166,25 @@ export async function assembleView(tx: Queryable, node: string): Promise<NodeVie
       },
     })),
     // The view carries GWPubIP4 as an address (DESIGN.md section 4; its length is upstream.ipv4PrefixLength).
-    slots: slots.map(slotRecord).map((s) => ({
-      allocation: s.allocation,
-      slot: s.slot,
-      epoch: s.epoch,
-      ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}),
-    })),
+    slots: slots.map((r) => {
+      const s = slotRecord(r);
+      const out: NodeView['slots'][number] = {
+        allocation: s.allocation,
+        slot: s.slot,
+        epoch: s.epoch,
+        ...(s.ipv4 ? { ipv4: s.ipv4.split('/')[0]! } : {}),
+      };
+      if (r.failover === 'vrrp') {
+        const cands = candOf.get(`${s.allocation}/${s.slot}`) ?? [];
+        const me = cands.find((c) => String(c.node_id) === node);
+        // A holder without a list yet (the sweep makes one): a list of one.
+        out.candidates = cands.length ? cands.map((c) => String(c.node_id)) : [node];
+        out.priority = candidatePriority(me ? Number(me.rank) : 0);
+        if (me?.step_down) out.stepDown = true;
+      }
+      return out;
+    }),
+    ...(mine.size ? { sealTo } : {}),
     networks: nets.map((x) => {
       const resources = byNet.get(x.id) ?? [];
       const out: NodeView['networks'][number] = {

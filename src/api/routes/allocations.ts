@@ -42,6 +42,9 @@ export function allocationRoutes(app: FastifyInstance, ctx: ApiContext): void {
               additionalProperties: false,
               properties: { ll: { type: 'string', maxLength: 64 }, ip6: { type: 'string', maxLength: 64 } },
             },
+            // Stage 2 (DESIGN.md 8.2): 'vrrp' gives every slot candidates (default 'lease', stage 1).
+            failover: { type: 'string', enum: ['lease', 'vrrp'] },
+            candidates: { type: 'integer', minimum: 1, maximum: 8 },
           },
         },
         response: { 201: allocation, ...errors(403, 404, 409) },
@@ -55,6 +58,8 @@ export function allocationRoutes(app: FastifyInstance, ctx: ApiContext): void {
         number?: number;
         ipv4?: Ipv4Pool;
         upstream?: { ll?: string; ip6?: string };
+        failover?: 'lease' | 'vrrp';
+        candidates?: number;
       };
       sameFarm(p, b.farm);
       const a = await ctx.store.createAllocation(b);
@@ -98,21 +103,27 @@ export function allocationRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       schema: {
         tags: ['allocations'],
-        summary: 'Give a slot to an exit-capable node of the farm (farm); a new holder gets epoch + 1',
+        summary:
+          "Give a slot to an exit-capable node of the farm (farm); a new holder gets epoch + 1. Stage 2 ('vrrp' allocations): {nodes: [n1, n2]} sets the ordered candidates (1 to the allocation's candidates, the first one holds); {node} makes that node first (the list filled from the farm)",
         params: {
           type: 'object',
           required: ['number', 'slot'],
           properties: { number: NUMBER_TEXT, slot: NUMBER_TEXT },
         },
-        body: { type: 'object', additionalProperties: false, required: ['node'], properties: { node: NODE_ID } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          oneOf: [{ required: ['node'] }, { required: ['nodes'] }],
+          properties: { node: NODE_ID, nodes: { type: 'array', minItems: 1, maxItems: 8, items: NODE_ID } },
+        },
         response: { 200: slot, ...errors(403, 404, 409) },
       },
     },
     async (req) => {
       const { number, slot: slotText } = req.params as { number: string; slot: string };
       const a = await own(req, number);
-      const s = await ctx.store.assignSlot(a.number, checkSlot(slotText), (req.body as { node: string }).node);
-      return s;
+      const b = req.body as { node?: string; nodes?: string[] };
+      return ctx.store.assignSlot(a.number, checkSlot(slotText), b.nodes ?? b.node!);
     },
   );
 
@@ -122,7 +133,7 @@ export function allocationRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: {
         tags: ['allocations'],
         summary:
-          'Planned move of a slot to another exit-capable node (farm): the holder fences its gateway and releases the slot, then the target builds it (epoch + 1)',
+          "Planned move of a slot to another exit-capable node (farm): the holder fences its gateway and releases the slot, then the target builds it (epoch + 1). Stage 2 ('vrrp'): a handover, never a rebuild: the target becomes the first candidate and the master steps down (priority 0) once the target reports BACKUP",
         params: {
           type: 'object',
           required: ['number', 'slot'],

@@ -77,7 +77,7 @@ export function eventFilter(p: Principal, qs: FilterQuery): EventFilter {
       .map((k) => k.trim())
       .filter(Boolean);
     for (const k of kinds)
-      if (!/^[a-z][a-z0-9.-]{0,40}\*?$/.test(k))
+      if (!/^[a-z][a-z0-9._-]{0,40}\*?$/.test(k))
         throw new ExitnodeError(
           ApiErrors.BAD_REQUEST,
           `event kind ${q(k)} is not a kind (e.g. slot.moved, failover, node.*); see docs/events.md`,

@@ -183,4 +183,46 @@ export function networkRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return reply.code(204).send();
     },
   );
+
+  app.put(
+    '/v1/networks/:id/resources/:nr/sealed',
+    {
+      schema: {
+        tags: ['networks'],
+        summary:
+          "Stage 2: store an ExitPoint's private key sealed to other exit-capable nodes of the farm (the node hosting the ExitPoint; ciphertext only, src/core/seal.ts)",
+        params: nrParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['keys'],
+          properties: {
+            keys: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 256,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['node', 'sealed'],
+                properties: { node: NODE_ID, sealed: { type: 'string', maxLength: 200 } },
+              },
+            },
+          },
+        },
+        response: { 204: { type: 'null' }, ...errors(403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const p = await ctx.auth.need(req, ['node'], { noAdmin: true });
+      const { id, nr } = req.params as { id: string; nr: string };
+      await ctx.store.setSealedKeys(
+        p.subject!,
+        id,
+        nr,
+        (req.body as { keys: { node: string; sealed: string }[] }).keys,
+      );
+      return reply.code(204).send();
+    },
+  );
 }

@@ -6,7 +6,7 @@ import { issueToken, sameFarm } from '../auth.js';
 import { ExitnodeError, q } from '../../core/errors.js';
 import { StoreErrors, type HeartbeatReport, type Principal } from '../../store/index.js';
 import { ApiErrors } from '../errors.js';
-import { NAME, NODE_ID, created, errors, node, nodeView } from '../schemas.js';
+import { NAME, NETWORK_ID, NODE_ID, created, errors, node, nodeView } from '../schemas.js';
 
 const MAX_WAIT_S = 300;
 /** A waiting request checks that its client is still there this often. */
@@ -116,6 +116,8 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags: ['nodes'],
         summary: 'Heartbeat (the node): marks it healthy and renews the leases of the slots it holds',
         params: idParams,
+        // A master with many ExitPoints reports many learned endpoints.
+        bodyLimit: 1024 * 1024,
         // Optional body: the holder's gateway health per slot (an unhealthy slot is not renewed) and
         // the slots it fenced and releases (planned move or lost health: they move at once).
         body: {
@@ -150,6 +152,39 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
                   allocation: { type: 'integer', minimum: 1, maximum: 65535 },
                   slot: { type: 'integer', minimum: 1, maximum: 15 },
                   epoch: { type: 'integer', minimum: 0, maximum: 2147483647 },
+                },
+              },
+            },
+            // Stage 2: keepalived's state of each candidate gateway of this node (stored for the
+            // slots it is a candidate of; two masters make TNoDB order a step-down).
+            vrrp: {
+              type: 'array',
+              maxItems: 256,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['allocation', 'slot', 'state', 'priority', 'since'],
+                properties: {
+                  allocation: { type: 'integer', minimum: 1, maximum: 65535 },
+                  slot: { type: 'integer', minimum: 1, maximum: 15 },
+                  state: { type: 'string', enum: ['MASTER', 'BACKUP', 'FAULT', 'STOPPED'] },
+                  priority: { type: 'integer', minimum: 0, maximum: 255 },
+                  since: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+                },
+              },
+            },
+            // Stage 2: the endpoints the master's ExitPoints learned from their peers (NAT).
+            endpoints: {
+              type: 'array',
+              maxItems: 8192,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['network', 'nr', 'endpoint'],
+                properties: {
+                  network: NETWORK_ID,
+                  nr: { type: 'string', minLength: 1, maxLength: 8 },
+                  endpoint: { type: 'string', minLength: 1, maxLength: 64 },
                 },
               },
             },
@@ -192,6 +227,31 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         leaseTtlMs: ctx.store.options.leaseTtlMs,
         fenceMarginMs: ctx.store.options.fenceMarginMs,
       };
+    },
+  );
+
+  app.put(
+    '/v1/nodes/:id/node-key',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary:
+          "Publish the node's own X25519 public key (the node itself): stage 2 seals the shared ExitPoint keys to it",
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['publicKey'],
+          properties: { publicKey: { type: 'string', maxLength: 100 } },
+        },
+        response: { 204: { type: 'null' }, ...errors(403, 404) },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params as { id: string };
+      await nodeAccess(await ctx.auth.need(req, ['node'], { noAdmin: true }), id, true);
+      await ctx.store.setNodeKey(id, (req.body as { publicKey: string }).publicKey);
+      return reply.code(204).send();
     },
   );
 

@@ -6,7 +6,7 @@ import { clientFrom, clientOptions, CLIENT_USAGE } from '../client.js';
 import { checkAllocationNumber } from '../../core/index.js';
 
 export const summary = "register a farm's /48 (TNoDB assigns its grid-unique number), show or list allocations";
-export const usage = `exitnode allocation add PREFIX/48 --farm F [--number N] [--ipv4 A,B,… --ipv4-prefix-length L --ipv4-gateway G] [--upstream-ll LL] [--upstream-ip6 IP] | allocation show N | allocation list  ${CLIENT_USAGE}`;
+export const usage = `exitnode allocation add PREFIX/48 --farm F [--number N] [--ipv4 A,B,… --ipv4-prefix-length L --ipv4-gateway G] [--upstream-ll LL] [--upstream-ip6 IP] [--failover lease|vrrp] [--candidates N] | allocation show N | allocation list  ${CLIENT_USAGE}`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const p = parse(
@@ -20,6 +20,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       'ipv4-gateway': { type: 'string' },
       'upstream-ll': { type: 'string' },
       'upstream-ip6': { type: 'string' },
+      failover: { type: 'string' },
+      candidates: { type: 'string' },
     },
     usage,
   );
@@ -46,7 +48,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.out(
       [
         clean(
-          `allocation ${a.number}: ${a.prefix} (farm ${a.farm}), upstream ${a.upstream.ll} / ${a.upstream.ip6}${a.ipv4 ? `, IPv4 gateway ${a.ipv4.gateway}/${a.ipv4.prefixLength}` : ''}`,
+          `allocation ${a.number}: ${a.prefix} (farm ${a.farm}), upstream ${a.upstream.ll} / ${a.upstream.ip6}${a.ipv4 ? `, IPv4 gateway ${a.ipv4.gateway}/${a.ipv4.prefixLength}` : ''}, failover ${a.failover ?? 'lease'}${a.failover === 'vrrp' ? ` (${a.candidates} candidates per slot)` : ''}`,
         ),
         table(
           [
@@ -72,6 +74,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (pl !== undefined && !/^\d{1,2}$/.test(pl))
     throw usageError(`--ipv4-prefix-length ${JSON.stringify(pl)} must be a number from 1 to 32`, usage);
   const number = opt(p, 'number');
+  const failover = opt(p, 'failover');
+  if (failover !== undefined && failover !== 'lease' && failover !== 'vrrp')
+    throw usageError(`--failover ${JSON.stringify(failover)} must be lease or vrrp`, usage);
+  const cands = opt(p, 'candidates');
+  if (cands !== undefined && !/^[1-8]$/.test(cands))
+    throw usageError(`--candidates ${JSON.stringify(cands)} must be a number from 1 to 8`, usage);
   const up = {
     ...(opt(p, 'upstream-ll') ? { ll: opt(p, 'upstream-ll') } : {}),
     ...(opt(p, 'upstream-ip6') ? { ip6: opt(p, 'upstream-ip6') } : {}),
@@ -84,6 +92,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       ? { ipv4: { addresses: ipv4.split(',').filter(Boolean), prefixLength: Number(pl), gateway: gw! } }
       : {}),
     ...(Object.keys(up).length ? { upstream: up } : {}),
+    ...(failover !== undefined ? { failover } : {}),
+    ...(cands !== undefined ? { candidates: Number(cands) } : {}),
   });
   io.out(json ? JSON.stringify(a) : clean(`allocation ${a.number}: ${a.prefix} registered for farm ${a.farm}`));
   return 0;
