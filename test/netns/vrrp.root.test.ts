@@ -5,10 +5,13 @@
 // while the upstream pings both addresses every 10 ms → the other takes over (gap printed); the
 // old master comes back as backup (nopreempt); a drain hands over (gap printed); a restarted
 // keepalived stays backup; the empty desired state leaves no keepalived (checked by pid) and no
-// namespace. Namespaces "xv-*", removed afterwards also on failure.
+// namespace. Then the ExitPoints' fast path on two wireguard-go interfaces: wgKick makes one
+// handshake at once (time printed), wgEndpoints shows the endpoint the other learned.
+// Namespaces "xv-*", removed afterwards also on failure.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot, rootUnavailable } from '../support/root.js';
@@ -19,6 +22,7 @@ import { diff } from '../../src/reconcile/diff.js';
 import { keepalivedSpec } from '../../src/compile/keepalived.js';
 import type { DesiredState, NsSpec } from '../../src/compile/desired.js';
 import { allocation, planSlot } from '../../src/core/plan.js';
+import { generatePrivateKey } from '../../src/kernel/apply.js';
 
 const P = 'xv-';
 const SEG = `${P}seg`;
@@ -281,4 +285,79 @@ test('two candidates: one master holds the slot; uplink cut, drain and restart h
     [],
   );
   for (const n of nodes) assert.equal(observeVrrp(n.stateDir).size, 0);
+});
+
+test('wgKick: a handshake at once without a keepalive; wgEndpoints: the endpoint the peer learned from it', async (t) => {
+  if (!requireRoot(t, ['wireguard-go', 'wg', 'nsenter'])) return;
+  if (k.kernelWireguard()) return t.skip('the kernel has WireGuard: the UAPI path is not the one used here');
+  const dir = mkdtempSync(join(tmpdir(), 'exitnode-xv-wg-'));
+  const procs: ChildProcess[] = [];
+  const sides = [
+    { ns: `${P}w1`, wg: 'xvw1', ip: '10.99.0.1', port: 51001, key: generatePrivateKey() },
+    { ns: `${P}w2`, wg: 'xvw2', ip: '10.99.0.2', port: 51002, key: generatePrivateKey() },
+  ] as const;
+  const [one, two] = sides;
+  try {
+    for (const x of sides) await run(['ip', 'netns', 'add', x.ns]);
+    await sh(one.ns, 'ip', 'link', 'add', 'u', 'type', 'veth', 'peer', 'name', 'u', 'netns', two.ns);
+    for (const x of sides) {
+      await sh(x.ns, 'ip', 'addr', 'add', `${x.ip}/24`, 'dev', 'u');
+      await sh(x.ns, 'ip', 'link', 'set', 'u', 'up');
+      const p = spawn('nsenter', [`--net=/run/netns/${x.ns}`, 'wireguard-go', '-f', x.wg], {
+        stdio: 'ignore',
+        env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+      });
+      procs.push(p);
+      await until(`${x.wg} up`, () => existsSync(`/var/run/wireguard/${x.wg}.sock`), 5000);
+      writeFileSync(join(dir, x.wg), `${x.key.privateKey}\n`, { mode: 0o600 });
+    }
+    // one knows two's endpoint; two knows none (as a remote NR behind NAT is to the ExitPoint).
+    await sh(
+      one.ns,
+      'wg',
+      'set',
+      one.wg,
+      'private-key',
+      join(dir, one.wg),
+      'listen-port',
+      String(one.port),
+      'peer',
+      two.key.publicKey,
+      'endpoint',
+      `${two.ip}:${two.port}`,
+      'allowed-ips',
+      '10.98.0.2/32',
+    );
+    await sh(
+      two.ns,
+      'wg',
+      'set',
+      two.wg,
+      'private-key',
+      join(dir, two.wg),
+      'listen-port',
+      String(two.port),
+      'peer',
+      one.key.publicKey,
+      'allowed-ips',
+      '10.98.0.1/32',
+    );
+    for (const x of sides) await sh(x.ns, 'ip', 'link', 'set', x.wg, 'up');
+    const handshake = async (): Promise<number> =>
+      Number((await sh(one.ns, 'wg', 'show', one.wg, 'latest-handshakes')).trim().split(/\s+/)[1] ?? 0);
+    await sleep(300);
+    assert.equal(await handshake(), 0, 'nothing to send: no handshake');
+    assert.deepEqual([...((await k.wgEndpoints([two.wg])).get(two.wg) ?? [])], [], 'no endpoint known yet');
+    const t0 = Date.now();
+    await k.wgKick([one.wg, 'xvnosuch']);
+    await until('a handshake', async () => (await handshake()) > 0, 5000);
+    const ms = Date.now() - t0;
+    t.diagnostic(`wgKick: handshake completed ${ms} ms after the kick`);
+    assert.deepEqual([...(await k.wgEndpoints([two.wg])).get(two.wg)!], [[one.key.publicKey, `${one.ip}:${one.port}`]]);
+    assert.match(await sh(one.ns, 'wg', 'show', one.wg, 'persistent-keepalive'), /\toff$/m, 'the keepalive as it was');
+  } finally {
+    for (const p of procs) p.kill('SIGTERM');
+    for (const x of sides) await run(['ip', 'netns', 'del', x.ns]);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
