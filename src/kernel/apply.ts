@@ -96,7 +96,8 @@ export function planText(p: Plan, stateDir: string): string {
       const dir = vrrpDir(stateDir, s.ns);
       out.push(
         `mkdir -p -m 0700 ${shellWord(dir)}`,
-        `cat >${shellWord(join(dir, VRRP_FILES.notify))} <<'EOF'  # mode 0700\n${NOTIFY_SCRIPT}EOF`,
+        `cat >${shellWord(join(dir, VRRP_FILES.notify))} <<'EOF'\n${NOTIFY_SCRIPT}EOF`,
+        `chmod 0700 ${shellWord(join(dir, VRRP_FILES.notify))}`,
         `cat >${shellWord(join(dir, VRRP_FILES.config))} <<'EOF'\n${s.vrrp.config}EOF`,
         s.tool === 'vrrp-start' ? `setsid ${cmd} >>${shellWord(join(dir, VRRP_FILES.log))} 2>&1 &` : cmd,
       );
