@@ -101,7 +101,8 @@ export function vrrpStates(stateDir: string): Map<string, VrrpStatus> {
     const running = pidOf(dir, VRRP_FILES.pid) !== undefined;
     const configured = Number(/^\s*priority (\d+)$/m.exec(readText(join(dir, VRRP_FILES.config)) ?? '')?.[1] ?? 0);
     if (!running) out.set(ns, { state: 'STOPPED', priority: file?.priority ?? configured, since: file?.since ?? 0 });
-    else if (file) out.set(ns, file);
+    // A reload with a new priority is no transition: the configuration says what it runs with.
+    else if (file) out.set(ns, { ...file, priority: configured || file.priority });
     else {
       // Started, no transition yet: keepalived starts every instance in BACKUP.
       let since = 0;

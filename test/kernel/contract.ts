@@ -515,6 +515,7 @@ export function kernelContract(
       assert.equal(files().get(GW)?.hash, two.vrrp![0]!.hash);
       assert.deepEqual((await planFor(two)).steps, []);
       assert.equal(state()?.state, 'MASTER');
+      assert.equal(state()?.priority, 200, 'the priority it runs with now');
 
       // Drain: it leaves MASTER (FAULT, a priority-0 advert), comes back, and alone it is master again.
       const seen: string[] = [];
