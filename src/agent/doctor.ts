@@ -74,6 +74,29 @@ export async function doctor(opts: { config?: NodeConfig; expectNrs?: number }):
       'modprobe wireguard, or apt-get install wireguard-go',
     );
 
+  // Stage 2 (DESIGN.md 8.2): a candidate gateway runs keepalived. Needed once this node is a
+  // candidate of a slot in vrrp mode (its state directory then holds vrrp/); a warning before.
+  const ka = await toolVersion('keepalived');
+  const kaVersion = /v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(ka ?? '');
+  const inUse = (() => {
+    try {
+      return opts.config !== undefined && readdirSync(join(opts.config.stateDir, 'vrrp')).length > 0;
+    } catch {
+      return false;
+    }
+  })();
+  if (ka === undefined)
+    add(
+      inUse ? 'fail' : 'warn',
+      'keepalived',
+      `keepalived is not installed: ${inUse ? 'this node runs candidate gateways (vrrp failover)' : 'needed when this node is a candidate of a slot in vrrp failover mode'}`,
+      'apt-get install keepalived',
+    );
+  // vrrp_notify_fifo_script, track_file and VRRPv3 over IPv6 as the agent writes them: checked with 2.2.7.
+  else if (kaVersion && Number(kaVersion[1]) * 100 + Number(kaVersion[2]) < 201)
+    add('warn', 'keepalived', `${ka}: the agent's configuration is checked with 2.2.7`, 'install keepalived ≥ 2.1');
+  else add('ok', 'keepalived', ka);
+
   const v4 = sysctl('net.ipv4.conf.all.forwarding');
   const v6 = sysctl('net.ipv6.conf.all.forwarding');
   add(

@@ -19,6 +19,8 @@ import { objectText, type ObjectRef } from '../reconcile/objects.js';
 import { Phase, type Plan, type Step } from '../reconcile/plan.js';
 import { inNs, NETNS_DIR, pool, run } from './exec.js';
 import { isWgProcess, keysDir, runDir } from './observe.js';
+import { keepalivedArgv, reloadKeepalived, startKeepalived, stopKeepalived } from './vrrp.js';
+import { NOTIFY_SCRIPT, VRRP_FILES, vrrpDir } from '../compile/keepalived.js';
 
 export interface StepFailure {
   /** The objects (namespace, link, address, route, table, interface) that failed: one, or all of a failed step's. */
@@ -61,6 +63,12 @@ export function commandOf(s: Step, stateDir: string): { argv: string[]; input?: 
       return { argv: ['kill', String(s.pid)] };
     case 'rm':
       return { argv: ['rm', '-f', join(s.file.endsWith('.key') ? keysDir(stateDir) : runDir(stateDir), s.file)] };
+    case 'vrrp-start':
+      return { argv: keepalivedArgv(stateDir, s.ns), input: s.vrrp.config };
+    case 'vrrp-reload':
+      return { argv: ['kill', '-HUP', String(s.pid)], input: s.vrrp.config };
+    case 'vrrp-stop':
+      return { argv: s.pid !== undefined ? ['kill', String(s.pid)] : ['rm', '-rf', vrrpDir(stateDir, s.ns)] };
   }
 }
 
@@ -84,6 +92,17 @@ export function planText(p: Plan, stateDir: string): string {
       out.push(
         `umask 077; wg genkey >${shellWord(argv[1]!)}  # the agent generates it in-process (X25519), never on a command line`,
       );
+    else if (s.tool === 'vrrp-start' || s.tool === 'vrrp-reload') {
+      const dir = vrrpDir(stateDir, s.ns);
+      out.push(
+        `mkdir -p -m 0700 ${shellWord(dir)}`,
+        `cat >${shellWord(join(dir, VRRP_FILES.notify))} <<'EOF'\n${NOTIFY_SCRIPT}EOF`,
+        `chmod 0700 ${shellWord(join(dir, VRRP_FILES.notify))}`,
+        `cat >${shellWord(join(dir, VRRP_FILES.config))} <<'EOF'\n${s.vrrp.config}EOF`,
+        s.tool === 'vrrp-start' ? `setsid ${cmd} >>${shellWord(join(dir, VRRP_FILES.log))} 2>&1 &` : cmd,
+      );
+    } else if (s.tool === 'vrrp-stop' && s.pid !== undefined)
+      out.push(`${cmd}  # and wait for it`, `rm -rf ${shellWord(vrrpDir(stateDir, s.ns))}`);
     else if (s.tool === 'wg')
       out.push(
         `cat >${shellWord(argv[argv.length - 1]!)} <<'EOF'  # mode 0600, removed after use\n${input}EOF\n${cmd}`,
@@ -245,6 +264,18 @@ async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
       const wg = parsePidFileName(s.file);
       if (wg) rmSync(join(dir, logFileName(wg)), { force: true });
       return [];
+    }
+    case 'vrrp-start': {
+      const e = await startKeepalived(stateDir, s.vrrp, NOTIFY_SCRIPT);
+      return e ? fail(e) : [];
+    }
+    case 'vrrp-reload': {
+      const e = reloadKeepalived(stateDir, s.vrrp, s.pid, NOTIFY_SCRIPT);
+      return e ? fail(e) : [];
+    }
+    case 'vrrp-stop': {
+      const e = await stopKeepalived(stateDir, s.ns, s.pid);
+      return e ? fail(e) : [];
     }
   }
 }

@@ -15,7 +15,11 @@
 //   sends physical ones (kind "") home; a TUN going away ends its wireguard-go, and the reverse;
 // - an IPv6 address added without `nodad` is tentative until its link has been up `dadMs`;
 // - a link without `addrgenmode none` gets a kernel link-local address when it comes up;
-// - `nft -f` is one transaction: one failing line and nothing of it applies.
+// - `nft -f` is one transaction: one failing line and nothing of it applies;
+// - keepalived (stage 2): the instances of one VRID elect a master among themselves (one segment,
+//   highest priority among the backups when there is none; nopreempt), which holds the
+//   configuration's virtual addresses and routes (routes with protocol 18, "keepalived"); a
+//   namespace deleted under a running keepalived leaves it running (an orphan, as on Linux).
 // Not modelled: neighbour caches, carrier, forwarding of packets beyond one L2 segment.
 
 import { parseAddress, parseIfAddr, parsePrefix, Ip4Prefix, Ip6Prefix } from '../core/ip.js';
@@ -33,7 +37,9 @@ import type { DesiredState, NftElement } from '../compile/desired.js';
 import type { ActualNs, ActualRoute, ActualState, ActualWg, ActualWgPeer } from '../reconcile/actual.js';
 import { Phase, type Plan, type Step } from '../reconcile/plan.js';
 import { batchFailures, generatePrivateKey, type ApplyOptions, type StepFailure } from './apply.js';
-import type { Kernel, ObserveOptions, StateFiles } from './kernel.js';
+import type { Kernel, LinkUp, ObserveOptions, StateFiles, VrrpStatus } from './kernel.js';
+import type { VrrpStateName } from '../compile/keepalived.js';
+import type { VrrpSpec } from '../compile/desired.js';
 
 interface FAddr {
   /** Canonical ADDRESS/LENGTH. */
@@ -104,6 +110,35 @@ interface FProc {
   wg: FWg;
 }
 
+interface FVrrp {
+  stateDir: string;
+  ns: string;
+  pid: number;
+  /** False: the process died (a crash); its directory and files stay. */
+  running: boolean;
+  spec: VrrpSpec;
+  state: VrrpStateName;
+  since: number;
+}
+
+/** The virtual addresses and routes of a keepalived configuration (as src/compile/keepalived.ts writes it). */
+function vrrpObjects(config: string): { addrs: { addr: string; dev: string }[]; routes: string[] } {
+  const addrs: { addr: string; dev: string }[] = [];
+  const routes: string[] = [];
+  let block = '';
+  for (const raw of config.split('\n')) {
+    const line = raw.trim();
+    const open = /^(\w+) \{$/.exec(line);
+    if (open) block = open[1]!;
+    else if (line === '}') block = '';
+    else if (block === 'virtual_ipaddress' || block === 'virtual_ipaddress_excluded') {
+      const m = /^(\S+) dev (\S+)$/.exec(line);
+      if (m) addrs.push({ addr: m[1]!, dev: m[2]! });
+    } else if (block === 'virtual_routes' && line) routes.push(line);
+  }
+  return { addrs, routes };
+}
+
 interface FFiles {
   keys: Map<string, string>;
   pids: Map<string, number>;
@@ -167,6 +202,10 @@ export class FakeKernel implements Kernel {
   private readonly kernelWg: boolean;
   private nextPid = 4000;
   private nextLl = 1;
+  private readonly vrrps = new Map<string, FVrrp>();
+  private readonly vrrpWatchers = new Set<{ stateDir: string; fn: (s: Map<string, VrrpStatus>) => void }>();
+  /** Every interface wgKick was asked to kick, in order (the tests read it). */
+  readonly kicks: string[] = [];
 
   constructor(opts: FakeKernelOptions = {}) {
     this.now = opts.now ?? (() => Date.now());
@@ -237,7 +276,11 @@ export class FakeKernel implements Kernel {
       const name = parseKeyFileName(k);
       if (name) keyFiles.add(name);
     }
-    return { wgProcesses, keyFiles, pidFiles: new Set(f.pids.keys()) };
+    const vrrp = new Map<string, { ns: string; pid?: number; hash?: string }>();
+    for (const v of this.vrrps.values())
+      if (v.stateDir === opts.stateDir)
+        vrrp.set(v.ns, { ns: v.ns, hash: v.spec.hash, ...(v.running ? { pid: v.pid } : {}) });
+    return { wgProcesses, keyFiles, pidFiles: new Set(f.pids.keys()), vrrp };
   }
 
   async apply(plan: Plan, opts: ApplyOptions): Promise<StepFailure[]> {
@@ -323,6 +366,191 @@ export class FakeKernel implements Kernel {
     return undefined;
   }
 
+  // ---- stage 2 -------------------------------------------------------------------------------
+
+  vrrpStates(stateDir: string): Map<string, VrrpStatus> {
+    const out = new Map<string, VrrpStatus>();
+    for (const v of [...this.vrrps.values()].sort((x, y) => (x.ns < y.ns ? -1 : 1)))
+      if (v.stateDir === stateDir)
+        out.set(v.ns, { state: v.running ? v.state : 'STOPPED', priority: v.spec.priority, since: v.since });
+    return out;
+  }
+
+  watchVrrp(stateDir: string, onChange: (states: Map<string, VrrpStatus>) => void): () => void {
+    const w = { stateDir, fn: onChange };
+    this.vrrpWatchers.add(w);
+    return () => void this.vrrpWatchers.delete(w);
+  }
+
+  async vrrpDrain(stateDir: string, ns: string): Promise<void> {
+    const v = this.vrrps.get(`${stateDir}\0${ns}`);
+    if (!v?.running) return;
+    // FAULT through the drain file: a master sends its priority-0 advert, the others elect.
+    this.transition(v, 'FAULT');
+    this.elect(v.spec.vrid);
+    this.transition(v, 'BACKUP');
+    this.elect(v.spec.vrid);
+  }
+
+  async setLinksUp(items: readonly LinkUp[]): Promise<void> {
+    for (const i of items) {
+      const l = this.spaces.get(i.ns)?.links.get(i.dev);
+      if (l) this.setUp(l, i.up);
+    }
+  }
+
+  async wgKick(names: readonly string[]): Promise<void> {
+    for (const n of names) if (this.procs.has(n) || this.kernelLink(n)) this.kicks.push(n);
+  }
+
+  async wgEndpoints(names: readonly string[]): Promise<Map<string, Map<string, string>>> {
+    const out = new Map<string, Map<string, string>>();
+    for (const n of names) {
+      const wg = this.procs.get(n)?.wg ?? this.kernelLink(n)?.wg;
+      if (!wg) continue;
+      out.set(n, new Map(wg.peers.filter((p) => p.endpoint).map((p) => [p.publicKey, p.endpoint!])));
+    }
+    return out;
+  }
+
+  /** Test set-up: the keepalived of NS dies (SIGKILL: its addresses stay where they are). */
+  crashVrrp(stateDir: string, ns: string): void {
+    const v = this.vrrps.get(`${stateDir}\0${ns}`);
+    if (!v?.running) return;
+    v.running = false;
+    this.emitVrrp(v.stateDir);
+    this.elect(v.spec.vrid);
+  }
+
+  private kernelLink(name: string): FLink | undefined {
+    for (const n of this.spaces.values()) {
+      const l = n.links.get(name);
+      if (l?.wg) return l;
+    }
+    return undefined;
+  }
+
+  private emitVrrp(stateDir: string): void {
+    for (const w of [...this.vrrpWatchers]) if (w.stateDir === stateDir) w.fn(this.vrrpStates(stateDir));
+  }
+
+  private transition(v: FVrrp, state: VrrpStateName): void {
+    if (v.state === state) return;
+    if (v.state === 'MASTER') this.vrrpRelease(v);
+    v.state = state;
+    v.since = this.now();
+    if (state === 'MASTER') this.vrrpTake(v);
+    this.emitVrrp(v.stateDir);
+  }
+
+  /** A new master for VRID when it has none: the backup of highest priority whose uplink is up. */
+  private elect(vrid: number): void {
+    const group = [...this.vrrps.values()].filter((v) => v.running && v.spec.vrid === vrid);
+    if (group.some((v) => v.state === 'MASTER')) return;
+    const ready = group
+      .filter((v) => v.state === 'BACKUP' && this.vrrpUplink(v)?.up)
+      .sort((x, y) => y.spec.priority - x.spec.priority);
+    if (ready[0]) this.transition(ready[0], 'MASTER');
+  }
+
+  private vrrpUplink(v: FVrrp): FLink | undefined {
+    const dev = /^\s*interface (\S+)$/m.exec(v.spec.config)?.[1];
+    return dev === undefined ? undefined : this.spaces.get(v.ns)?.links.get(dev);
+  }
+
+  /** keepalived follows its uplink: down or gone is FAULT (another takes over), back up is BACKUP. */
+  private vrrpLinks(): void {
+    for (const v of [...this.vrrps.values()]) {
+      if (!v.running) continue;
+      const ok = this.vrrpUplink(v)?.up === true;
+      if (!ok && v.state !== 'FAULT') {
+        this.transition(v, 'FAULT');
+        this.elect(v.spec.vrid);
+      } else if (ok && v.state === 'FAULT') {
+        this.transition(v, 'BACKUP');
+        this.elect(v.spec.vrid);
+      }
+    }
+  }
+
+  private vrrpTake(v: FVrrp): void {
+    const n = this.spaces.get(v.ns);
+    if (!n) return;
+    const { addrs, routes } = vrrpObjects(v.spec.config);
+    for (const a of addrs) {
+      const l = n.links.get(a.dev);
+      if (!l) continue;
+      const c = canonIfAddr(a.addr);
+      if (!l.addrs.some((x) => x.addr === c.addr)) l.addrs.push({ ...c, nodad: true, dadFrom: this.now() });
+    }
+    for (const r of routes) {
+      try {
+        this.routeLine(n, 'replace', [...r.split(/\s+/), 'proto', '18'], () => fail('garbage'));
+      } catch {
+        /* keepalived logs it and goes on */
+      }
+    }
+  }
+
+  private vrrpRelease(v: FVrrp): void {
+    const n = this.spaces.get(v.ns);
+    if (!n) return;
+    const { addrs, routes } = vrrpObjects(v.spec.config);
+    for (const a of addrs) {
+      const l = n.links.get(a.dev);
+      if (!l) continue;
+      const c = canonIfAddr(a.addr);
+      l.addrs = l.addrs.filter((x) => x.addr !== c.addr);
+    }
+    for (const r of routes) {
+      const dst = canonPrefix(r.split(/\s+/)[0]!);
+      if (n.routes.get(dst)?.proto === 18) n.routes.delete(dst);
+    }
+  }
+
+  private vrrpStep(
+    s: Step & { tool: 'vrrp-start' | 'vrrp-reload' | 'vrrp-stop' },
+    stateDir: string,
+  ): string | undefined {
+    const key = `${stateDir}\0${s.ns}`;
+    const have = this.vrrps.get(key);
+    if (s.tool === 'vrrp-start') {
+      if (!this.spaces.has(s.ns)) return `namespace ${s.ns} does not exist`;
+      if (have?.running) return `keepalived exited with status 1: daemon is already running`;
+      const v: FVrrp = {
+        stateDir,
+        ns: s.ns,
+        pid: this.nextPid++,
+        running: true,
+        spec: s.vrrp,
+        state: 'BACKUP',
+        since: this.now(),
+      };
+      this.vrrps.set(key, v);
+      // Every instance starts in BACKUP; one that hears no master takes over (here: at once).
+      this.emitVrrp(stateDir);
+      this.vrrpLinks();
+      this.elect(v.spec.vrid);
+      return undefined;
+    }
+    if (s.tool === 'vrrp-reload') {
+      if (!have?.running || have.pid !== s.pid) return `keepalived (pid ${s.pid}) is not running`;
+      const wasMaster = have.state === 'MASTER';
+      if (wasMaster) this.vrrpRelease(have);
+      have.spec = s.vrrp;
+      if (wasMaster) this.vrrpTake(have);
+      return undefined;
+    }
+    if (have?.running && have.pid === s.pid) {
+      this.transition(have, 'STOPPED');
+      have.running = false;
+      this.vrrps.delete(key);
+      this.elect(have.spec.vrid);
+    } else if (have && !have.running) this.vrrps.delete(key);
+    this.emitVrrp(stateDir);
+    return undefined;
+  }
+
   // ---- the model -----------------------------------------------------------------------------
 
   private newNs(name: string): FNs {
@@ -399,6 +627,7 @@ export class FakeKernel implements Kernel {
       l.addrs = l.addrs.filter((a) => a.family === 4);
       this.dropRoutes(l);
     }
+    if (this.vrrps.size) this.vrrpLinks();
   }
 
   private dropRoutes(l: FLink): void {
@@ -416,6 +645,7 @@ export class FakeKernel implements Kernel {
       }
     if (l.kind === 'veth' && l.peer) this.deleteLink(l.peer);
     for (const [name, p] of this.procs) if (p.link === l) this.procs.delete(name);
+    if (this.vrrps.size) this.vrrpLinks();
   }
 
   private moveLink(l: FLink, to: FNs, name = l.name): void {
@@ -582,6 +812,12 @@ export class FakeKernel implements Kernel {
           this.deleteLink(p.link);
         }
         return [];
+      }
+      case 'vrrp-start':
+      case 'vrrp-reload':
+      case 'vrrp-stop': {
+        const e = this.vrrpStep(s, stateDir);
+        return e ? failed(e) : [];
       }
       case 'rm': {
         const f = this.filesOf(stateDir);

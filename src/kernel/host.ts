@@ -10,6 +10,7 @@ const VERSION_ARGV = {
   nsenter: ['nsenter', '--version'],
   sysctl: ['sysctl', '--version'],
   'wireguard-go': ['wireguard-go', '--version'],
+  keepalived: ['keepalived', '--version'],
 } as const;
 export type Tool = keyof typeof VERSION_ARGV;
 

@@ -10,12 +10,21 @@ import type { ActualState } from '../reconcile/actual.js';
 import type { Plan } from '../reconcile/plan.js';
 import type { ApplyOptions, StepFailure } from './apply.js';
 import type { ObserveOptions } from './observe.js';
+import type { VrrpStatus } from './vrrp.js';
 
 export type { ApplyOptions, StepFailure } from './apply.js';
 export type { ObserveOptions } from './observe.js';
+export type { VrrpStatus } from './vrrp.js';
 
-/** The state directory's part of ActualState: live wireguard-go processes, PID and key files. */
-export type StateFiles = Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'>;
+/** The state directory's part of ActualState: live wireguard-go processes, PID and key files, keepalived instances. */
+export type StateFiles = Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles' | 'vrrp'>;
+
+/** One link to bring up or down at once (setLinksUp). */
+export interface LinkUp {
+  ns: string;
+  dev: string;
+  up: boolean;
+}
 
 export interface Kernel {
   /** Reads every namespace DESIRED names or the node's prefix makes ours, WireGuard, and the state files. */
@@ -47,6 +56,32 @@ export interface Kernel {
    * A DEV that is gone already counts as done. Undefined, or the kernel's words.
    */
   fence(ns: string, dev: string, remove: boolean): Promise<string | undefined>;
+
+  // ---- stage 2 (DESIGN.md 8.2): keepalived and the ExitPoints' fast path ----------------------
+
+  /**
+   * The state of every keepalived of the state directory, by gateway namespace, as its notify
+   * reader last wrote it ("MASTER|BACKUP|FAULT|STOPPED PRIORITY UNIX-MS"); one whose process is
+   * not running is STOPPED.
+   */
+  vrrpStates(stateDir: string): Map<string, VrrpStatus>;
+  /**
+   * Calls ONCHANGE with every instance's state whenever one changes (inotify on the state files,
+   * and a poll for a keepalived that died). Returns the function that stops watching.
+   */
+  watchVrrp(stateDir: string, onChange: (states: Map<string, VrrpStatus>) => void): () => void;
+  /**
+   * Planned handover: the keepalived of NS gives up mastership now (FAULT through its drain
+   * file: a priority-0 advert, the backup takes over after its skew time), then comes back as a
+   * backup. Resolves once it is back; at once when it is not running.
+   */
+  vrrpDrain(stateDir: string, ns: string): Promise<void>;
+  /** `ip link set DEV up|down` for every item, one batch per namespace, side by side. A missing device is skipped. */
+  setLinksUp(items: readonly LinkUp[]): Promise<void>;
+  /** A handshake with every peer of these WireGuard interfaces now (persistent keepalive 0 → 25 → as it was). Missing ones are skipped. */
+  wgKick(names: readonly string[]): Promise<void>;
+  /** Each interface's peers' current endpoints (learned from their packets): name → peer public key → endpoint. */
+  wgEndpoints(names: readonly string[]): Promise<Map<string, Map<string, string>>>;
 }
 
 /** Time as the agent sees it: timestamps, deadlines and every wait. */

@@ -3,10 +3,16 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ExitnodeError } from '../core/errors.js';
 import { applyPlan } from './apply.js';
-import { inNs, run } from './exec.js';
-import type { Kernel } from './kernel.js';
+import { KernelErrors } from './errors.js';
+import { inNs, pool, run } from './exec.js';
+import type { Kernel, LinkUp } from './kernel.js';
 import { keysDir, namespaceExists, observe, observeFiles } from './observe.js';
+import { vrrpDrain, vrrpStates, watchVrrp } from './vrrp.js';
+import { kernelEndpoints, kernelKick, uapiEndpoints, uapiKick } from './wg-uapi.js';
+
+const kernelWireguard = (): boolean => existsSync('/sys/module/wireguard');
 
 export const linuxKernel: Kernel = {
   observe,
@@ -25,7 +31,7 @@ export const linuxKernel: Kernel = {
     return keys;
   },
 
-  kernelWireguard: () => existsSync('/sys/module/wireguard'),
+  kernelWireguard,
 
   namespaceExists,
 
@@ -56,5 +62,56 @@ export const linuxKernel: Kernel = {
     return r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)
       ? r.stderr.trim().split('\n')[0]
       : undefined;
+  },
+
+  vrrpStates,
+  watchVrrp: (stateDir, onChange) => watchVrrp(stateDir, onChange),
+  vrrpDrain: (stateDir, ns) => vrrpDrain(stateDir, ns),
+
+  async setLinksUp(items) {
+    const byNs = new Map<string, LinkUp[]>();
+    for (const i of items) {
+      let l = byNs.get(i.ns);
+      if (!l) byNs.set(i.ns, (l = []));
+      l.push(i);
+    }
+    const errors: string[] = [];
+    await pool([...byNs], byNs.size, async ([ns, list]) => {
+      const r = await run(
+        inNs(ns, ['ip', '-force', '-batch', '-']),
+        list.map((i) => `link set dev ${i.dev} ${i.up ? 'up' : 'down'}`).join('\n') + '\n',
+      );
+      const bad = r.stderr
+        .split('\n')
+        .filter((l) => l.trim() && !/^Command failed|Cannot find device|does not exist/.test(l.trim()));
+      if (r.code !== 0 && bad.length) errors.push(`${ns || 'the host namespace'}: ${bad[0]!.trim()}`);
+    });
+    if (errors.length)
+      throw new ExitnodeError(KernelErrors.KERNEL_COMMAND_FAILED, `setting links up/down: ${errors.join('; ')}`);
+  },
+
+  async wgKick(names) {
+    const kernel = kernelWireguard();
+    await pool([...names], 8, async (n) => {
+      try {
+        await (kernel ? kernelKick(n) : uapiKick(n));
+      } catch (e) {
+        // A missing interface (no socket) is skipped, as documented.
+        if (!/ENOENT|ECONNREFUSED/.test((e as Error).message)) throw e;
+      }
+    });
+  },
+
+  async wgEndpoints(names) {
+    const kernel = kernelWireguard();
+    const out = new Map<string, Map<string, string>>();
+    await pool([...names], 8, async (n) => {
+      try {
+        out.set(n, await (kernel ? kernelEndpoints(n) : uapiEndpoints(n)));
+      } catch (e) {
+        if (!/ENOENT|ECONNREFUSED/.test((e as Error).message)) throw e;
+      }
+    });
+    return out;
   },
 };

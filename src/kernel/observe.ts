@@ -21,6 +21,7 @@ import type { DesiredState, NftElement } from '../compile/desired.js';
 import type { ActualLink, ActualNftTable, ActualNs, ActualRoute, ActualState, ActualWg } from '../reconcile/actual.js';
 import { KernelErrors } from './errors.js';
 import { inNs, NETNS_DIR, pool, run, runDump, splitJson } from './exec.js';
+import { observeVrrp } from './vrrp.js';
 
 export const OBSERVE_CONCURRENCY = 6;
 
@@ -448,8 +449,10 @@ export async function observe(desired: DesiredState, opts: ObserveOptions): Prom
   return { namespaces, owned, wireguard, unreadable, ...observeFiles(opts) };
 }
 
-/** The state directory's part of the state: live wireguard-go processes, PID and key files. */
-export function observeFiles(opts: ObserveOptions): Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'> {
+/** The state directory's part of the state: live wireguard-go processes, PID and key files, keepalived instances. */
+export function observeFiles(
+  opts: ObserveOptions,
+): Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles' | 'vrrp'> {
   const wgProcesses = new Map<string, number>();
   const pidFiles = new Set<string>();
   for (const f of readDir(runDir(opts.stateDir))) {
@@ -464,5 +467,5 @@ export function observeFiles(opts: ObserveOptions): Pick<ActualState, 'wgProcess
     const name = parseKeyFileName(f);
     if (name) keyFiles.add(name);
   }
-  return { wgProcesses, keyFiles, pidFiles };
+  return { wgProcesses, keyFiles, pidFiles, vrrp: observeVrrp(opts.stateDir) };
 }

@@ -6,6 +6,8 @@ import { parseIpBatch, parseNft, parseWgDump } from './observe.js';
 import { batchFailures } from './apply.js';
 import { failureText, type ObjectRef } from '../reconcile/objects.js';
 import { splitJson } from './exec.js';
+import { parseUapiGet } from './wg-uapi.js';
+import { parseVrrpState } from './vrrp.js';
 
 const IP = `[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"inet6_addr_gen_mode":"eui64"},{"ifindex":3,"link":"pub-1abc-1","ifname":"to-1abc-1","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"linkinfo":{"info_kind":"veth"},"inet6_addr_gen_mode":"none"},{"ifindex":4,"ifname":"br-1abc-1","flags":["BROADCAST"],"master":"x","linkinfo":{"info_kind":"bridge","info_data":{"stp_state":0}},"inet6_addr_gen_mode":"none"}]
 [{"ifindex":3,"ifname":"to-1abc-1","addr_info":[{"family":"inet","local":"10.1.0.1","prefixlen":32},{"family":"inet6","local":"fe80::1:1abc","prefixlen":64}]}]
@@ -156,4 +158,37 @@ test('ip -force -batch failures are reported per object', () => {
     'route X in gw: Error: Nexthop has invalid gateway. (ip route replace X)',
     'route Y in gw: Cannot find device "to-1abc-1" (ip route replace Y)',
   ]);
+});
+
+test('parseUapiGet: the peers of a wireguard-go `get=1` answer, keys in base64', () => {
+  const k1 = Buffer.alloc(32, 1);
+  const k2 = Buffer.alloc(32, 2);
+  const text = [
+    `private_key=${Buffer.alloc(32, 9).toString('hex')}`,
+    'listen_port=4096',
+    `public_key=${k1.toString('hex')}`,
+    'endpoint=203.0.113.7:6000',
+    'persistent_keepalive_interval=25',
+    'allowed_ip=10.16.1.0/24',
+    `public_key=${k2.toString('hex')}`,
+    'persistent_keepalive_interval=0',
+    'errno=0',
+    '',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseUapiGet(text), [
+    { publicKey: k1.toString('base64'), endpoint: '203.0.113.7:6000', keepalive: 25 },
+    { publicKey: k2.toString('base64'), keepalive: 0 },
+  ]);
+});
+
+test("parseVrrpState: the notify reader's line, or undefined", () => {
+  assert.deepEqual(parseVrrpState('MASTER 250 1796113149132\n'), {
+    state: 'MASTER',
+    priority: 250,
+    since: 1796113149132,
+  });
+  assert.deepEqual(parseVrrpState('STOPPED 200 5'), { state: 'STOPPED', priority: 200, since: 5 });
+  for (const bad of [undefined, '', 'STOP 250 1', 'MASTER 250', 'MASTER x 1'])
+    assert.equal(parseVrrpState(bad), undefined);
 });

@@ -73,4 +73,18 @@ export interface ActualState {
   keyFiles: Set<string>;
   /** PID/log files in the state directory that belong to an interface name. */
   pidFiles: Set<string>;
+  /**
+   * Stage 2: the keepalived instances of the state directory (STATE/vrrp/NS/), by gateway
+   * namespace; absent: not read (diff then leaves keepalived alone).
+   */
+  vrrp?: Map<string, ActualVrrp>;
+}
+
+/** One keepalived directory: its running process (checked by /proc cmdline) and its configuration's hash. */
+export interface ActualVrrp {
+  ns: string;
+  /** The parent process; absent: none running (a directory left behind, or a crash). */
+  pid?: number;
+  /** vrrpHash of the configuration file on disk; absent: no file. */
+  hash?: string;
 }

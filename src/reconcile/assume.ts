@@ -10,7 +10,7 @@ import type { ActualNs, ActualState } from './actual.js';
 export function assumeApplied(
   d: DesiredState,
   privateKeys: Map<string, string>,
-  files: Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles'>,
+  files: Pick<ActualState, 'wgProcesses' | 'keyFiles' | 'pidFiles' | 'vrrp'>,
 ): ActualState {
   const namespaces = new Map<string, ActualNs>();
   for (const ns of d.namespaces) {
@@ -21,14 +21,17 @@ export function assumeApplied(
         ...ns.links.map((l) => ({
           name: l.name,
           kind: l.kind === 'wireguard' ? 'tun' : l.kind === 'nic' ? '' : l.kind,
-          up: true,
+          up: !l.down,
           addrgenNone: !l.kernelLinkLocal,
           ...(l.master ? { master: l.master } : {}),
         })),
       ],
       addrs: ns.addrs.map((a) => ({ dev: a.dev, addr: a.addr })),
-      // Shared, not copied: diff skips runs of objects identical on both sides.
-      routes: ns.routes,
+      // Shared, not copied: diff skips runs of objects identical on both sides. Routes through a
+      // link kept down are not in the kernel (diff leaves them out).
+      routes: ns.links.some((l) => l.down)
+        ? ns.routes.filter((r) => !ns.links.some((l) => l.down && l.name === r.dev))
+        : ns.routes,
       sysctls: { ...ns.sysctls },
       nft: ns.nft.map((t) => ({
         family: t.family,
@@ -54,5 +57,6 @@ export function assumeApplied(
     wgProcesses: files.wgProcesses,
     keyFiles: files.keyFiles,
     pidFiles: files.pidFiles,
+    ...(files.vrrp ? { vrrp: files.vrrp } : {}),
   };
 }

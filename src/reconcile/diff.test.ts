@@ -267,3 +267,110 @@ test('an unreadable namespace is left alone, with every link into it; the rest o
   const l2 = lines(diff(compile(v, config), a, opts));
   assert.ok(!l2.some((x) => x.includes('netns del net-1abe-1')));
 });
+
+// ---- stage 2: keepalived's objects, links kept down, keepalived itself ----------------------
+
+const VRRP = {
+  ns: 'gw-1-1',
+  allocation: 1,
+  slot: 1,
+  vrid: 1,
+  priority: 250,
+  config: 'vrrp_instance x {}\n',
+  hash: 'h1',
+};
+
+/** The two-TN desired state as a candidate: GWPubLL, GWPubIP6, GWPubIP4 and the IPv4 default route are keepalived's. */
+function asCandidate(d: DesiredState): DesiredState {
+  const gw = d.namespaces.find((n) => n.name === 'gw-1-1')!;
+  const up = gw.addrs.filter((x) => x.dev === 'pub-1-1').map((x) => x.addr);
+  return {
+    ...d,
+    namespaces: d.namespaces.map((n) =>
+      n !== gw
+        ? n
+        : {
+            ...n,
+            addrs: n.addrs.filter((x) => x.dev !== 'pub-1-1'),
+            routes: n.routes.filter((r) => r.dst !== '0.0.0.0/0'),
+            foreign: { addrs: up, routes: ['0.0.0.0/0'] },
+          },
+    ),
+    vrrp: [VRRP],
+  };
+}
+
+test("foreign: keepalived's addresses and routes on the uplink are neither added nor deleted", () => {
+  const full = compile(view(), config);
+  const d = asCandidate(full);
+  const foreign = d.namespaces.find((n) => n.name === 'gw-1-1')!.foreign!;
+  assert.equal(foreign.addrs.length, 3, 'GWPubLL, GWPubIP6, GWPubIP4');
+  // The kernel as the master has it: every address and the IPv4 default route (here with our protocol, even).
+  const master = holding(full);
+  master.vrrp = new Map([['gw-1-1', { ns: 'gw-1-1', pid: 77, hash: 'h1' }]]);
+  assert.deepEqual(lines(diff(d, master, opts)), [], 'nothing of the master is deleted');
+  // The kernel as a backup has it: none of them; nothing is added either.
+  const backup = holding(d);
+  backup.vrrp = master.vrrp;
+  assert.deepEqual(lines(diff(d, backup, opts)), []);
+  // Without `foreign` the same kernel would lose them: the guard is what keeps them.
+  const bare = { ...d, namespaces: d.namespaces.map((n) => ({ ...n, foreign: undefined })) };
+  const l = lines(diff(bare, master, opts));
+  assert.ok(l.includes('ip gw-1-1: addr del fe80::1000:0:0:1/64 dev pub-1-1'), l.join('\n'));
+  assert.ok(l.some((x) => x.startsWith('ip gw-1-1: route del 0.0.0.0/0')));
+});
+
+test('keepalived: started when not running, reloaded on a new hash, stopped before its namespace goes, left alone unread', () => {
+  const d = asCandidate(compile(view(), config));
+  const have = holding(d);
+  have.vrrp = new Map();
+  let p = diff(d, have, opts);
+  assert.deepEqual(lines(p), ['vrrp-start gw-1-1: keepalived in gw-1-1']);
+  assert.equal(p.steps[0]!.phase, Phase.VRRP);
+  have.vrrp = new Map([['gw-1-1', { ns: 'gw-1-1', hash: 'h0' }]]);
+  assert.deepEqual(
+    lines(diff(d, have, opts)),
+    ['vrrp-start gw-1-1: keepalived in gw-1-1'],
+    'a directory without a process',
+  );
+  have.vrrp = new Map([['gw-1-1', { ns: 'gw-1-1', pid: 77, hash: 'h0' }]]);
+  p = diff(d, have, opts);
+  assert.deepEqual(lines(p), ['vrrp-reload gw-1-1: keepalived in gw-1-1 (pid 77), reload']);
+  have.vrrp = new Map([['gw-1-1', { ns: 'gw-1-1', pid: 77, hash: 'h1' }]]);
+  assert.deepEqual(lines(diff(d, have, opts)), []);
+  delete have.vrrp;
+  assert.deepEqual(lines(diff({ ...d, vrrp: [] }, have, opts)), [], 'not read: left alone');
+  // The slot goes: keepalived stops before the namespace is deleted, and before the links go.
+  have.vrrp = new Map([['gw-1-1', { ns: 'gw-1-1', pid: 77, hash: 'h1' }]]);
+  const none = compile({ ...view(), slots: [], networks: [] }, config);
+  p = diff(none, have, opts);
+  const stop = p.steps.findIndex((s) => s.tool === 'vrrp-stop');
+  const del = p.steps.findIndex((s) => s.objects.some((o) => o.kind === 'netns' && o.name === 'gw-1-1'));
+  assert.ok(stop >= 0 && stop < del, lines(p).join('\n'));
+  assert.equal(p.steps[stop]!.phase, Phase.VRRP_STOP);
+  assert.deepEqual(ownersOf(p.steps[stop]!.objects[0]!, ''), [{ kind: 'slot', slot: 1, allocation: 1 }]);
+});
+
+test('a link kept down: taken down (its IPv6 addresses put back in the same batch), no route through it, then nothing to do', () => {
+  const d = compile(view(), config);
+  const wgNs = d.wireguard[0]!.ns;
+  const wg = d.wireguard[0]!.name;
+  const downed: DesiredState = {
+    ...d,
+    namespaces: d.namespaces.map((n) =>
+      n.name === wgNs ? { ...n, links: n.links.map((l) => (l.name === wg ? { ...l, down: true } : l)) } : n,
+    ),
+  };
+  const l = lines(diff(downed, holding(d), opts)).filter((x) => x.includes(wg));
+  assert.equal(l[0], `ip ${wgNs}: link set ${wg} down`);
+  assert.ok(
+    l.some((x) => x.startsWith(`ip ${wgNs}: addr replace fe80:`)),
+    'its IPv6 link-local again',
+  );
+  assert.ok(!l.some((x) => x.includes('route')), 'routes through it neither added nor deleted');
+  assert.deepEqual(lines(diff(downed, holding(downed), opts)), []);
+  // Wanted up again: up, and its routes come back.
+  const back = lines(diff(d, holding(downed), opts));
+  assert.equal(back[0], `ip ${wgNs}: link set ${wg} up`);
+  assert.ok(back.length > 1 && back.slice(1).every((x) => x.includes(`route replace`)), back.join('\n'));
+});

@@ -425,6 +425,42 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         objects: [{ kind: 'pid-file', wg: name }],
       });
   }
+  // 8. keepalived (stage 2): started once its gateway is built, reloaded when its configuration
+  // changed, stopped (before its namespace goes) when no longer wanted. Not read: left alone.
+  if (actual.vrrp) {
+    const want = new Set((full.vrrp ?? []).map((v) => v.ns));
+    for (const v of full.vrrp ?? []) {
+      if (skip.has(v.ns)) continue;
+      const have = actual.vrrp.get(v.ns);
+      if (have?.pid === undefined)
+        b.add({
+          tool: 'vrrp-start',
+          phase: Phase.VRRP,
+          ns: v.ns,
+          vrrp: v,
+          objects: [{ kind: 'keepalived', ns: v.ns, op: 'start' }],
+        });
+      else if (have.hash !== v.hash)
+        b.add({
+          tool: 'vrrp-reload',
+          phase: Phase.VRRP,
+          ns: v.ns,
+          vrrp: v,
+          pid: have.pid,
+          objects: [{ kind: 'keepalived', ns: v.ns, op: 'reload', pid: have.pid }],
+        });
+    }
+    for (const [ns, have] of [...actual.vrrp].sort()) {
+      if (want.has(ns)) continue;
+      b.add({
+        tool: 'vrrp-stop',
+        phase: Phase.VRRP_STOP,
+        ns,
+        ...(have.pid !== undefined ? { pid: have.pid } : {}),
+        objects: [{ kind: 'keepalived', ns, op: 'stop', ...(have.pid !== undefined ? { pid: have.pid } : {}) }],
+      });
+    }
+  }
   const steps = b.steps
     .map((s, i) => ({ s, i }))
     .sort((x, y) => x.s.phase - y.s.phase || x.i - y.i)
@@ -441,6 +477,13 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
   }
   const linkNames = new Set(ns.links.map((l) => l.name));
   const keepLL = new Set(ns.links.filter((l) => l.kernelLinkLocal).map((l) => l.name));
+  // Stage 2: what keepalived owns on a candidate's uplink is neither added nor deleted here.
+  const foreignAddrs = new Set(ns.foreign?.addrs ?? []);
+  const foreignRoutes = new Set(ns.foreign?.routes ?? []);
+  // A link kept down (an ExitPoint's WireGuard on a backup) holds its addresses (IPv6 ones added
+  // while it is down stay), but the kernel takes no route through a down device and drops them
+  // all when it goes down: its routes come with the pass that finds it up.
+  const down = new Set(ns.links.filter((l) => l.down).map((l) => l.name));
   for (const l of ns.links) {
     const isNew = fresh.has(`${ns.name}/${l.name}`);
     const have = isNew ? undefined : a.links.find((x) => x.name === l.name);
@@ -448,12 +491,22 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     // No kernel-made link-local: ours are set explicitly, and a second one would be a second source.
     if (!l.kernelLinkLocal && (!have || !have.addrgenNone)) adds.push([`link set ${l.name} addrgenmode none`, obj]);
     if (l.master && have?.master !== l.master) adds.push([`link set ${l.name} master ${l.master}`, obj]);
-    if (!have || !have.up) adds.push([`link set ${l.name} up`, obj]);
+    if (l.down) {
+      // Before its addresses: going down drops the IPv6 ones, which this batch then puts back.
+      if (have?.up) adds.push([`link set ${l.name} down`, obj]);
+    } else if (!have || !have.up) adds.push([`link set ${l.name} up`, obj]);
   }
-  const wantAddr = new Set(ns.addrs.map((x) => `${x.dev} ${x.addr}`));
+  const addrs = foreignAddrs.size ? ns.addrs.filter((x) => !foreignAddrs.has(x.addr)) : ns.addrs;
+  const wantAddr = new Set(addrs.map((x) => `${x.dev} ${x.addr}`));
   const haveAddr = new Set(a.addrs.map((y) => `${y.dev} ${y.addr}`));
-  for (const x of ns.addrs) {
-    const have = !fresh.has(`${ns.name}/${x.dev}`) && haveAddr.has(`${x.dev} ${x.addr}`);
+  const wentDown = new Set(
+    ns.links.filter((l) => l.down && a.links.find((x) => x.name === l.name)?.up).map((l) => l.name),
+  );
+  for (const x of addrs) {
+    const have =
+      !fresh.has(`${ns.name}/${x.dev}`) &&
+      !(wentDown.has(x.dev) && x.addr.includes(':')) &&
+      haveAddr.has(`${x.dev} ${x.addr}`);
     if (!have)
       adds.push([
         `addr replace ${x.addr} dev ${x.dev}${x.nodad && x.addr.includes(':') ? ' nodad' : ''}`,
@@ -461,7 +514,11 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
       ]);
   }
   // Only the part between identical runs can differ (an incremental pass: one TN's routes of 8192).
-  const [wantRoutes, haveRoutes] = changedMiddle(ns.routes, a.routes);
+  const routes =
+    foreignRoutes.size || down.size
+      ? ns.routes.filter((r) => !foreignRoutes.has(routeKey(r)) && !down.has(r.dev))
+      : ns.routes;
+  const [wantRoutes, haveRoutes] = changedMiddle(routes, a.routes);
   const wantRoute = new Map(wantRoutes.map((r) => [routeKey(r), r]));
   const haveRoute = new Map(haveRoutes.map((r) => [routeKey(r), r]));
   for (const r of wantRoutes) {
@@ -473,6 +530,8 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     for (const r of haveRoutes) {
       // Routes through a link that this plan deletes go with the link.
       if (!linkNames.has(r.dev) && isOwnedLink(r.dev)) continue;
+      // keepalived's, or through a link kept down (the kernel drops them itself).
+      if (foreignRoutes.has(routeKey(r)) || down.has(r.dev)) continue;
       if (!wantRoute.has(routeKey(r)))
         dels.push([
           `route del ${r.dst} dev ${r.dev} proto ${ROUTE_PROTO}`,
@@ -484,6 +543,7 @@ function configure(b: Builder, ns: NsSpec, a: ActualNs, fresh: Set<string>, owne
     // Addresses on our links only; on links this plan deletes, the address goes with the link.
     if (!linkNames.has(x.dev) || (!isOwnedLink(x.dev) && !owned)) continue;
     if (keepLL.has(x.dev) && x.addr.startsWith('fe80:')) continue;
+    if (foreignAddrs.has(x.addr)) continue;
     if (!wantAddr.has(`${x.dev} ${x.addr}`))
       dels.push([`addr del ${x.addr} dev ${x.dev}`, { kind: 'addr', ns: ns.name, dev: x.dev, addr: x.addr }]);
   }

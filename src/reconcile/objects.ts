@@ -35,7 +35,9 @@ export type ObjectRef =
   /** A wireguard-go process; `orphan`: its interface is gone and it is restarted. */
   | { kind: 'wg-process'; name: string; pid: number; orphan: boolean }
   | { kind: 'key-file'; wg: string }
-  | { kind: 'pid-file'; wg: string };
+  | { kind: 'pid-file'; wg: string }
+  /** The keepalived of gateway namespace NS (stage 2). */
+  | { kind: 'keepalived'; ns: string; op: 'start' | 'reload' | 'stop'; pid?: number };
 
 function at(ns: string): string {
   return ns === '' ? 'the host namespace' : ns;
@@ -76,6 +78,8 @@ export function objectText(o: ObjectRef): string {
       return `key file ${keyFileName(o.wg)}`;
     case 'pid-file':
       return `PID file ${pidFileName(o.wg)}`;
+    case 'keepalived':
+      return `keepalived in ${o.ns}${o.pid !== undefined ? ` (pid ${o.pid})` : ''}${o.op === 'start' ? '' : `, ${o.op}`}`;
   }
 }
 

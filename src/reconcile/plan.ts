@@ -3,6 +3,7 @@
 // commands by --dry-run; executed by src/kernel/apply.ts. Each step names the objects it changes
 // as data (ObjectRef, one per line of a batch).
 
+import type { VrrpSpec } from '../compile/desired.js';
 import type { ObjectRef } from './objects.js';
 
 export const Phase = {
@@ -13,8 +14,12 @@ export const Phase = {
   SYSCTL: 50,
   CONFIGURE: 60,
   NFT: 70,
+  /** keepalived starts once its gateway's uplink is configured. */
+  VRRP: 75,
   KEYGEN: 80,
   WG_CONF: 90,
+  /** keepalived stops before anything of its gateway goes (a deleted namespace would orphan it). */
+  VRRP_STOP: 95,
   LINK_DEL: 100,
   NETNS_DEL: 110,
   KILL: 120,
@@ -39,7 +44,13 @@ export type Step =
   /** End a wireguard-go process left without an interface (by PID, checked against its name). */
   | { tool: 'kill'; phase: PhaseNo; ns: string; name: string; pid: number; objects: ObjectRef[] }
   /** Remove a file of the state directory (key, PID file, log). */
-  | { tool: 'rm'; phase: PhaseNo; ns: string; file: string; objects: ObjectRef[] };
+  | { tool: 'rm'; phase: PhaseNo; ns: string; file: string; objects: ObjectRef[] }
+  /** Write STATE/vrrp/NS/ and start keepalived in NS, detached (it outlives the agent, like wireguard-go). */
+  | { tool: 'vrrp-start'; phase: PhaseNo; ns: string; vrrp: VrrpSpec; objects: ObjectRef[] }
+  /** Rewrite the configuration and SIGHUP keepalived PID (checked against its command line). */
+  | { tool: 'vrrp-reload'; phase: PhaseNo; ns: string; vrrp: VrrpSpec; pid: number; objects: ObjectRef[] }
+  /** SIGTERM keepalived PID (if running) and wait for it; then remove STATE/vrrp/NS/. */
+  | { tool: 'vrrp-stop'; phase: PhaseNo; ns: string; pid?: number; objects: ObjectRef[] };
 
 export interface Plan {
   steps: Step[];

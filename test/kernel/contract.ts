@@ -26,6 +26,8 @@ import {
   wgLinkName,
 } from '../../src/core/ownership.js';
 import type { Clock, Kernel } from '../../src/kernel/kernel.js';
+import { keepalivedSpec } from '../../src/compile/keepalived.js';
+import { allocation, planSlot } from '../../src/core/plan.js';
 
 export interface KernelFixture {
   kernel: Kernel;
@@ -34,10 +36,49 @@ export interface KernelFixture {
   stateDir: string;
   /** Removes whatever the suite left (namespaces of the prefix, processes); runs also after a failure. */
   cleanup(): Promise<void>;
+  /** Whether process PID is alive (the real kernel: no orphan keepalived); absent: not asked. */
+  alive?(pid: number): boolean;
 }
 
 const A = 97;
 const PEER_KEY = Buffer.alloc(32, 7).toString('base64');
+const GW_IP4 = '198.51.100.21';
+
+/**
+ * D as a stage-2 candidate would have it (until compile does it, DESIGN.md 8.2): the gateway's
+ * uplink keeps the kernel's link-local address, GWPubLL, GWPubIP6, GWPubIP4 and the IPv4 default
+ * route are keepalived's (left out, listed as foreign), and keepalived runs with PRIORITY.
+ */
+function candidate(d: DesiredState, gw: string, stateDir: string, priority: number): DesiredState {
+  const a = allocation('2001:db8:7a::/48', A);
+  const p = planSlot(a, 1);
+  const foreign = [p.GWPubLL, p.GWPubIP6, `${GW_IP4}/24`];
+  return {
+    ...d,
+    namespaces: d.namespaces.map((n) =>
+      n.name !== gw
+        ? n
+        : {
+            ...n,
+            links: n.links.map((l) => (l.name === p.GWPubName ? { ...l, kernelLinkLocal: true } : l)),
+            addrs: n.addrs.filter((x) => !foreign.includes(x.addr)),
+            routes: n.routes.filter((r) => r.dst !== '0.0.0.0/0'),
+            foreign: { addrs: foreign, routes: ['0.0.0.0/0'] },
+          },
+    ),
+    vrrp: [
+      keepalivedSpec({
+        allocation: a,
+        slot: 1,
+        ns: gw,
+        priority,
+        upstreamLL: 'fe80::1',
+        ipv4: { address: GW_IP4, prefixLength: 24, gateway: '198.51.100.1' },
+        stateDir,
+      }),
+    ],
+  };
+}
 
 /** The node's view: slot 1 of allocation 97, a TN whose ExitPoint 1abc is here and whose NR 1abd is elsewhere. */
 function viewOf(node: string, slots: boolean, extra: Record<string, unknown> = {}): NodeView {
@@ -51,7 +92,7 @@ function viewOf(node: string, slots: boolean, extra: Record<string, unknown> = {
         upstream: { ll: 'fe80::1', ipv4Gateway: '198.51.100.1', ipv4PrefixLength: 24 },
       },
     ],
-    slots: slots ? [{ allocation: A, slot: 1, epoch: 1, ipv4: '198.51.100.21' }] : [],
+    slots: slots ? [{ allocation: A, slot: 1, epoch: 1, ipv4: GW_IP4 }] : [],
     networks: slots
       ? [
           {
@@ -436,6 +477,133 @@ export function kernelContract(
       await pass(desired);
       assert.deepEqual((await planFor(desired)).steps, []);
       await waitUntil('the upstream answers again', () => k.ping(GW, UP, 'fe80::1', 1));
+    });
+
+    it('runs keepalived on a candidate gateway: master alone, its addresses left alone, reload, drain, stop', async () => {
+      // A fresh uplink with the kernel's own link-local address (the adverts' source).
+      assert.equal(await k.fence(GW, UP, true), undefined);
+      const one = candidate(desired, GW, config.stateDir, 250);
+      await pass(one);
+      const files = () => k.observeFiles(observeOpts()).vrrp ?? new Map();
+      const running = files().get(GW);
+      assert.ok(running?.pid !== undefined, 'keepalived runs');
+      assert.equal(running.hash, one.vrrp![0]!.hash);
+      const state = () => k.vrrpStates(config.stateDir).get(GW);
+      await waitUntil('alone on its segment, it becomes master', async () => state()?.state === 'MASTER');
+      assert.equal(state()?.priority, 250);
+      const p = planSlot(allocation('2001:db8:7a::/48', A), 1);
+      const held = async (): Promise<string[]> =>
+        ns(await read(one), GW)
+          .addrs.filter(
+            (x) => x.dev === UP && one.namespaces.find((n) => n.name === GW)!.foreign!.addrs.includes(x.addr),
+          )
+          .map((x) => x.addr)
+          .sort();
+      await waitUntil('the master holds GWPubLL, GWPubIP6 and GWPubIP4', async () => (await held()).length === 3);
+      assert.deepEqual(await held(), [`${GW_IP4}/24`, p.GWPubIP6, p.GWPubLL].sort());
+      assert.deepEqual((await planFor(one)).steps, [], "keepalived's addresses are left alone, it is not restarted");
+
+      // A changed priority is a reload of the same process; the master stays master.
+      const two = candidate(desired, GW, config.stateDir, 200);
+      const reload = await planFor(two);
+      assert.deepEqual(
+        reload.steps.map((x) => x.tool),
+        ['vrrp-reload'],
+      );
+      await pass(two);
+      assert.equal(files().get(GW)?.pid, running.pid, 'the same process');
+      assert.equal(files().get(GW)?.hash, two.vrrp![0]!.hash);
+      assert.deepEqual((await planFor(two)).steps, []);
+      assert.equal(state()?.state, 'MASTER');
+      assert.equal(state()?.priority, 200, 'the priority it runs with now');
+
+      // Drain: it leaves MASTER (FAULT, a priority-0 advert), comes back, and alone it is master again.
+      const seen: string[] = [];
+      const unwatch = k.watchVrrp(config.stateDir, (m) => seen.push(m.get(GW)?.state ?? '-'));
+      try {
+        await k.vrrpDrain(config.stateDir, GW);
+        assert.notEqual(state()?.state, 'FAULT', 'back from FAULT when the drain returns');
+        await waitUntil('master again', async () => state()?.state === 'MASTER');
+        await waitUntil(
+          'the watcher saw FAULT and MASTER',
+          async () => seen.includes('FAULT') && seen.at(-1) === 'MASTER',
+        );
+      } finally {
+        unwatch();
+      }
+      await k.vrrpDrain(config.stateDir, `${P}nope`);
+
+      // Stopped when no longer wanted: no process, no directory, its addresses gone with it.
+      const pid = files().get(GW)!.pid!;
+      const stop = await planFor({ ...two, vrrp: [] });
+      assert.deepEqual(
+        stop.steps.map((x) => x.tool),
+        ['vrrp-stop'],
+      );
+      await pass({ ...two, vrrp: [] });
+      assert.equal(files().size, 0);
+      assert.equal(k.vrrpStates(config.stateDir).size, 0);
+      if (fx.alive) assert.equal(fx.alive(pid), false, 'the process is gone');
+      assert.deepEqual(await held(), [], 'it took its addresses with it');
+    });
+
+    it('keeps a link down, brings links up and down at once, kicks WireGuard and reads its endpoints', async () => {
+      const dn = (d: DesiredState): DesiredState => ({
+        ...d,
+        namespaces: d.namespaces.map((n) =>
+          n.name === NR ? { ...n, links: n.links.map((l) => (l.name === WG ? { ...l, down: true } : l)) } : n,
+        ),
+      });
+      const link = async (d: DesiredState) => ns(await read(d), NR).links.find((l) => l.name === WG);
+      const routesVia = async (d: DesiredState) => ns(await read(d), NR).routes.filter((r) => r.dev === WG).length;
+      await pass(dn(desired));
+      assert.equal((await link(desired))?.up, false, 'kept down');
+      assert.equal(await routesVia(desired), 0, 'no route through a down link');
+      assert.ok(
+        ns(await read(desired), NR).addrs.some((x) => x.dev === WG && x.addr.startsWith('fe80:')),
+        'its IPv6 addresses stay',
+      );
+      assert.deepEqual((await planFor(dn(desired))).steps, [], 'nothing to do while it stays down');
+      // The fast path: up at once (a missing device is skipped), then a pass adds its routes.
+      await k.setLinksUp([
+        { ns: NR, dev: WG, up: true },
+        { ns: NR, dev: 'nosuch', up: true },
+      ]);
+      assert.equal((await link(desired))?.up, true);
+      const back = await planFor(desired);
+      assert.ok(
+        back.steps.every((x) => x.objects.every((o) => o.kind === 'route')),
+        'only its routes are missing',
+      );
+      await pass(desired);
+      assert.ok((await routesVia(desired)) > 0);
+      await k.setLinksUp([{ ns: NR, dev: WG, up: false }]);
+      assert.equal((await link(desired))?.up, false);
+      await pass(desired);
+      assert.deepEqual((await planFor(desired)).steps, []);
+
+      const eps = await k.wgEndpoints([WG, wgLinkName('ffff', A)]);
+      assert.deepEqual([...eps.keys()], [WG], 'a missing interface is left out');
+      assert.deepEqual([...eps.get(WG)!], [[PEER_KEY, '192.0.2.2:6845']]);
+      await k.wgKick([WG, wgLinkName('ffff', A)]);
+      assert.deepEqual((await planFor(desired)).steps, [], 'the kick leaves the configuration as it was');
+    });
+
+    it("stops a gateway's keepalived before its namespace goes (no orphan)", async () => {
+      assert.equal(await k.fence(GW, UP, true), undefined);
+      const one = candidate(desired, GW, config.stateDir, 250);
+      await pass(one);
+      const pid = k.observeFiles(observeOpts()).vrrp?.get(GW)?.pid;
+      assert.ok(pid !== undefined);
+      const plan = await planFor(empty);
+      const order = plan.steps.map((x) => x.tool + (x.objects[0]?.kind === 'netns' ? ' netns' : ''));
+      assert.ok(
+        order.indexOf('vrrp-stop') >= 0 && order.indexOf('vrrp-stop') < order.indexOf('ip netns'),
+        order.join(),
+      );
+      await pass(empty);
+      assert.equal(k.observeFiles(observeOpts()).vrrp?.size, 0);
+      if (fx.alive) assert.equal(fx.alive(pid), false, 'no orphan keepalived');
     });
 
     it('takes everything down with the empty view, and leaves the environment alone', async () => {

@@ -10,11 +10,14 @@ import { linuxKernel } from '../../src/kernel/linux.js';
 import { systemClock } from '../../src/kernel/clock.js';
 import { run } from '../../src/kernel/exec.js';
 import { isWgProcess, runDir } from '../../src/kernel/observe.js';
+import { observeVrrp, stopKeepalived } from '../../src/kernel/vrrp.js';
 import { kernelContract } from '../kernel/contract.js';
 
 const P = 'xk-';
 
 async function removeAll(stateDir: string): Promise<void> {
+  // keepalived first, by its pid file (checked against its command line), as the agent would.
+  for (const v of observeVrrp(stateDir).values()) await stopKeepalived(stateDir, v.ns, v.pid);
   for (const f of (() => {
     try {
       return readdirSync(runDir(stateDir));
@@ -40,7 +43,20 @@ kernelContract(
     // A run before this one that died without its cleanup.
     const stale = readdirSync('/run/netns').filter((n) => n.startsWith(P));
     if (stale.length) await run(['ip', '-force', '-batch', '-'], stale.map((n) => `netns del ${n}`).join('\n') + '\n');
-    return { kernel: linuxKernel, clock: systemClock, stateDir, cleanup: () => removeAll(stateDir) };
+    return {
+      kernel: linuxKernel,
+      clock: systemClock,
+      stateDir,
+      cleanup: () => removeAll(stateDir),
+      alive: (pid: number) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    };
   },
-  { skip: rootSkipReason(['nsenter', 'xargs', 'nft', 'wg', 'wireguard-go', 'ping']) },
+  { skip: rootSkipReason(['nsenter', 'xargs', 'nft', 'wg', 'wireguard-go', 'ping', 'keepalived']) },
 );
