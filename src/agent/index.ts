@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Compiler } from '../compile/index.js';
+import { Compiler, type CompileRuntime } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { ExitnodeError, q } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
@@ -60,6 +60,8 @@ export interface PassOptions {
   onStep?: (s: Step) => void;
   /** The node's kernel (default: this host's, src/kernel/linux.ts; tests give src/kernel/fake.ts). */
   kernel?: Kernel;
+  /** Stage 2: which vrrp slots are master here, which ExitPoints lack their key (default: none, none). */
+  runtime?: CompileRuntime;
 }
 
 /** Kernel WireGuard when configured, or when "auto" and the kernel has it. */
@@ -88,7 +90,7 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     );
   }
   const t0 = performance.now();
-  const desired = (opts.compiler ?? new Compiler()).compile(view, config);
+  const desired = (opts.compiler ?? new Compiler()).compile(view, config, opts.runtime);
   const t1 = performance.now();
   const kernel = opts.kernel ?? linuxKernel;
   const kernelWireguard = useKernelWireguard(config, kernel);

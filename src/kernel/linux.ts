@@ -1,7 +1,7 @@
 // The real Kernel (src/kernel/kernel.ts): this host's namespaces through ip, nft, wg, ping and
 // nsenter (src/kernel/exec.ts), the readers of observe.ts and the writers of apply.ts.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyPlan } from './apply.js';
 import { inNs, run } from './exec.js';
@@ -23,6 +23,13 @@ export const linuxKernel: Kernel = {
       }
     }
     return keys;
+  },
+
+  writePrivateKey(stateDir, keyFile, key) {
+    mkdirSync(keysDir(stateDir), { recursive: true, mode: 0o700 });
+    const f = join(keysDir(stateDir), keyFile);
+    writeFileSync(`${f}.${process.pid}`, `${key}\n`, { mode: 0o600 });
+    renameSync(`${f}.${process.pid}`, f);
   },
 
   kernelWireguard: () => existsSync('/sys/module/wireguard'),
