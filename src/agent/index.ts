@@ -20,6 +20,7 @@ import { failureText, objectText, type ObjectRef } from '../reconcile/objects.js
 import { planSize, type Plan, type Step } from '../reconcile/plan.js';
 import type { NodeConfig } from './config.js';
 import { AgentErrors } from './errors.js';
+import { runtimeFromKernel } from './vrrp.js';
 
 export { parseNodeConfig, type NodeConfig } from './config.js';
 
@@ -90,9 +91,10 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     );
   }
   const t0 = performance.now();
-  const desired = (opts.compiler ?? new Compiler()).compile(view, config, opts.runtime);
-  const t1 = performance.now();
   const kernel = opts.kernel ?? linuxKernel;
+  const runtime = opts.runtime ?? runtimeFromKernel(kernel, config.stateDir, config.namespacePrefix, view);
+  const desired = (opts.compiler ?? new Compiler()).compile(view, config, runtime);
+  const t1 = performance.now();
   const kernelWireguard = useKernelWireguard(config, kernel);
   const privateKeys = kernel.privateKeys(config.stateDir, desired.wireguard);
   const observeOpts = { namespacePrefix: config.namespacePrefix, stateDir: config.stateDir, kernelWireguard };

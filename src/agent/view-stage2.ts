@@ -6,12 +6,12 @@
 
 import { ExitnodeError, q } from '../core/errors.js';
 import { parseNodeView, type NodeView } from '../core/view.js';
-import { AgentErrors } from './errors.js';
+import { ViewErrors } from '../core/view/errors.js';
 
 type Raw = Record<string, unknown>;
 
 function bad(field: string, v: unknown, rule: string): never {
-  throw new ExitnodeError(AgentErrors.CONFIG_INVALID, `view field ${field} = ${q(v)} ${rule}`);
+  throw new ExitnodeError(ViewErrors.VIEW_INVALID, `view field ${field} = ${q(v)} ${rule}`);
 }
 
 const isObj = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);

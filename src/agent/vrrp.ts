@@ -11,7 +11,8 @@
 // As master, the ExitPoints' learned peer endpoints go to TNoDB with every heartbeat, so that the
 // other candidates reach peers behind NAT at once after a failover.
 
-import { gatewayNamespace, nrNamespace } from '../core/ownership.js';
+import type { CompileRuntime } from '../compile/config.js';
+import { gatewayNamespace, keyFileName, nrNamespace } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { AgentContext } from './context.js';
@@ -36,6 +37,28 @@ export function vrrpKernel(k: Kernel): VrrpKernel | undefined {
 }
 
 const STATES: VrrpState[] = ['MASTER', 'BACKUP', 'FAULT', 'STOPPED'];
+
+/**
+ * The compile runtime of a pass without a daemon (`agent apply`, `agent check`): the masters as
+ * keepalived's state files say, and the ExitPoints this node may not build for want of their key
+ * (the daemon writes sealed keys; a one-shot pass never makes a shared key of its own).
+ */
+export function runtimeFromKernel(kernel: Kernel, stateDir: string, prefix: string, view: NodeView): CompileRuntime {
+  const k = vrrpKernel(kernel);
+  const states = k ? k.vrrpStates(stateDir) : new Map<string, { state: VrrpState }>();
+  const masters = new Set(
+    vrrpSlots(view)
+      .filter((s) => states.get(gatewayNamespace(prefix, s.slot, s.allocation))?.state === 'MASTER')
+      .map((s) => slotKey(s)),
+  );
+  const withoutKey = new Set(
+    floatingExits(view)
+      .filter((f) => !(f.first && f.exit.publicKey === undefined))
+      .filter((f) => !kernel.privateKeys(stateDir, [{ name: f.name, keyFile: keyFileName(f.name) }]).has(f.name))
+      .map((f) => f.name),
+  );
+  return { masters, withoutKey };
+}
 
 /** The view's vrrp slots. */
 export function vrrpSlots(view: NodeView | undefined): NodeView['slots'] {

@@ -143,6 +143,7 @@ test('stage 2 (vrrp slot): keepalived owns the slot addresses; the ExitPoint flo
   assert.ok(master.includes('n1-net-1abc-401 route 2001:db8:5e:1abd::/64 dev wg-1abc-401\n'), 'master: routes');
   assert.ok(master.includes('n1-net-1abf-401 link wg-1abf-401 wireguard (wireguard created in n1-gw-1-401)\n'));
   assert.ok(master.includes('vrrp n1-gw-1-401 slot 401/1 vrid 136 priority 250\n'));
+  assert.ok(!master.includes('203.0.113.9:40000'), 'a master ExitPoint lets its NAT peers roam');
 });
 
 function loadWith(name: string): ReturnType<typeof compile> {

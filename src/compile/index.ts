@@ -316,8 +316,10 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig, run
           const allowed = wgAllowedIPs(a, oid);
           if (!isExit && oid === exitId) allowed.push('::/0', '0.0.0.0/0');
           const peer: WgPeerSpec = { publicKey: o.publicKey, allowedIps: allowed };
-          // A peer behind NAT has no endpoint of its own: the one the slot's master learnt (stage 2).
-          const endpoint = o.endpoint ?? o.learnedEndpoint;
+          // A peer behind NAT has no endpoint of its own: a standby ExitPoint starts from the one the
+          // slot's master learnt (stage 2), so that its first handshake on promotion reaches the
+          // peer; a master's roams with the peer's packets (a configured one would be reset).
+          const endpoint = o.endpoint ?? (linkDown ? o.learnedEndpoint : undefined);
           if (endpoint !== undefined) peer.endpoint = endpoint;
           // A floating ExitPoint keeps every peer's NAT mapping and lets a promotion kick a handshake.
           if (!hasPublic || floating) peer.keepalive = WG_KEEPALIVE;
