@@ -23,6 +23,8 @@ export interface CompileConfig {
   uplink: UplinkMode;
   /** "none" builds everything but the WireGuard links and their routes (gateway benchmarks). */
   wireguard: WireGuardMode;
+  /** The agent's state directory (absolute): a candidate gateway's keepalived files go to STATE/vrrp/NS/. */
+  stateDir: string;
 }
 
 /**

@@ -46,6 +46,7 @@ import type { NodeView } from '../core/view.js';
 import { allowElement, closedElement, disjointRules, forwardElement } from '../core/forward.js';
 import { slotKey } from '../core/slot-ref.js';
 import type { CompileConfig, CompileRuntime } from './config.js';
+import { keepalivedSpec } from './keepalived.js';
 import type {
   DesiredState,
   LinkSpec,
@@ -223,7 +224,25 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig, run
         : undefined;
     if (vrrpMode) {
       g.foreign = { addrs: slotAddrs, routes: route4 ? [route4.dst] : [] };
-      vrrp.push(vrrpSpecOf(view, s, g.name, up, slotAddrs, route4));
+      vrrp.push(
+        keepalivedSpec({
+          allocation: a,
+          slot: s.slot,
+          ns: g.name,
+          priority: vrrpPriority(s, me),
+          upstreamLL: v.upstream.ll,
+          stateDir: config.stateDir,
+          ...(s.ipv4 !== undefined
+            ? {
+                ipv4: {
+                  address: s.ipv4,
+                  prefixLength: v.upstream.ipv4PrefixLength ?? 24,
+                  ...(v.upstream.ipv4Gateway !== undefined ? { gateway: v.upstream.ipv4Gateway } : {}),
+                },
+              }
+            : {}),
+        }),
+      );
     } else {
       for (const addr of slotAddrs) g.addrs.push({ dev: up, addr, nodad: false });
       if (route4) g.routes.push(route4);
@@ -379,53 +398,11 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig, run
   return out;
 }
 
-/** The virtual router id of a slot (stage 2 contract): unique for 17 allocations of 15 slots on one segment. */
-export function vrrpRouterId(allocation: number, slot: number): number {
-  return (((allocation - 1) * 15 + slot - 1) % 255) + 1;
-}
-
 /** This node's VRRP priority for a slot: the view's, else 250 - 50 × its rank among the candidates. */
 export function vrrpPriority(slot: NodeView['slots'][number], node: string): number {
   if (slot.priority !== undefined) return slot.priority;
   const rank = Math.max(0, slot.candidates?.indexOf(node) ?? 0);
   return Math.max(1, 250 - 50 * rank);
-}
-
-// until i10-vrrp lands: the keepalived renderer is src/compile/keepalived.ts (golden-tested there);
-// this stand-in renders the instance of /work/shared/spec/reference-stage2.sh so that compile
-// produces a VrrpSpec of the contract's shape.
-function vrrpSpecOf(
-  view: NodeView,
-  s: NodeView['slots'][number],
-  ns: string,
-  up: string,
-  addrs: string[],
-  route4: RouteSpec | undefined,
-): VrrpSpec {
-  const allocation = s.allocation;
-  const vrid = vrrpRouterId(allocation, s.slot);
-  const priority = vrrpPriority(s, view.node.id);
-  const [ll, ...excluded] = addrs;
-  const config = [
-    'global_defs {',
-    `  router_id ${view.node.id}-${s.slot}-${allocation}`,
-    '  vrrp_version 3',
-    '}',
-    `vrrp_instance slot-${allocation}-${s.slot} {`,
-    '  state BACKUP',
-    `  interface ${up}`,
-    `  virtual_router_id ${vrid}`,
-    `  priority ${priority}`,
-    '  advert_int 0.3',
-    '  nopreempt',
-    `  virtual_ipaddress { ${ll} dev ${up} scope link }`,
-    `  virtual_ipaddress_excluded { ${excluded.map((x) => `${x} dev ${up}`).join(' ')} }`,
-    ...(route4 ? [`  virtual_routes { ${route4.dst} via ${route4.via} dev ${up} }`] : []),
-    '}',
-    '',
-  ].join('\n');
-  const hash = createHash('sha256').update(config).digest('hex').slice(0, 16);
-  return { ns, allocation, slot: s.slot, vrid, priority, config, hash };
 }
 
 /** Without duplicates, in first-seen order (a sort of 8000 elements cost a resync 4 ms). */
