@@ -3,7 +3,7 @@
 // until i10-store lands: TNoDB is a stand-in HTTP server here (views with candidates, sealTo,
 // sealedKey and learnedEndpoint; node keys, public keys and sealed keys as the contract says);
 // then these run against the real server like daemon.test.ts.
-// until i10-vrrp lands: FakeKernel has no keepalived; VrrpFake below adds the contract's methods.
+// keepalived's side is scripted by the test (Keepalived below): which state, when.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeKernel } from '../kernel/fake.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { ManualClock } from '../kernel/fake-clock.js';
 import { gatewayNamespace, keyFileName, nrNamespace, wgLinkName } from '../core/ownership.js';
 import { AgentDaemon } from './daemon.js';
@@ -31,9 +32,14 @@ const clock = new ManualClock();
 
 type VState = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOPPED';
 
-/** until i10-vrrp lands: the fake kernel's keepalived side, as the stage-2 contract gives it. */
-class VrrpFake extends FakeKernel implements VrrpKernel {
-  states = new Map<string, { state: VState; priority: number; since: number }>();
+type Status = { state: VState; priority: number; since: number };
+
+/**
+ * keepalived as the test scripts it: the Kernel's stage-2 methods over one FakeKernel, the rest of
+ * the Kernel the fake's own (a Proxy, so that it holds whether or not the fake models VRRP itself).
+ */
+class Keepalived implements VrrpKernel {
+  states = new Map<string, Status>();
   watchers = new Set<() => void>();
   calls: { setLinksUp: { ns: string; dev: string; up: boolean }[][]; kick: string[][]; drain: string[] } = {
     setLinksUp: [],
@@ -41,24 +47,36 @@ class VrrpFake extends FakeKernel implements VrrpKernel {
     drain: [],
   };
   endpoints = new Map<string, Map<string, string>>();
-  vrrpStates(): Map<string, { state: VState; priority: number; since: number }> {
+  readonly kernel: Kernel;
+
+  constructor(readonly fake: FakeKernel) {
+    const own = new Set(['vrrpStates', 'watchVrrp', 'vrrpDrain', 'setLinksUp', 'wgKick', 'wgEndpoints']);
+    this.kernel = new Proxy(fake, {
+      get: (t, p) => {
+        const v: unknown = own.has(String(p)) ? Reflect.get(this, p) : Reflect.get(t, p);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(own.has(String(p)) ? this : t) : v;
+      },
+    });
+  }
+  vrrpStates(): Map<string, Status> {
     return new Map(this.states);
   }
-  watchVrrp(_stateDir: string, onChange: () => void): () => void {
-    this.watchers.add(onChange);
-    return () => this.watchers.delete(onChange);
+  watchVrrp(_stateDir: string, onChange: (states: Map<string, Status>) => void): () => void {
+    const w = (): void => onChange(this.vrrpStates());
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
   }
   async vrrpDrain(_stateDir: string, ns: string): Promise<void> {
     this.calls.drain.push(ns);
   }
-  async setLinksUp(items: { ns: string; dev: string; up: boolean }[]): Promise<void> {
-    this.calls.setLinksUp.push(items);
-    for (const i of items) this.ip(i.ns, `link set ${i.dev} ${i.up ? 'up' : 'down'}`);
+  async setLinksUp(items: readonly { ns: string; dev: string; up: boolean }[]): Promise<void> {
+    this.calls.setLinksUp.push([...items]);
+    for (const i of items) this.fake.ip(i.ns, `link set ${i.dev} ${i.up ? 'up' : 'down'}`);
   }
-  async wgKick(names: string[]): Promise<void> {
-    this.calls.kick.push(names);
+  async wgKick(names: readonly string[]): Promise<void> {
+    this.calls.kick.push([...names]);
   }
-  async wgEndpoints(names: string[]): Promise<Map<string, Map<string, string>>> {
+  async wgEndpoints(names: readonly string[]): Promise<Map<string, Map<string, string>>> {
     return new Map(names.filter((n) => this.endpoints.has(n)).map((n) => [n, this.endpoints.get(n)!]));
   }
   /** keepalived's notify: the state file changes. */
@@ -218,12 +236,12 @@ function config(node: string): NodeConfig {
   };
 }
 
-function nodeKernel(): VrrpFake {
-  const k = new VrrpFake({ now: () => clock.now() });
+function nodeKernel(): Keepalived {
+  const k = new FakeKernel({ now: () => clock.now() });
   k.ip('', 'netns add upstream');
   k.cable({ ns: '', name: 'eth1' }, { ns: 'upstream', name: 'up0' });
   k.ip('upstream', 'link set up0 up', 'addr add fe80::1/64 dev up0 nodad', 'addr add 198.51.100.1/24 dev up0');
-  return k;
+  return new Keepalived(k);
 }
 
 const exitPriv = (k: FakeKernel, node: string): string | undefined =>
@@ -269,7 +287,7 @@ test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/ba
         config: config(n),
         server: tnodb.url,
         token: n,
-        kernel: kernels[n],
+        kernel: kernels[n].kernel,
         clock,
         metrics: '127.0.0.1:0',
         heartbeatMs: 200,
@@ -284,9 +302,9 @@ test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/ba
     // never makes a key of its own.
     await d2.start();
     await until('v2 passed', () => d2.state.lastPass !== undefined || undefined);
-    assert.equal(exitPriv(kernels.v2, 'v2'), undefined, 'no exit key of its own on the second candidate');
-    assert.ok(kernels.v2.namespaceExists(EP_NS), 'the ExitPoint namespace is built all the same');
-    assert.ok(kernels.v2.namespaceExists(GW), 'and the gateway');
+    assert.equal(exitPriv(kernels.v2.fake, 'v2'), undefined, 'no exit key of its own on the second candidate');
+    assert.ok(kernels.v2.fake.namespaceExists(EP_NS), 'the ExitPoint namespace is built all the same');
+    assert.ok(kernels.v2.fake.namespaceExists(GW), 'and the gateway');
     await d1.start();
     for (const n of ['v1', 'v2']) {
       await until(`${n} node key published`, () => tnodb.nodeKeys[n]);
@@ -295,13 +313,13 @@ test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/ba
     // v1 (first) generates, publishes and seals; v2 opens the sealed key: one key on both.
     await until('exit key published', () => tnodb.exitKey);
     await until('sealed to v2', () => tnodb.sealed.v2);
-    const k2 = await until('v2 wrote the sealed key', () => exitPriv(kernels.v2, 'v2'));
-    assert.equal(k2, exitPriv(kernels.v1, 'v1'), 'both candidates hold the same ExitPoint key');
+    const k2 = await until('v2 wrote the sealed key', () => exitPriv(kernels.v2.fake, 'v2'));
+    assert.equal(k2, exitPriv(kernels.v1.fake, 'v1'), 'both candidates hold the same ExitPoint key');
     assert.equal(publicKeyOf(k2), tnodb.exitKey);
     assert.deepEqual(tnodb.keyPublishers, ['v1'], 'only the first candidate publishes the exit key');
     assert.equal(events('v2', 'key.unsealed').length, 1);
     const p2 = await until('v2 configured the ExitPoint', async () => {
-      const p = await peers(kernels.v2, 'v2');
+      const p = await peers(kernels.v2.fake, 'v2');
       return p.length ? p : undefined;
     });
     assert.deepEqual(
@@ -337,7 +355,7 @@ test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/ba
     );
     await until(
       'v2 uses the learned endpoint',
-      async () => (await peers(kernels.v2, 'v2')).some((p) => p.endpoint === '203.0.113.9:40000') || undefined,
+      async () => (await peers(kernels.v2.fake, 'v2')).some((p) => p.endpoint === '203.0.113.9:40000') || undefined,
     );
     assert.ok(
       tnodb.beats.v2!.some((b) => (b.vrrp as { state: string }[] | undefined)?.[0]?.state === 'BACKUP'),
@@ -360,7 +378,7 @@ test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/ba
     const t0 = clock.now();
     await until('a long outage', () => clock.now() - t0 > 12_000 || undefined, 30_000);
     assert.equal(events('v1', 'slot.fenced').length, 0, 'a vrrp slot is never fenced by its lease');
-    assert.ok(kernels.v1.namespaceExists(GW) && kernels.v2.namespaceExists(GW));
+    assert.ok(kernels.v1.fake.namespaceExists(GW) && kernels.v2.fake.namespaceExists(GW));
     assert.equal(d1.state.served.size, 1);
     tnodb.down = false;
 

@@ -23,11 +23,14 @@ import type { HeartbeatBody, VrrpSlot, VrrpState } from './state.js';
 // until i10-vrrp lands: these are methods of Kernel (src/kernel/kernel.ts), in linux.ts and fake.ts.
 export interface VrrpKernel {
   vrrpStates(stateDir: string): Map<string, { state: VrrpState; priority: number; since: number }>;
-  watchVrrp(stateDir: string, onChange: () => void): () => void;
+  watchVrrp(
+    stateDir: string,
+    onChange: (states: Map<string, { state: VrrpState; priority: number; since: number }>) => void,
+  ): () => void;
   vrrpDrain(stateDir: string, ns: string): Promise<void>;
-  setLinksUp(items: { ns: string; dev: string; up: boolean }[]): Promise<void>;
-  wgKick(names: string[]): Promise<void>;
-  wgEndpoints(names: string[]): Promise<Map<string, Map<string, string>>>;
+  setLinksUp(items: readonly { ns: string; dev: string; up: boolean }[]): Promise<void>;
+  wgKick(names: readonly string[]): Promise<void>;
+  wgEndpoints(names: readonly string[]): Promise<Map<string, Map<string, string>>>;
 }
 
 // until i10-vrrp lands: the kernel itself, once every Kernel has these methods.
@@ -161,7 +164,9 @@ export class VrrpFollower {
       if (s.stepDown && cur.state === 'MASTER' && !cur.drained) {
         state.vrrp.set(s, { ...cur, drained: true });
         ctx.log('vrrp.drain', { slot: slotKey(s), priority: cur.priority }, 'warn');
-        await k
+        // Not awaited: it resolves once keepalived is back as a backup, and the transitions on
+        // the way (MASTER → FAULT) must switch the links meanwhile.
+        void k
           .vrrpDrain(config.stateDir, ns)
           .catch((err: unknown) =>
             ctx.log('vrrp.drain.failed', { slot: slotKey(s), error: (err as Error).message }, 'error'),

@@ -25,16 +25,16 @@ export const linuxKernel: Kernel = {
     return keys;
   },
 
+  kernelWireguard: () => existsSync('/sys/module/wireguard'),
+
+  namespaceExists,
+
   writePrivateKey(stateDir, keyFile, key) {
     mkdirSync(keysDir(stateDir), { recursive: true, mode: 0o700 });
     const f = join(keysDir(stateDir), keyFile);
     writeFileSync(`${f}.${process.pid}`, `${key}\n`, { mode: 0o600 });
     renameSync(`${f}.${process.pid}`, f);
   },
-
-  kernelWireguard: () => existsSync('/sys/module/wireguard'),
-
-  namespaceExists,
 
   async tentative(ns, dev) {
     const r = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
