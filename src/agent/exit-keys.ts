@@ -20,8 +20,6 @@ import type { NodeView } from '../core/view.js';
 import type { AgentContext } from './context.js';
 import { loadNodeKey, openSealed, seal } from './node-key.js';
 
-const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-
 export interface FloatingExit {
   network: NodeView['networks'][number];
   exit: NodeView['networks'][number]['resources'][number];
@@ -78,8 +76,9 @@ export function prepareExitKeys(ctx: AgentContext, view: NodeView): Set<string> 
     const nk = sealed !== undefined ? nodeKeyOf(ctx) : undefined;
     if (sealed !== undefined && nk && state.unsealFailed[f.name] !== sealed) {
       try {
-        const plain = openSealed(sealed, nk.privateKey).toString('utf8').trim();
-        if (!WG_KEY_RE.test(plain)) throw new Error('the opened key is not a WireGuard key');
+        const raw = openSealed(sealed, nk.privateKey);
+        if (raw.length !== 32) throw new Error(`the opened key is ${raw.length} bytes, not a WireGuard key (32)`);
+        const plain = raw.toString('base64');
         if (have !== plain) {
           kernel.writePrivateKey(config.stateDir, keyFile, plain);
           ctx.log('key.unsealed', { network: f.network.id, nr: f.exit.id, interface: f.name, replaced: !!have });
@@ -117,7 +116,7 @@ export async function sealExitKeys(ctx: AgentContext, view: NodeView): Promise<v
       .digest('hex');
     if (state.sealed[f.name] === fp) continue;
     try {
-      const keys = to.map((t) => ({ node: t.node, sealed: seal(Buffer.from(key), t.key) }));
+      const keys = to.map((t) => ({ node: t.node, sealed: seal(Buffer.from(key, 'base64'), t.key) }));
       // until i10-store lands: ctx.client.publishSealedKeys(f.network.id, f.exit.id, keys)
       await ctx.client.request(
         'PUT',

@@ -49,12 +49,13 @@ export function loadNodeKey(stateDir: string): NodeKey {
 }
 
 // ---- until i10-store lands: src/core/seal.ts (generateNodeKey, seal, openSealed) -------------------
-// X25519 ephemeral + HKDF-SHA256 + ChaCha20-Poly1305, base64(epk || ct || tag), as the contract says.
-// The HKDF salt/info must be the store's once it lands: then these go and its functions are imported.
+// X25519 ephemeral + HKDF-SHA256 (salt epk || recipient key, info "exitnode seal v1" → 32-byte key
+// and 12-byte nonce) + ChaCha20-Poly1305, base64(epk || ct || tag): the same boxes as i10-store's.
+// The plaintext is the raw 32-byte WireGuard key (a box is 80 bytes).
 
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
-const INFO = Buffer.from('exitnode sealed key v1');
+const INFO = Buffer.from('exitnode seal v1');
 
 const privObj = (b64: string) =>
   createPrivateKey({ key: Buffer.concat([PKCS8_X25519, Buffer.from(b64, 'base64')]), format: 'der', type: 'pkcs8' });
@@ -73,8 +74,9 @@ export function generateNodeKey(): NodeKey {
   };
 }
 
-function aead(shared: Buffer, epk: Buffer, rpk: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([epk, rpk]), INFO, 32));
+function aead(shared: Buffer, epk: Buffer, rpk: Buffer): { key: Buffer; nonce: Buffer } {
+  const okm = Buffer.from(hkdfSync('sha256', shared, Buffer.concat([epk, rpk]), INFO, 44));
+  return { key: okm.subarray(0, 32), nonce: okm.subarray(32) };
 }
 
 export function seal(plain: Buffer, recipientPubB64: string): string {
@@ -82,7 +84,8 @@ export function seal(plain: Buffer, recipientPubB64: string): string {
   const eph = generateNodeKey();
   const epk = Buffer.from(eph.publicKey, 'base64');
   const shared = diffieHellman({ privateKey: privObj(eph.privateKey), publicKey: pubObj(rpk) });
-  const c = createCipheriv('chacha20-poly1305', aead(shared, epk, rpk), Buffer.alloc(12), { authTagLength: 16 });
+  const { key, nonce } = aead(shared, epk, rpk);
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
   const ct = Buffer.concat([c.update(plain), c.final()]);
   return Buffer.concat([epk, ct, c.getAuthTag()]).toString('base64');
 }
@@ -93,7 +96,8 @@ export function openSealed(sealedB64: string, privB64: string): Buffer {
   const epk = b.subarray(0, 32);
   const rpk = Buffer.from(x25519Public(privB64), 'base64');
   const shared = diffieHellman({ privateKey: privObj(privB64), publicKey: pubObj(epk) });
-  const d = createDecipheriv('chacha20-poly1305', aead(shared, epk, rpk), Buffer.alloc(12), { authTagLength: 16 });
+  const { key, nonce } = aead(shared, epk, rpk);
+  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
   d.setAuthTag(b.subarray(b.length - 16));
   return Buffer.concat([d.update(b.subarray(32, b.length - 16)), d.final()]);
 }
