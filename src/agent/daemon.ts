@@ -131,6 +131,7 @@ export class AgentDaemon implements AgentContext {
       publish: (view, keys, failures) => publishKeys(this, view, publishableKeys(failures, keys)),
       checkFences: () => void this.fencer.check(),
       runtime: (served) => {
+        this.vrrp.prime(served);
         const withoutKey = prepareExitKeys(this, served);
         this.state.withoutKey = withoutKey;
         return { masters: this.vrrp.masters(), withoutKey };

@@ -276,8 +276,11 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The two candidates' kernels: they outlive the daemons (a restart finds what the last one built). */
+let kernels: { v1: Keepalived; v2: Keepalived };
+
 test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/backup, endpoints, outage, stepDown', async () => {
-  const kernels = { v1: nodeKernel(), v2: nodeKernel() };
+  kernels = { v1: nodeKernel(), v2: nodeKernel() };
   const lines: string[] = [];
   const events = (node: string, e: string): Record<string, unknown>[] =>
     lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.node === node && l.event === e);
@@ -395,5 +398,40 @@ test('two candidates: node keys, one shared sealed ExitPoint key, VRRP master/ba
     assert.deepEqual(tnodb.keyPublishers, ['v1'], 'a promotion publishes no key');
   } finally {
     for (const d of ds) await d.stop();
+  }
+});
+
+test("a restarted master's first pass already knows it is master: its ExitPoint links are never switched down", async () => {
+  const k = kernels.v2;
+  assert.equal(k.states.get(GW)?.state, 'MASTER', 'v2 is master since the first test');
+  k.calls.setLinksUp.length = 0;
+  const lines: string[] = [];
+  const d = new AgentDaemon({
+    config: config('v2'),
+    server: tnodb.url,
+    token: 'v2',
+    kernel: k.kernel,
+    clock,
+    heartbeatMs: 200,
+    waitS: 1,
+    healthCheck: false,
+    log: (l) => lines.push(l),
+  });
+  try {
+    await d.start();
+    await until('the saved view applied', () => d.passCount() > 0 || undefined);
+    for (let i = 0; i < 10; i++) await clock.advance(100);
+    const first = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'vrrp.state');
+    assert.equal(first?.state, 'MASTER', "keepalived's state taken before the first pass");
+    assert.ok(
+      k.calls.setLinksUp.every((c) => c.every((x) => x.up)),
+      'no switch down of the links on a restart of the master',
+    );
+    assert.ok(
+      !lines.some((l) => (JSON.parse(l) as { event: string }).event === 'vrrp.transition'),
+      'no transition: nothing changed',
+    );
+  } finally {
+    await d.stop();
   }
 });

@@ -85,6 +85,25 @@ export class VrrpFollower {
     );
   }
 
+  /**
+   * Takes keepalived's state of every vrrp slot of VIEW this follower has not seen yet, without
+   * acting on it: a pass compiles with the masters as they are, so that a restarted agent's first
+   * pass leaves a master's ExitPoint links up (the watcher's first look then finds no change).
+   */
+  prime(view: NodeView): void {
+    const { state, config } = this.ctx;
+    const k = vrrpKernel(this.ctx.kernel);
+    const fresh = vrrpSlots(view).filter((s) => !state.vrrp.has(s));
+    if (!k || !fresh.length) return;
+    const states = k.vrrpStates(config.stateDir);
+    for (const s of fresh) {
+      const e = states.get(gatewayNamespace(config.namespacePrefix, s.slot, s.allocation));
+      if (!e) continue;
+      state.vrrp.set(s, { state: e.state, priority: e.priority, since: e.since, at: this.ctx.clock.now(), links: 0 });
+      this.ctx.log('vrrp.state', { slot: slotKey(s), state: e.state, priority: e.priority, since: e.since || null });
+    }
+  }
+
   start(): void {
     const k = vrrpKernel(this.ctx.kernel);
     if (!k) return;
