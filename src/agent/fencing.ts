@@ -129,7 +129,10 @@ export class Fencer {
         if (servable.has(ref)) continue;
         if (state.fenced.get(ref)?.pass === ctx.passCount()) continue;
         const l = state.leases.find((x) => sameSlot(x, ref));
-        const reason = fenceReason(l, now, state.released.get(ref) !== undefined);
+        // A vrrp slot is only ever given up because the view no longer lists it.
+        const reason = state.served.get(ref)?.candidates
+          ? 'no longer a candidate (the view leaves the slot out)'
+          : fenceReason(l, now, state.released.get(ref) !== undefined);
         const f = await fenceGateway(ctx.kernel, ctx.config, ref);
         state.fenced.set(ref, { at: ctx.clock.now(), reason, ms: f.ms, pass: ctx.passCount() });
         ctx.metrics.inc(

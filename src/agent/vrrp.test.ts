@@ -101,8 +101,11 @@ class StandIn {
   beats: Record<string, Record<string, unknown>[]> = { v1: [], v2: [] };
   private waiters: (() => void)[] = [];
 
+  cands = ['v1', 'v2'];
+
   view(node: string): Record<string, unknown> {
-    const cands = ['v1', 'v2'];
+    const cands = this.cands;
+    const mine = cands.includes(node);
     return {
       version: this.version,
       node: { id: node, publicIPv4: node === 'v1' ? '192.0.2.1' : '192.0.2.2' },
@@ -113,42 +116,38 @@ class StandIn {
           upstream: { ll: 'fe80::1', ipv4Gateway: '198.51.100.1', ipv4PrefixLength: 24 },
         },
       ],
-      slots: [
-        {
-          allocation: A,
-          slot: 1,
-          epoch: 1,
-          ipv4: '198.51.100.11',
-          candidates: cands,
-          priority: node === 'v1' ? 250 : 200,
-          ...(this.stepDown.has(node) ? { stepDown: true } : {}),
-        },
-      ],
+      slots: (mine ? [0] : []).map(() => ({
+        allocation: A,
+        slot: 1,
+        epoch: 1,
+        ipv4: '198.51.100.11',
+        candidates: cands,
+        priority: node === 'v1' ? 250 : 200,
+        ...(this.stepDown.has(node) ? { stepDown: true } : {}),
+      })),
       sealTo: Object.entries(this.nodeKeys)
         .filter(([n]) => n !== node)
         .map(([n, key]) => ({ node: n, key })),
-      networks: [
-        {
-          id: 'net1',
-          allocation: A,
-          exit: EXIT,
-          resources: [
-            {
-              id: EXIT,
-              node: 'v1',
-              endpoint: '198.51.100.11:4097',
-              ...(this.exitKey ? { publicKey: this.exitKey } : {}),
-              ...(this.sealed[node] ? { sealedKey: this.sealed[node] } : {}),
-            },
-            {
-              id: REMOTE,
-              node: 'v3',
-              publicKey: REMOTE_KEY,
-              ...(this.learned ? { learnedEndpoint: this.learned } : {}),
-            },
-          ],
-        },
-      ],
+      networks: (mine ? [0] : []).map(() => ({
+        id: 'net1',
+        allocation: A,
+        exit: EXIT,
+        resources: [
+          {
+            id: EXIT,
+            node: cands[0],
+            endpoint: '198.51.100.11:4097',
+            ...(this.exitKey ? { publicKey: this.exitKey } : {}),
+            ...(this.sealed[node] ? { sealedKey: this.sealed[node] } : {}),
+          },
+          {
+            id: REMOTE,
+            node: 'v3',
+            publicKey: REMOTE_KEY,
+            ...(this.learned ? { learnedEndpoint: this.learned } : {}),
+          },
+        ],
+      })),
     };
   }
 
@@ -433,5 +432,34 @@ test("a restarted master's first pass already knows it is master: its ExitPoint 
     );
   } finally {
     await d.stop();
+  }
+});
+
+test('a candidate the view no longer lists gives the slot up: fenced, gateway and ExitPoint removed', async () => {
+  const k = kernels.v1;
+  const lines: string[] = [];
+  const d = new AgentDaemon({
+    config: config('v1'),
+    server: tnodb.url,
+    token: 'v1',
+    kernel: k.kernel,
+    clock,
+    heartbeatMs: 200,
+    waitS: 1,
+    healthCheck: false,
+    log: (l) => lines.push(l),
+  });
+  try {
+    await d.start();
+    await until('serving the slot', () => d.state.served.size === 1 || undefined);
+    tnodb.cands = ['v2'];
+    tnodb.bump();
+    await until('gateway removed', () => (!k.fake.namespaceExists(GW) && !k.fake.namespaceExists(EP_NS)) || undefined);
+    const f = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'slot.fenced');
+    assert.equal(f?.reason, 'no longer a candidate (the view leaves the slot out)');
+    assert.equal(exitPriv(k.fake, 'v1'), undefined, 'no key file left behind');
+  } finally {
+    await d.stop();
+    tnodb.cands = ['v1', 'v2'];
   }
 });
