@@ -40,7 +40,7 @@ import { publishableKeys, publishKeys } from './keys.js';
 import { Metrics } from './metrics.js';
 import { PassWorker } from './passes.js';
 import { Reporter } from './report.js';
-import { slotKey } from './slot.js';
+import { sameSlot, slotKey } from './slot.js';
 import { newDaemonState, type DaemonState, type SlotPolicy } from './state.js';
 import { DEFAULT_VIEW_WAIT_S, viewLoop } from './view-loop.js';
 import { nodeKeyOf, prepareExitKeys, publishNodeKey, sealExitKeys } from './exit-keys.js';
@@ -124,10 +124,13 @@ export class AgentDaemon implements AgentContext {
     });
     this.reporter = new Reporter(this);
     this.worker = new PassWorker(this, {
-      built: (view, slot) =>
+      built: (view, slot) => {
+        // A vrrp slot's addresses are keepalived's, and so are its NA/GARP on becoming master.
+        if (view.slots.some((s) => sameSlot(s, slot) && s.candidates !== undefined)) return;
         void announceUplink(this.kernel, this.clock, this.config, view, slot).then((r) =>
           this.log('slot.announced', { slot: slotKey(slot), ...r }, r.failed.length ? 'warn' : 'info'),
-        ),
+        );
+      },
       publish: (view, keys, failures) => publishKeys(this, view, publishableKeys(failures, keys)),
       checkFences: () => void this.fencer.check(),
       runtime: (served) => {

@@ -20,6 +20,7 @@ import { failureText, objectText, type ObjectRef } from '../reconcile/objects.js
 import { planSize, type Plan, type Step } from '../reconcile/plan.js';
 import type { NodeConfig } from './config.js';
 import { AgentErrors } from './errors.js';
+import { nodeKeyFile } from './node-key.js';
 import { runtimeFromKernel } from './vrrp.js';
 
 export { parseNodeConfig, type NodeConfig } from './config.js';
@@ -222,7 +223,12 @@ export function emptyView(config: NodeConfig): NodeView {
 /** Removes every namespace, link, route, nft table, process and key this node owns; nothing else. */
 export async function down(config: NodeConfig, opts: PassOptions = {}): Promise<PassResult> {
   const r = await pass(emptyView(config), config, opts, false);
-  if (!opts.dryRun && r.failures.length === 0) rmSync(join(config.stateDir, 'view.json'), { force: true });
+  if (!opts.dryRun && r.failures.length === 0) {
+    rmSync(join(config.stateDir, 'view.json'), { force: true });
+    // Stage 2: the node key goes too (a node that comes back makes a new one; the first
+    // candidates seal their ExitPoint keys to it again).
+    rmSync(nodeKeyFile(config.stateDir), { force: true });
+  }
   return r;
 }
 
