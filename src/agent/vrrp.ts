@@ -153,7 +153,10 @@ export class VrrpFollower {
     } catch (e) {
       this.ctx.log('vrrp.links.failed', { error: (e as Error).message }, 'error');
     }
-    this.ctx.requestPass(false, 'vrrp changed during a pass');
+    this.ctx.requestPass(
+      refs.some((s) => !now.has(slotKey(s))),
+      'vrrp changed during a pass',
+    );
   }
 
   /** The ExitPoint links of SLOT this node builds (those without their key are left out). */
@@ -255,8 +258,10 @@ export class VrrpFollower {
         linksMs / 1000,
         { to: up ? 'up' : 'down' },
       );
-    // The routes a down link cannot hold, the link states themselves if this failed.
-    ctx.requestPass(error !== undefined, `vrrp ${e.state} ${slotKey(s)}`);
+    // Up: an incremental pass adds the routes a down link could not hold (the time-critical case).
+    // Down: the kernel dropped the links' routes and IPv6 addresses itself, so the pass re-reads
+    // it (full) instead of deleting what is gone; so does one after a failed switch.
+    ctx.requestPass(error !== undefined || !up, `vrrp ${e.state} ${slotKey(s)}`);
   }
 
   private gauges(): void {
