@@ -25,7 +25,7 @@
 import type { Server } from 'node:http';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseNodeView, type NodeView } from '../core/view.js';
+import type { NodeView } from '../core/view.js';
 import { VERSION } from '../core/version.js';
 import { TnodbClient } from '../client/index.js';
 import type { Clock, Kernel } from '../kernel/kernel.js';
@@ -40,9 +40,12 @@ import { publishableKeys, publishKeys } from './keys.js';
 import { Metrics } from './metrics.js';
 import { PassWorker } from './passes.js';
 import { Reporter } from './report.js';
-import { slotKey } from './slot.js';
+import { sameSlot, slotKey } from './slot.js';
 import { newDaemonState, type DaemonState, type SlotPolicy } from './state.js';
 import { DEFAULT_VIEW_WAIT_S, viewLoop } from './view-loop.js';
+import { nodeKeyOf, prepareExitKeys, publishNodeKey, sealExitKeys } from './exit-keys.js';
+import { VrrpFollower } from './vrrp.js';
+import { parseView } from './view-stage2.js';
 
 export type { DaemonState, Lease, SlotPolicy } from './state.js';
 export { followView } from './fencing.js';
@@ -89,6 +92,7 @@ export class AgentDaemon implements AgentContext {
   private readonly prober: Prober;
   private readonly heartbeat: Heartbeat;
   private readonly reporter: Reporter;
+  readonly vrrp: VrrpFollower;
   private isRunning = false;
   private http?: Server;
   private loops: Promise<void>[] = [];
@@ -103,6 +107,7 @@ export class AgentDaemon implements AgentContext {
     this.client = new TnodbClient({ server: opts.server, token: opts.token, timeoutMs: 5000 });
     this.state = newDaemonState(opts.config.node, this.clock.now());
     this.fencer = new Fencer(this);
+    this.vrrp = new VrrpFollower(this);
     this.prober = new Prober(this, opts.healthCheck !== false);
     this.heartbeat = new Heartbeat(this, {
       everyMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
@@ -112,16 +117,35 @@ export class AgentDaemon implements AgentContext {
         void this.prober.round();
         // Off the lease path: the reporter logs its own failures and never rejects.
         void this.reporter.send();
+        void publishNodeKey(this);
+        void this.vrrp.refreshEndpoints();
       },
+      extra: () => ({ vrrp: this.vrrp.report(), endpoints: this.state.endpoints }),
     });
     this.reporter = new Reporter(this);
     this.worker = new PassWorker(this, {
-      built: (view, slot) =>
+      built: (view, slot) => {
+        // A vrrp slot's addresses are keepalived's, and so are its NA/GARP on becoming master.
+        if (view.slots.some((s) => sameSlot(s, slot) && s.candidates !== undefined)) return;
         void announceUplink(this.kernel, this.clock, this.config, view, slot).then((r) =>
           this.log('slot.announced', { slot: slotKey(slot), ...r }, r.failed.length ? 'warn' : 'info'),
-        ),
+        );
+      },
       publish: (view, keys, failures) => publishKeys(this, view, publishableKeys(failures, keys)),
       checkFences: () => void this.fencer.check(),
+      runtime: (served) => {
+        this.vrrp.prime(served);
+        const withoutKey = prepareExitKeys(this, served);
+        this.state.withoutKey = withoutKey;
+        return { masters: this.vrrp.masters(), withoutKey };
+      },
+      passed: async (served, runtime) => {
+        await sealExitKeys(this, served);
+        void publishNodeKey(this);
+        await this.vrrp.afterPass(runtime.masters ?? new Set());
+        // A new view may carry a new vrrp slot or a stepDown.
+        void this.vrrp.check();
+      },
     });
   }
 
@@ -154,10 +178,12 @@ export class AgentDaemon implements AgentContext {
     // Leases as last granted, so that a fencing SlotPolicy can judge the saved view's slots at
     // start, before the first heartbeat answers (serving them on means no drop on restart).
     this.state.leases = loadLeases(this.config.stateDir);
+    // Stage 2: the node key exists from the first start on (its public half goes to TNoDB).
+    nodeKeyOf(this);
     const saved = viewFile(this.config.stateDir);
     if (existsSync(saved)) {
       try {
-        this.state.view = parseNodeView(readFileSync(saved, 'utf8'));
+        this.state.view = parseView(readFileSync(saved, 'utf8'));
         this.state.viewSource = 'saved';
         this.log('view.saved', { version: this.state.view.version, file: saved });
         this.requestPass(true, 'start from the saved view');
@@ -165,6 +191,7 @@ export class AgentDaemon implements AgentContext {
         this.log('view.saved.unusable', { file: saved, error: (e as Error).message }, 'warn');
       }
     }
+    this.vrrp.start();
     const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.loops.push(
       viewLoop(this, this.opts.waitS ?? DEFAULT_VIEW_WAIT_S),
@@ -186,6 +213,7 @@ export class AgentDaemon implements AgentContext {
     if (!this.isRunning) return;
     this.isRunning = false;
     this.abort.abort();
+    this.vrrp.stop();
     // A pass in flight finishes: interrupting `ip -batch` half-way would leave work for the next start.
     await this.worker.stop();
     await Promise.allSettled(this.loops);

@@ -77,6 +77,33 @@ test('a slot is servable only with a lease of the same epoch before its deadline
     );
 });
 
+test('a vrrp slot (stage 2) is served while the view lists it: no lease, a lapsed one, released or moving change nothing', () => {
+  const v = view([
+    { allocation: 1, slot: 1, epoch: 2, candidates: ['n1', 'n2'], priority: 250 },
+    { allocation: 1, slot: 2, epoch: 1 },
+  ]);
+  const cases: [string, number, DaemonState, number[]][] = [
+    ['no lease at all (TNoDB never answered, saved view)', 10_000, state([]), [1]],
+    ['a lapsed lease (TNoDB outage)', 20_000, state([lease(1, 2, 12_000), lease(2, 1, 12_000)]), [1]],
+    ['a lease of another epoch', 10_000, state([lease(1, 7, 12_000)]), [1]],
+    ['released and moving', 10_000, state([lease(1, 2, 12_000, 'n2')], [[1, 2]]), [1]],
+    ['the lease slot beside it is still fenced by its lease', 10_000, state([lease(2, 1, 12_000)]), [1, 2]],
+  ];
+  for (const [what, now, st, want] of cases)
+    assert.deepEqual(
+      leasePolicy(() => now)
+        .servable(v, st)
+        .map((s) => s.slot),
+      want,
+      what,
+    );
+  assert.deepEqual(
+    leasePolicy(() => 0).servable(view([]), state([lease(1, 2, 12_000)])),
+    [],
+    'gone from the view: gone',
+  );
+});
+
 test('the reason a slot is fenced', () => {
   const cases: [string, Lease | undefined, number, boolean, string][] = [
     ['released', lease(1, 2, 12_000), 10_000, true, 'released (planned move or lost health)'],

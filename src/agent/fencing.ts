@@ -50,11 +50,16 @@ export function leaseDeadline(
  * Serve the view's slots for which this node holds a lease of the same epoch whose deadline has not
  * passed, and which it has not given up (planned move, released). A slot the view lists with a
  * newer epoch than the lease waits for the next heartbeat (the daemon sends one at once).
+ *
+ * A stage-2 slot (the view lists its `candidates`) is served as long as the view lists it, the
+ * saved view included: VRRP decides who answers on the segment, so neither a lapsed lease nor a
+ * TNoDB outage ever takes its gateway down (DESIGN.md 8.2). It goes when a view leaves it out.
  */
 export function leasePolicy(now: () => number = Date.now): SlotPolicy {
   return {
     servable(view: NodeView, state: DaemonState): NodeView['slots'] {
       return view.slots.filter((s) => {
+        if (isVrrpSlot(s)) return true;
         const l = state.leases.find((x) => sameSlot(x, s));
         return (
           !!l &&
@@ -67,6 +72,11 @@ export function leasePolicy(now: () => number = Date.now): SlotPolicy {
       });
     },
   };
+}
+
+/** A stage-2 slot: keepalived decides who answers, never a lease. */
+export function isVrrpSlot(s: NodeView['slots'][number]): boolean {
+  return s.candidates !== undefined;
 }
 
 /** Serve exactly the slots the view lists (no fencing: tests of the pass machinery). */
@@ -119,7 +129,10 @@ export class Fencer {
         if (servable.has(ref)) continue;
         if (state.fenced.get(ref)?.pass === ctx.passCount()) continue;
         const l = state.leases.find((x) => sameSlot(x, ref));
-        const reason = fenceReason(l, now, state.released.get(ref) !== undefined);
+        // A vrrp slot is only ever given up because the view no longer lists it.
+        const reason = state.served.get(ref)?.candidates
+          ? 'no longer a candidate (the view leaves the slot out)'
+          : fenceReason(l, now, state.released.get(ref) !== undefined);
         const f = await fenceGateway(ctx.kernel, ctx.config, ref);
         state.fenced.set(ref, { at: ctx.clock.now(), reason, ms: f.ms, pass: ctx.passCount() });
         ctx.metrics.inc(

@@ -163,8 +163,10 @@ export class Prober {
               );
               // A gateway that cannot forward loses nothing by fencing: give the slot up now (fence,
               // remove, release) rather than wait for the lease, so that it moves to a healthy node.
+              // A vrrp slot is never given up: keepalived's own tracking hands mastership over.
               const l = state.leases.find((x) => sameSlot(x, ref));
-              if (!h.healthy && l && state.released.get(ref) === undefined) state.released.set(ref, l.epoch);
+              const vrrp = servable.get(ref)?.candidates !== undefined;
+              if (!h.healthy && l && !vrrp && state.released.get(ref) === undefined) state.released.set(ref, l.epoch);
               ctx.wakeHeartbeat();
             }
             ctx.metrics.gaugeSet(

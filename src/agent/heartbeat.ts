@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { markReachable, type AgentContext } from './context.js';
 import { leaseDeadline } from './fencing.js';
 import { sameSlot, slotKey } from './slot.js';
-import type { Lease } from './state.js';
+import type { HeartbeatBody, Lease } from './state.js';
 
 export const DEFAULT_HEARTBEAT_MS = 1_000;
 
@@ -37,6 +37,8 @@ export class Heartbeat {
       checkFences: () => Promise<void>;
       /** After each answer: a probe round (not awaited). */
       probe: () => void;
+      /** Stage 2: the VRRP states and learned endpoints to report (absent: none). */
+      extra?: () => Pick<HeartbeatBody, 'vrrp' | 'endpoints'>;
     },
   ) {}
 
@@ -66,12 +68,14 @@ export class Heartbeat {
           .entries()
           .filter(([s]) => !state.served.has(s))
           .map(([s, epoch]) => ({ allocation: s.allocation, slot: s.slot, epoch }));
-        const r = await ctx.client.heartbeat(
-          ctx.config.node,
-          slots.length || release.length
-            ? { ...(slots.length ? { slots } : {}), ...(release.length ? { release } : {}) }
-            : undefined,
-        );
+        const x = this.opts.extra?.() ?? {};
+        const body: HeartbeatBody = {
+          ...(slots.length ? { slots } : {}),
+          ...(release.length ? { release } : {}),
+          ...(x.vrrp?.length ? { vrrp: x.vrrp } : {}),
+          ...(x.endpoints?.length ? { endpoints: x.endpoints } : {}),
+        };
+        const r = await ctx.client.heartbeat(ctx.config.node, Object.keys(body).length ? body : undefined);
         markReachable(ctx, true);
         const now = ctx.clock.now();
         state.lastHeartbeatOk = now;

@@ -17,7 +17,8 @@ export function healthReport(ctx: AgentContext): Record<string, unknown> {
     s.appliedVersion !== undefined &&
     s.appliedVersion === s.view?.version &&
     !s.lastPass?.failures.length &&
-    s.health.values().every((h) => h.healthy);
+    s.health.values().every((h) => h.healthy) &&
+    s.vrrp.values().every((v) => v.state !== 'FAULT');
   return {
     status: ok ? 'ok' : 'degraded',
     node: s.node,
@@ -42,6 +43,17 @@ export function healthReport(ctx: AgentContext): Record<string, unknown> {
       ...(s.released.get(l) !== undefined ? { released: true } : {}),
     })),
     fenced: s.fenced.toJSON(),
+    // Stage 2: keepalived's state of each candidate slot's gateway.
+    vrrp: s.vrrp.entries().map(([ref, v]) => ({
+      slot: slotKey(ref),
+      state: v.state,
+      priority: v.priority,
+      since: v.since || null,
+      seenAt: v.at,
+      notifyToLinksMs: v.linksMs ?? null,
+      exitLinks: v.links,
+      ...(v.drained ? { stepDown: true } : {}),
+    })),
   };
 }
 

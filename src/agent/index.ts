@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Compiler } from '../compile/index.js';
+import { Compiler, type CompileRuntime } from '../compile/index.js';
 import type { DesiredState } from '../compile/desired.js';
 import { ExitnodeError, q } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
@@ -20,6 +20,8 @@ import { failureText, objectText, type ObjectRef } from '../reconcile/objects.js
 import { planSize, type Plan, type Step } from '../reconcile/plan.js';
 import type { NodeConfig } from './config.js';
 import { AgentErrors } from './errors.js';
+import { nodeKeyFile } from './node-key.js';
+import { runtimeFromKernel } from './vrrp.js';
 
 export { parseNodeConfig, type NodeConfig } from './config.js';
 
@@ -60,6 +62,8 @@ export interface PassOptions {
   onStep?: (s: Step) => void;
   /** The node's kernel (default: this host's, src/kernel/linux.ts; tests give src/kernel/fake.ts). */
   kernel?: Kernel;
+  /** Stage 2: which vrrp slots are master here, which ExitPoints lack their key (default: none, none). */
+  runtime?: CompileRuntime;
 }
 
 /** Kernel WireGuard when configured, or when "auto" and the kernel has it. */
@@ -88,9 +92,10 @@ async function pass(view: NodeView, config: NodeConfig, opts: PassOptions, save:
     );
   }
   const t0 = performance.now();
-  const desired = (opts.compiler ?? new Compiler()).compile(view, config);
-  const t1 = performance.now();
   const kernel = opts.kernel ?? linuxKernel;
+  const runtime = opts.runtime ?? runtimeFromKernel(kernel, config.stateDir, config.namespacePrefix, view);
+  const desired = (opts.compiler ?? new Compiler()).compile(view, config, runtime);
+  const t1 = performance.now();
   const kernelWireguard = useKernelWireguard(config, kernel);
   const privateKeys = kernel.privateKeys(config.stateDir, desired.wireguard);
   const observeOpts = { namespacePrefix: config.namespacePrefix, stateDir: config.stateDir, kernelWireguard };
@@ -218,7 +223,12 @@ export function emptyView(config: NodeConfig): NodeView {
 /** Removes every namespace, link, route, nft table, process and key this node owns; nothing else. */
 export async function down(config: NodeConfig, opts: PassOptions = {}): Promise<PassResult> {
   const r = await pass(emptyView(config), config, opts, false);
-  if (!opts.dryRun && r.failures.length === 0) rmSync(join(config.stateDir, 'view.json'), { force: true });
+  if (!opts.dryRun && r.failures.length === 0) {
+    rmSync(join(config.stateDir, 'view.json'), { force: true });
+    // Stage 2: the node key goes too (a node that comes back makes a new one; the first
+    // candidates seal their ExitPoint keys to it again).
+    rmSync(nodeKeyFile(config.stateDir), { force: true });
+  }
   return r;
 }
 

@@ -6,6 +6,7 @@ import type { NodeView } from '../core/view.js';
 import type { StepFailure } from '../kernel/kernel.js';
 import { linksOf } from '../reconcile/objects.js';
 import type { AgentContext } from './context.js';
+import { floatingExits } from './exit-keys.js';
 
 /**
  * The keys a pass may publish: not those of an interface that failed to come up. A key whose
@@ -24,12 +25,16 @@ export function publishableKeys(
 export async function publishKeys(ctx: AgentContext, view: NodeView, keys: Record<string, string>): Promise<void> {
   const { state } = ctx;
   if (state.viewSource !== 'server' && !state.serverReachable) return;
+  const floating = new Map(floatingExits(view).map((f) => [f.name, f] as const));
   for (const n of view.networks) {
     for (const r of n.resources) {
       if (r.node !== ctx.config.node) continue;
       const name = wgLinkName(r.id, n.allocation);
       const key = keys[name];
       if (!key || key === r.publicKey || state.published[name] === key) continue;
+      // Stage 2: a shared ExitPoint key is published once, by the first candidate that made it;
+      // a published one is kept through every change of candidates (no peer changes).
+      if (floating.has(name) && (!floating.get(name)!.first || r.publicKey !== undefined)) continue;
       try {
         await ctx.client.publishKey(n.id, r.id, key);
         state.published[name] = key;

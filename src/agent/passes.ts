@@ -4,7 +4,7 @@
 // pass that had none.
 
 import type { DesiredState } from '../compile/desired.js';
-import { Compiler } from '../compile/index.js';
+import { Compiler, type CompileRuntime } from '../compile/index.js';
 import { ExitnodeError } from '../core/errors.js';
 import type { NodeView } from '../core/view.js';
 import type { StepFailure } from '../kernel/kernel.js';
@@ -56,6 +56,10 @@ export class PassWorker {
       publish: (view: NodeView, keys: Record<string, string>, failures: readonly StepFailure[]) => Promise<void>;
       /** A pass that started before a fence may have put the uplink back: look again. */
       checkFences: () => void;
+      /** Stage 2: what compile needs of the present (VRRP masters, ExitPoints without their key). */
+      runtime?: (served: NodeView) => CompileRuntime;
+      /** Stage 2: after the pass, with the runtime it compiled with. */
+      passed?: (view: NodeView, runtime: CompileRuntime) => Promise<void>;
     },
   ) {}
 
@@ -108,13 +112,14 @@ export class PassWorker {
     const t0 = performance.now();
     let r: PassResult;
     const served = ctx.servable(view);
+    const runtime = this.after.runtime?.(served) ?? {};
     try {
       r = await applyView(
         served,
         ctx.config,
         full
-          ? { kernel: ctx.kernel, compiler: this.compiler }
-          : { kernel: ctx.kernel, compiler: this.compiler, previous: this.previous },
+          ? { kernel: ctx.kernel, compiler: this.compiler, runtime }
+          : { kernel: ctx.kernel, compiler: this.compiler, previous: this.previous, runtime },
       );
     } catch (e) {
       this.previous = undefined;
@@ -207,6 +212,7 @@ export class PassWorker {
       );
     }
     await this.after.publish(view, r.publicKeys, r.failures);
+    await this.after.passed?.(served, runtime);
     this.after.checkFences();
   }
 }

@@ -2,6 +2,7 @@
 // the newest view, the leases, and per slot what was built, fenced, released and how healthy.
 
 import type { NodeView } from '../core/view.js';
+import type { TnodbClient } from '../client/index.js';
 import { SlotMap, type SlotRef } from './slot.js';
 
 export type ViewSlot = NodeView['slots'][number];
@@ -44,6 +45,27 @@ export interface LastPass {
   ms: number;
 }
 
+/** What a heartbeat carries (src/store/types.ts HeartbeatReport, through the client). */
+export type HeartbeatBody = NonNullable<Parameters<TnodbClient['heartbeat']>[1]>;
+/** keepalived's state of a gateway (STOPPED: no keepalived running, or no state written yet). */
+export type VrrpState = NonNullable<HeartbeatBody['vrrp']>[number]['state'];
+
+/** A vrrp slot's gateway as keepalived last reported it (stage 2), and what the agent did about it. */
+export interface VrrpSlot {
+  state: VrrpState;
+  priority: number;
+  /** When keepalived's notify wrote the state (ms since the epoch; 0: no state file yet). */
+  since: number;
+  /** Local time the agent saw it and had the ExitPoint links up or down. */
+  at: number;
+  /** From keepalived's notify to the ExitPoint links up/down (ms). */
+  linksMs?: number;
+  /** ExitPoint links switched. */
+  links: number;
+  /** The view's stepDown was acted on (priority 0) in this episode. */
+  drained?: boolean;
+}
+
 export interface DaemonState {
   node: string;
   startedAt: number;
@@ -68,6 +90,22 @@ export interface DaemonState {
   fenced: SlotMap<Fence>;
   /** Slots the last pass built a gateway for, as the view listed them. */
   served: SlotMap<ViewSlot>;
+  /** Stage 2: the node key (STATE/node.key), once loaded; whether TNoDB has its public half. */
+  nodeKey?: { privateKey: string; publicKey: string };
+  nodeKeyError?: string;
+  nodeKeyPublished?: boolean;
+  nodeKeyPublishing?: boolean;
+  nodeKeyPublishError?: string;
+  /** Stage 2: ExitPoint interface → fingerprint of the key and sealTo last sealed and sent. */
+  sealed: Record<string, string>;
+  /** Stage 2: ExitPoint interface → the sealed key that would not open (not tried again). */
+  unsealFailed: Record<string, string>;
+  /** Stage 2: ExitPoint links left out of the last pass for want of their shared key. */
+  withoutKey: Set<string>;
+  /** Stage 2: keepalived's state of each vrrp slot's gateway. */
+  vrrp: SlotMap<VrrpSlot>;
+  /** Stage 2: the endpoints this node's master ExitPoints learnt, for the next heartbeat. */
+  endpoints: NonNullable<HeartbeatBody['endpoints']>;
   /** The last drift repair (a full pass that changed the kernel under an applied view), and how many so far. */
   drift?: { n: number; at: number; objects: string[]; version: number };
 }
@@ -83,6 +121,11 @@ export function newDaemonState(node: string, now: number): DaemonState {
     health: new SlotMap(),
     fenced: new SlotMap(),
     served: new SlotMap(),
+    sealed: {},
+    unsealFailed: {},
+    withoutKey: new Set(),
+    vrrp: new SlotMap(),
+    endpoints: [],
   };
 }
 

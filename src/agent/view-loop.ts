@@ -3,7 +3,8 @@
 // planned move, is confirmed by one).
 
 import { ExitnodeError, q } from '../core/errors.js';
-import { parseNodeView, type NodeView } from '../core/view.js';
+import type { NodeView } from '../core/view.js';
+import { parseView } from './view-stage2.js';
 import { markReachable, type AgentContext } from './context.js';
 import { AgentErrors } from './errors.js';
 import { slotKey } from './slot.js';
@@ -26,7 +27,7 @@ export async function viewLoop(ctx: AgentContext, waitS = DEFAULT_VIEW_WAIT_S): 
       backoff = 200;
       let v: NodeView;
       try {
-        v = parseNodeView(raw);
+        v = parseView(raw);
       } catch (e) {
         // The server answered, but with a view this agent refuses: keep serving the last good
         // one and ask again later rather than hammering the server.

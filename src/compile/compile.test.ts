@@ -7,8 +7,10 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile, Compiler } from './index.js';
 import { desiredText } from './text.js';
-import { parseNodeView } from '../core/view.js';
 import { parseNodeConfig } from '../agent/config.js';
+// until i10-store lands: parseNodeView keeps the stage-2 fields (then: import it from ../core/view.js)
+import { parseView as parseNodeView } from '../agent/view-stage2.js';
+import type { CompileRuntime } from './config.js';
 
 const dir = new URL('../../test/fixtures/views/', import.meta.url).pathname;
 
@@ -16,12 +18,21 @@ for (const f of readdirSync(dir)
   .filter((x) => x.endsWith('.json'))
   .sort()) {
   test(`golden: ${f}`, () => {
-    const { config, view } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { config: unknown; view: unknown };
-    const text = desiredText(compile(parseNodeView(view), parseNodeConfig(config)));
+    const { config, view, runtime } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+      config: unknown;
+      view: unknown;
+      runtime?: { masters?: string[]; withoutKey?: string[] };
+    };
+    const text = desiredText(compile(parseNodeView(view), parseNodeConfig(config), runtimeOf(runtime)));
     const golden = join(dir, f.replace(/\.json$/, '.desired.txt'));
     if (process.env.UPDATE_GOLDEN) writeFileSync(golden, text);
     assert.equal(text, readFileSync(golden, 'utf8'));
   });
+}
+
+/** A fixture's "runtime": the slots this node is VRRP master of, the ExitPoint links without a key. */
+function runtimeOf(r: { masters?: string[]; withoutKey?: string[] } | undefined): CompileRuntime {
+  return { masters: new Set(r?.masters ?? []), withoutKey: new Set(r?.withoutKey ?? []) };
 }
 
 function load(name: string): ReturnType<typeof compile> {
@@ -106,3 +117,40 @@ test('a TN compiled before is handed over as the same objects; the result is the
   // Back to the first view: what a compile without any history gives, line for line.
   assert.equal(desiredText(compiler.compile(v(), c)), fresh);
 });
+
+test('stage 2 (vrrp slot): keepalived owns the slot addresses; the ExitPoint floats, is down off-master, keyless out', () => {
+  const backup = desiredText(loadWith('vrrp-backup.json'));
+  for (const line of [
+    'n2-gw-1-401 link pub-1-401 veth (veth peer pz-1-401 in seg) kernel-ll',
+    'n2-gw-1-401 foreign addr fe80::1000:0:0:1/64',
+    'n2-gw-1-401 foreign addr 2001:db8:5e:0:1000::1/64',
+    'n2-gw-1-401 foreign addr 198.51.100.11/24',
+    'n2-gw-1-401 foreign route 0.0.0.0/0',
+    'n2-gw-1-401 route ::/0 via fe80::1 dev pub-1-401',
+    // built on the second candidate although the exit NR's node is n1
+    'n2-net-1abc-401 link wg-1abc-401 wireguard (wireguard created in n2-gw-1-401) down',
+    'n2-gw-1-401 link to-1abc-401 veth (veth peer pub-1abc-401 in n2-net-1abc-401)',
+    'wg wg-1abc-401 peer D+492J9+vzlqyM/VtMRueXVpAjQtOvhx/X2icjkc3gQ= allowed 2001:db8:5e:1abe::/64,10.26.190.0/24,10.255.26.190/32,fe80::1abe/128 endpoint 203.0.113.9:40000 keepalive 25',
+    'vrrp n2-gw-1-401 slot 401/1 vrid 136 priority 200',
+  ])
+    assert.ok(backup.includes(`${line}\n`), `missing: ${line}`);
+  assert.ok(!/addr \S+ dev pub-1-401/.test(backup), 'no slot address on the uplink: keepalived adds them');
+  assert.ok(!backup.includes('route 0.0.0.0/0 via 198.51.100.1'), 'the IPv4 default route is keepalived’s');
+  assert.ok(!/ route \S+ dev wg-1abc-401\n/.test(backup), 'a down link holds no route');
+  assert.ok(!backup.includes('wg-1abf-401'), 'an ExitPoint without its shared key is left out');
+  const master = desiredText(loadWith('vrrp-master.json'));
+  assert.ok(master.includes('n1-net-1abc-401 link wg-1abc-401 wireguard (wireguard created in n1-gw-1-401)\n'));
+  assert.ok(master.includes('n1-net-1abc-401 route 2001:db8:5e:1abd::/64 dev wg-1abc-401\n'), 'master: routes');
+  assert.ok(master.includes('n1-net-1abf-401 link wg-1abf-401 wireguard (wireguard created in n1-gw-1-401)\n'));
+  assert.ok(master.includes('vrrp n1-gw-1-401 slot 401/1 vrid 136 priority 250\n'));
+  assert.ok(!master.includes('203.0.113.9:40000'), 'a master ExitPoint lets its NAT peers roam');
+});
+
+function loadWith(name: string): ReturnType<typeof compile> {
+  const { config, view, runtime } = JSON.parse(readFileSync(join(dir, name), 'utf8')) as {
+    config: unknown;
+    view: unknown;
+    runtime?: { masters?: string[]; withoutKey?: string[] };
+  };
+  return compile(parseNodeView(view), parseNodeConfig(config), runtimeOf(runtime));
+}

@@ -23,4 +23,21 @@ export interface CompileConfig {
   uplink: UplinkMode;
   /** "none" builds everything but the WireGuard links and their routes (gateway benchmarks). */
   wireguard: WireGuardMode;
+  /** The agent's state directory (absolute): a candidate gateway's keepalived files go to STATE/vrrp/NS/. */
+  stateDir: string;
+}
+
+/**
+ * What compile needs to know of the node's present beyond its view and config (stage 2, DESIGN.md
+ * 8.2), given by the agent on every pass so that compile stays a function of its inputs.
+ */
+export interface CompileRuntime {
+  /** Slots (slotKey "A/E") whose gateway keepalived reports MASTER on this node: their ExitPoint links are up. */
+  masters?: ReadonlySet<string>;
+  /**
+   * ExitPoint WireGuard links (interface names) of VRRP slots whose shared private key this node
+   * does not hold and may not generate (a candidate that is not first, before its sealed key came):
+   * compile leaves them out.
+   */
+  withoutKey?: ReadonlySet<string>;
 }

@@ -44,7 +44,9 @@ import {
 } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import { allowElement, closedElement, disjointRules, forwardElement } from '../core/forward.js';
-import type { CompileConfig } from './config.js';
+import { slotKey } from '../core/slot-ref.js';
+import type { CompileConfig, CompileRuntime } from './config.js';
+import { keepalivedSpec } from './keepalived.js';
 import type {
   DesiredState,
   LinkSpec,
@@ -54,11 +56,12 @@ import type {
   NsSpec,
   RouteSpec,
   WgPeerSpec,
+  VrrpSpec,
   WgSpec,
 } from './desired.js';
 
 export type { DesiredState } from './desired.js';
-export type { CompileConfig, UplinkMode, WireGuardMode } from './config.js';
+export type { CompileConfig, CompileRuntime, UplinkMode, WireGuardMode } from './config.js';
 
 /** Keepalive towards peers when this node has no public address, so that they learn its endpoint. */
 export const WG_KEEPALIVE = 25;
@@ -96,9 +99,9 @@ export class Compiler {
   private parts = new Map<string, GatewayPart>();
   private routes = new Map<string, RouteSpec>();
 
-  compile(view: NodeView, config: CompileConfig): DesiredState {
+  compile(view: NodeView, config: CompileConfig, runtime: CompileRuntime = {}): DesiredState {
     const run: CompileRun = { parts: this.parts, routes: this.routes, nextParts: new Map(), nextRoutes: new Map() };
-    const out = compileWith(run, view, config);
+    const out = compileWith(run, view, config, runtime);
     this.parts = run.nextParts;
     this.routes = run.nextRoutes;
     return out;
@@ -106,8 +109,8 @@ export class Compiler {
 }
 
 /** One compile without history (every object new). */
-export function compile(view: NodeView, config: CompileConfig): DesiredState {
-  return new Compiler().compile(view, config);
+export function compile(view: NodeView, config: CompileConfig, runtime: CompileRuntime = {}): DesiredState {
+  return new Compiler().compile(view, config, runtime);
 }
 
 /** The route object of the last compile that equals R, or R. */
@@ -161,7 +164,7 @@ function joinElements(list: GatewayPart[], set: 'src6' | 'src4' | 'src4h'): NftE
   return links.size === list.length ? out : uniqueElements(out);
 }
 
-function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): DesiredState {
+function compileWith(run: CompileRun, view: NodeView, config: CompileConfig, runtime: CompileRuntime): DesiredState {
   const px = config.namespacePrefix;
   const spaces = new Map<string, NsSpec>();
   const ns = (name: string, role: NsRole): NsSpec => {
@@ -184,6 +187,7 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
     string,
     { spec: NsSpec; parts: GatewayPart[]; slot: NodeView['slots'][number]; texts: Record<string, string[]> }
   >();
+  const vrrp: VrrpSpec[] = [];
   for (const s of view.slots) {
     const { a, v } = allocs.get(s.allocation)!;
     const p = planSlot(a, s.slot);
@@ -191,6 +195,10 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
     const up = p.GWPubName;
     const u = config.uplink;
     const link: LinkSpec = { name: up, kind: u.kind === 'veth' ? 'veth' : u.kind };
+    // Stage 2 (DESIGN.md 8.2): the slot's addresses and its IPv4 default route are keepalived's;
+    // the uplink keeps the kernel's own link-local address, from which the adverts go out.
+    const vrrpMode = s.candidates !== undefined;
+    if (vrrpMode) link.kernelLinkLocal = true;
     if (u.kind === 'veth') {
       link.create = { how: 'veth', peer: uplinkPeerName(s.slot, a.number), peerNs: u.peerNamespace };
       ns(u.peerNamespace, 'segment').links.push({
@@ -206,16 +214,38 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
       [`net.ipv4.conf.${up}.arp_notify`]: '1',
     });
     // The uplink keeps DAD: a second guard against two gateways answering for one slot.
-    g.addrs.push(
-      { dev: up, addr: `${gwPubLL(s.slot)}/64`, nodad: false },
-      { dev: up, addr: `${gwPubIP6(a, s.slot)}/64`, nodad: false },
-    );
+    const slotAddrs = [`${gwPubLL(s.slot)}/64`, `${gwPubIP6(a, s.slot)}/64`];
+    if (s.ipv4 !== undefined) slotAddrs.push(`${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`);
     // Stable objects, like the TN parts: diff trims identical runs from both ends of the list.
     g.routes.push(stable(run, { dst: '::/0', via: v.upstream.ll, dev: up }));
-    if (s.ipv4 !== undefined) {
-      g.addrs.push({ dev: up, addr: `${s.ipv4}/${v.upstream.ipv4PrefixLength ?? 24}`, nodad: false });
-      if (v.upstream.ipv4Gateway !== undefined)
-        g.routes.push(stable(run, { dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up }));
+    const route4 =
+      s.ipv4 !== undefined && v.upstream.ipv4Gateway !== undefined
+        ? stable(run, { dst: '0.0.0.0/0', via: v.upstream.ipv4Gateway, dev: up })
+        : undefined;
+    if (vrrpMode) {
+      g.foreign = { addrs: slotAddrs, routes: route4 ? [route4.dst] : [] };
+      vrrp.push(
+        keepalivedSpec({
+          allocation: a,
+          slot: s.slot,
+          ns: g.name,
+          priority: vrrpPriority(s, me),
+          upstreamLL: v.upstream.ll,
+          stateDir: config.stateDir,
+          ...(s.ipv4 !== undefined
+            ? {
+                ipv4: {
+                  address: s.ipv4,
+                  prefixLength: v.upstream.ipv4PrefixLength ?? 24,
+                  ...(v.upstream.ipv4Gateway !== undefined ? { gateway: v.upstream.ipv4Gateway } : {}),
+                },
+              }
+            : {}),
+        }),
+      );
+    } else {
+      for (const addr of slotAddrs) g.addrs.push({ dev: up, addr, nodad: false });
+      if (route4) g.routes.push(route4);
     }
     gateways.set(`${s.allocation}/${s.slot}`, {
       spec: g,
@@ -231,8 +261,11 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
     const exitId = parseNrIdText(tn.exit);
     const slot = slotOfNr(exitId);
     const exitRes = tn.resources.find((r) => r.id === tn.exit)!;
+    // Stage 2: every candidate of the exit's slot builds the ExitPoint, whoever the exit NR's node is.
+    const slotGw = gateways.get(slotKey({ allocation: tn.allocation, slot }));
+    const vrrpExit = slotGw?.slot.candidates !== undefined ? slotGw : undefined;
     // The gateway wires a TN only when its ExitPoint NR is here too (they share the veth).
-    const gw = exitRes.node === me ? gateways.get(`${tn.allocation}/${slot}`) : undefined;
+    const gw = exitRes.node === me || vrrpExit ? slotGw : undefined;
     const ep = planNr(a, exitId);
     if (gw) {
       const g = gw.spec;
@@ -261,10 +294,15 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
         }
     }
     for (const r of tn.resources) {
-      if (r.node !== me) continue;
       const id = parseNrIdText(r.id);
-      const n = planNr(a, id);
       const isExit = id === exitId;
+      if (r.node !== me && !(isExit && vrrpExit)) continue;
+      const n = planNr(a, id);
+      // A VRRP slot's ExitPoint: its WireGuard socket lives in the gateway namespace (the endpoint
+      // floats with the slot), its link is up only on the master, and it is left out while this
+      // node lacks the shared key.
+      const floating = isExit && vrrpExit !== undefined;
+      const linkDown = floating && !runtime.masters?.has(slotKey({ allocation: A, slot }));
       const s = ns(nrNamespace(px, n.id, A), 'nr');
       Object.assign(s.sysctls, FORWARDING);
       // The workload side: veth-h-A here, vbr-h-A in br-h-A of the root namespace.
@@ -280,9 +318,15 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
         { dev: n.NRLocalName, addr: n.NRLocalIP6, nodad: true },
         { dev: n.NRLocalName, addr: n.NRLocalIP4, nodad: true },
       );
-      const wgOn = config.wireguard !== 'none';
+      const wgOn = config.wireguard !== 'none' && !(floating && runtime.withoutKey?.has(n.WGName));
       if (wgOn) {
-        s.links.push({ name: n.WGName, kind: 'wireguard', create: { how: 'wireguard', fromNs: pub.name } });
+        const wgLink: LinkSpec = {
+          name: n.WGName,
+          kind: 'wireguard',
+          create: { how: 'wireguard', fromNs: floating ? vrrpExit.spec.name : pub.name },
+        };
+        if (linkDown) wgLink.down = true;
+        s.links.push(wgLink);
         s.addrs.push({ dev: n.WGName, addr: n.WGLL, nodad: true }, { dev: n.WGName, addr: n.WGIP4RT, nodad: true });
         const peers: WgPeerSpec[] = [];
         for (const o of tn.resources) {
@@ -291,8 +335,13 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
           const allowed = wgAllowedIPs(a, oid);
           if (!isExit && oid === exitId) allowed.push('::/0', '0.0.0.0/0');
           const peer: WgPeerSpec = { publicKey: o.publicKey, allowedIps: allowed };
-          if (o.endpoint !== undefined) peer.endpoint = o.endpoint;
-          if (!hasPublic) peer.keepalive = WG_KEEPALIVE;
+          // A peer behind NAT has no endpoint of its own: a standby ExitPoint starts from the one the
+          // slot's master learnt (stage 2), so that its first handshake on promotion reaches the
+          // peer; a master's roams with the peer's packets (a configured one would be reset).
+          const endpoint = o.endpoint ?? (linkDown ? o.learnedEndpoint : undefined);
+          if (endpoint !== undefined) peer.endpoint = endpoint;
+          // A floating ExitPoint keeps every peer's NAT mapping and lets a promotion kick a handshake.
+          if (!hasPublic || floating) peer.keepalive = WG_KEEPALIVE;
           peers.push(peer);
         }
         wireguard.push({ name: n.WGName, ns: s.name, listenPort: n.WGPort, keyFile: keyFileName(n.WGName), peers });
@@ -307,7 +356,9 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
           s.routes.push({ dst: '::/0', via: gwToEpLL(id).toString(), dev: n.EPPubName });
           s.routes.push({ dst: '0.0.0.0/0', via: GW_TO_EP_IP4, dev: n.EPPubName, onlink: true });
         }
-        if (wgOn) {
+        // A link that is down holds no route ("Nexthop device is not up"): the pass after a
+        // promotion adds them.
+        if (wgOn && !linkDown) {
           for (const o of tn.resources) {
             if (o.id === r.id) continue;
             const oid = parseNrIdText(o.id);
@@ -343,7 +394,15 @@ function compileWith(run: CompileRun, view: NodeView, config: CompileConfig): De
   wireguard.sort((x, y) => (x.name < y.name ? -1 : 1));
   const out: DesiredState = { node: config.node, namespacePrefix: px, namespaces, wireguard };
   if (config.uplink.kind === 'nic') out.nicUplink = { device: config.uplink.device, homeNs: config.rootNamespace };
+  if (vrrp.length) out.vrrp = vrrp;
   return out;
+}
+
+/** This node's VRRP priority for a slot: the view's, else 250 - 50 × its rank among the candidates. */
+export function vrrpPriority(slot: NodeView['slots'][number], node: string): number {
+  if (slot.priority !== undefined) return slot.priority;
+  const rank = Math.max(0, slot.candidates?.indexOf(node) ?? 0);
+  return Math.max(1, 250 - 50 * rank);
 }
 
 /** Without duplicates, in first-seen order (a sort of 8000 elements cost a resync 4 ms). */

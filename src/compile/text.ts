@@ -16,7 +16,7 @@ export function desiredText(d: DesiredState): string {
       else if (c?.how === 'nic') how = `NIC ${c.device} from ${c.fromNs || '(host)'}`;
       else if (c?.how === 'wireguard') how = `wireguard created in ${c.fromNs || '(host)'}`;
       lines.push(
-        `${at} link ${l.name} ${l.kind} (${how})${l.master ? ` master ${l.master}` : ''}${l.kernelLinkLocal ? ' kernel-ll' : ''}`,
+        `${at} link ${l.name} ${l.kind} (${how})${l.master ? ` master ${l.master}` : ''}${l.kernelLinkLocal ? ' kernel-ll' : ''}${l.down ? ' down' : ''}`,
       );
     }
     for (const a of ns.addrs)
@@ -26,6 +26,8 @@ export function desiredText(d: DesiredState): string {
         `${at} route ${r.dst}${r.via ? ` via ${r.via}` : ''} dev ${r.dev}${r.onlink ? ' onlink' : ''}${r.src ? ` src ${r.src}` : ''}`,
       );
     for (const [k, v] of Object.entries(ns.sysctls)) lines.push(`${at} sysctl ${k}=${v}`);
+    for (const a of ns.foreign?.addrs ?? []) lines.push(`${at} foreign addr ${a}`);
+    for (const r of ns.foreign?.routes ?? []) lines.push(`${at} foreign route ${r}`);
     for (const t of ns.nft) {
       lines.push(`${at} nft table ${t.family} ${t.name} ${t.hash}`);
       for (const body of t.body.split('\n'))
@@ -44,5 +46,8 @@ export function desiredText(d: DesiredState): string {
         `wg ${w.name} peer ${p.publicKey} allowed ${p.allowedIps.join(',')}${p.endpoint ? ` endpoint ${p.endpoint}` : ''}${p.keepalive ? ` keepalive ${p.keepalive}` : ''}`,
       );
   }
+  // keepalived.conf itself has its own golden files (src/compile/keepalived.ts).
+  for (const v of d.vrrp ?? [])
+    lines.push(`vrrp ${v.ns} slot ${v.allocation}/${v.slot} vrid ${v.vrid} priority ${v.priority}`);
   return lines.sort().join('\n') + '\n';
 }

@@ -312,6 +312,10 @@ export class FakeKernel implements Kernel {
     return out;
   }
 
+  writePrivateKey(stateDir: string, keyFile: string, key: string): void {
+    this.filesOf(stateDir).keys.set(keyFile, key);
+  }
+
   kernelWireguard(): boolean {
     return this.kernelWg;
   }

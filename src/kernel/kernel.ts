@@ -35,6 +35,11 @@ export interface Kernel {
   apply(plan: Plan, opts: ApplyOptions): Promise<StepFailure[]>;
   /** The private keys the state directory holds for these interfaces: name → base64 key (absent: none yet). */
   privateKeys(stateDir: string, wg: readonly { name: string; keyFile: string }[]): Map<string, string>;
+  /**
+   * Writes a private key this node did not generate (stage 2: an ExitPoint's shared key, opened
+   * from its sealed copy) into the state directory, mode 0600, replacing what was there.
+   */
+  writePrivateKey(stateDir: string, keyFile: string, key: string): void;
   /** Whether WireGuard is in the kernel (else the agent runs wireguard-go). */
   kernelWireguard(): boolean;
   /** Whether namespace NS exists ("" is the host's own: always). */

@@ -1,7 +1,7 @@
 // The real Kernel (src/kernel/kernel.ts): this host's namespaces through ip, nft, wg, ping and
 // nsenter (src/kernel/exec.ts), the readers of observe.ts and the writers of apply.ts.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError } from '../core/errors.js';
 import { applyPlan } from './apply.js';
@@ -34,6 +34,13 @@ export const linuxKernel: Kernel = {
   kernelWireguard,
 
   namespaceExists,
+
+  writePrivateKey(stateDir, keyFile, key) {
+    mkdirSync(keysDir(stateDir), { recursive: true, mode: 0o700 });
+    const f = join(keysDir(stateDir), keyFile);
+    writeFileSync(`${f}.${process.pid}`, `${key}\n`, { mode: 0o600 });
+    renameSync(`${f}.${process.pid}`, f);
+  },
 
   async tentative(ns, dev) {
     const r = await run(inNs(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', dev, 'tentative']));
