@@ -18,7 +18,7 @@ import type { NodeView } from '../core/view.js';
 import { sampleHolders, vrrpCuts } from './failover.js';
 import { topologyOf } from './topology.js';
 import { SimErrors } from './errors.js';
-import { adminClient, agentHealth, relayMarker, startAgent, startRelay, startServer } from './daemons.js';
+import { adminClient, agentHealth, relayMarker, startAgent, startRelay, startServer, wgCommand } from './daemons.js';
 import {
   DEFAULT_NS_PREFIX,
   DEFAULT_STATE_DIR,
@@ -296,6 +296,10 @@ export async function up(o: UpOptions): Promise<SimState> {
   await attachWorkloads(s);
   saveState(s);
   done(`${s.workloads.length} workloads attached (${s.workloads.map((w) => w.name).join(', ')})`);
+  if (s.nodes.some((n) => n.nat)) {
+    await waitNatHandshakes(s);
+    done('the node behind the NAT has a WireGuard session with every peer');
+  }
   return s;
 }
 
@@ -326,6 +330,35 @@ async function addAllocation(s: SimState, f: TnodbClient): Promise<void> {
       SimErrors.SIM_UNSUPPORTED,
       `--failover ${s.failover}: the server created allocation ${s.allocation} without it (failover: ${q(rec.failover)})`,
     );
+}
+
+/**
+ * Waits until every WireGuard peer of the NAT'ed nodes has had a handshake. Nobody can reach such a
+ * node before it speaks: its first handshake (on configuration, keepalive 25 s) may have gone to a
+ * peer that did not know its key yet, and WireGuard tries again 5 s later; `sim check` right after
+ * `sim up` would meet that gap.
+ */
+export async function waitNatHandshakes(s: SimState, ms = 30_000): Promise<void> {
+  let last = '';
+  await waitFor(
+    'the NAT node to have WireGuard sessions',
+    ms,
+    async () => {
+      const missing: string[] = [];
+      for (const n of s.nodes.filter((x) => x.nat)) {
+        const r = await run(wgCommand(n, ['wg', 'show', 'all', 'latest-handshakes']));
+        for (const l of r.stdout.split('\n')) {
+          const [dev, peer, at] = l.trim().split(/\s+/);
+          if (dev && at === '0') missing.push(`${dev} ${peer!.slice(0, 8)}…`);
+        }
+      }
+      last = missing.join(', ');
+      return missing.length ? undefined : true;
+    },
+    200,
+  ).catch((e: unknown) => {
+    throw e instanceof ExitnodeError ? new ExitnodeError(e.code as never, `${e.message} (no handshake: ${last})`) : e;
+  });
 }
 
 export interface DownReport {
