@@ -7,14 +7,19 @@
 // relay NODE`: a TCP forwarder on a loopback port of its own, recorded in the sim state); killing
 // the relay is the partition (connections refused at once), starting it again on the same port
 // heals it.
+//
+// Each agent runs in a mount namespace of its own, with the node's socket directory (STATE/wg/NODE)
+// bound on /var/run/wireguard (procs.ts withWgDir): its wireguard-go processes, and its `wg`
+// commands, see that node's sockets only. The directory stays across agent restarts and goes with
+// `sim down`; anything else that runs `wg` for a node does it through wgCommand.
 
 import { createConnection, createServer } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
 import { TnodbClient } from '../client/index.js';
 import { SimErrors } from './errors.js';
-import { alive, freePort, isOurs, startDetached, stopPid, tail, waitFor } from './procs.js';
+import { alive, freePort, isOurs, startDetached, stopPid, tail, waitFor, withWgDir } from './procs.js';
 import { agentServerUrl, loadState, readToken, saveState, type SimNodeState, type SimState } from './state.js';
 
 export function adminClient(s: SimState): TnodbClient {
@@ -95,6 +100,7 @@ export function startAgent(s: SimState, id: string): void {
   const n = nodeOf(s, id);
   if (n.pid && isOurs(n.pid, n.configFile) && alive(n.pid)) return;
   rmSync(join(n.stateDir, 'agent.json'), { force: true });
+  if (n.wgDir) mkdirSync(n.wgDir, { recursive: true, mode: 0o700 });
   const env = (name: string, flag: string): string[] => (process.env[name] ? [flag, process.env[name]!] : []);
   n.pid = startDetached(
     [
@@ -113,6 +119,7 @@ export function startAgent(s: SimState, id: string): void {
       ...env('EXITNODE_SIM_FENCE_MARGIN', '--fence-margin'),
     ],
     n.logFile,
+    n.wgDir ? { wgDir: n.wgDir } : {},
   );
   saveState(s);
 }
@@ -123,6 +130,11 @@ export async function stopAgent(s: SimState, id: string, signal: 'SIGTERM' | 'SI
   delete n.pid;
   saveState(s);
   return was;
+}
+
+/** argv that runs a `wg` (or any) command ARGV with node N's wireguard-go sockets in view. */
+export function wgCommand(n: Pick<SimNodeState, 'wgDir'>, argv: string[]): string[] {
+  return n.wgDir ? withWgDir(n.wgDir, argv) : argv;
 }
 
 /** The running agent's /healthz (from the metrics address it wrote into its state directory). */

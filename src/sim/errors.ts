@@ -34,6 +34,11 @@ export const SimErrors = defineErrors({
     kind: 'unavailable',
     summary: 'the simulated farm did not converge in time; the message says what was still missing',
   },
+  SIM_UNSUPPORTED: {
+    status: 501,
+    kind: 'unavailable',
+    summary: 'the server does not support what sim up was asked for (e.g. --failover vrrp before stage 2)',
+  },
   SIM_PROCESS: {
     status: 500,
     kind: 'internal',

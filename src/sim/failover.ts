@@ -1,24 +1,31 @@
 // Failures on the simulated farm (the failover issue): `sim fail|recover|partition|heal NODE`.
 // A partition stops the node's relay to the server (src/sim/daemons.ts), heal starts it again.
 //
-// `fail` models a machine that dies: its agent is killed (SIGKILL) and its links are cut on the
-// segment side — the underlay port and the PrefixZero port of each of its gateways — so that its
-// kernel state stays as it was, answering nobody. A gateway's PrefixZero port is also renamed:
-// on the shared segment the new holder's uplink peer gets the same name (pz-E-A). `recover`
+// `fail` models a machine that dies: its agent is killed (SIGKILL), so is every process in its
+// namespaces (wireguard-go, keepalived), and its links are cut on the segment side — the underlay
+// port and the trunk of its own PrefixZero bridge (whose uplink ports go down too, so its gateways
+// lose their carrier) — so that its kernel state stays as it was, answering nobody. (A farm from
+// before the per-node bridges renames each gateway's port on the shared bridge instead.) `recover`
 // starts the agent, waits for its first pass (which removes a gateway it no longer holds: a
 // machine that reboots comes back without its namespaces, so links come back only after that),
-// then restores the links.
+// then restores the links, the trunk before the uplinks.
+//
+// `cut-vrrp A B` drops VRRP (IP protocol 112, IPv4 and IPv6) between the trunks of nodes A and B on
+// the shared PrefixZero bridge (an nft table of the bridge family in the segment namespace), while
+// everything else — the upstream, neighbour discovery, traffic — still passes: two candidates that
+// no longer hear each other both become master (a partial layer-2 fault). `heal-vrrp` removes it.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitnodeError, q } from '../core/errors.js';
+import { allocation as planAllocation, gwPubIP6, gwPubLL } from '../core/plan.js';
 import { gatewayNamespace, parseOwnedLink, parseOwnedNamespace, uplinkPeerName } from '../core/ownership.js';
 import { NETNS_DIR, inNs, run } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 import { adminClient, agentHealth, nodeOf, startAgent, startRelay, stopAgent, stopRelay } from './daemons.js';
 import { namespacesWith, processesIn, signal, tail, waitFor } from './procs.js';
 import { saveState, type SimNodeState, type SimState } from './state.js';
-import { cutPortName, isCutPortOf, topologyOf, underlayPortName } from './topology.js';
+import { cutPortName, isCutPortOf, segmentTrunkName, topologyOf, underlayPortName } from './topology.js';
 import { check, type CheckReport } from './check.js';
 
 /** Gateway namespaces of a node ("PREFIXn1-gw-E-A"), as slot and allocation. */
@@ -37,27 +44,46 @@ async function seg(s: SimState, lines: string[]): Promise<void> {
 export async function fail(s: SimState, id: string): Promise<{ killed: boolean; cut: string[] }> {
   const n = nodeOf(s, id);
   const killed = await stopAgent(s, id, 'SIGKILL');
-  // Its wireguard-go processes die with the machine. SIGTERM, not SIGKILL: their control sockets
-  // live in one directory for the whole host, and the ExitPoints' interface names come back on
-  // the slot's new node.
+  // Whatever ran on the machine dies with it: its wireguard-go processes (SIGTERM: each removes its
+  // control socket; the ExitPoints' interface names come back on the slot's new node) and, in
+  // stage 2, its keepalived (SIGKILL: a dead machine sends no priority-0 advert).
+  const procs = processesIn([n.ns, ...namespacesWith(`${n.ns}-`)]);
+  const wg = procs.filter((p) => p.comm.startsWith('wireguard-go')).map((p) => p.pid);
+  signal(wg, 'SIGTERM');
   signal(
-    processesIn([n.ns])
-      .filter((p) => p.comm.startsWith('wireguard-go'))
-      .map((p) => p.pid),
-    'SIGTERM',
+    procs.filter((p) => !wg.includes(p.pid)).map((p) => p.pid),
+    'SIGKILL',
   );
   const cut = [underlayPortName(n.id)];
   const lines = [`link set dev ${underlayPortName(n.id)} down`];
-  for (const g of gatewaysOf(n)) {
-    const dead = cutPortName(n.id, g.slot, g.allocation);
-    const pz = uplinkPeerName(g.slot, g.allocation);
-    lines.push(`link set dev ${pz} down`, `link set dev ${pz} name ${dead}`);
-    cut.push(`${pz} (now ${dead})`);
+  if (n.segNs) {
+    // The node's own bridge leaves the segment, and its gateways' uplinks lose their carrier (as
+    // on a machine that is off), so that nobody counts them as answering.
+    lines.push(`link set dev ${segmentTrunkName(n.id)} down`);
+    cut.push(segmentTrunkName(n.id));
+    const ports = await uplinkPorts(n.segNs);
+    await run(inNs(n.segNs, ['ip', '-force', '-batch', '-']), ports.map((p) => `link set dev ${p} down\n`).join(''));
+    cut.push(...ports);
+  } else {
+    for (const g of gatewaysOf(n)) {
+      const dead = cutPortName(n.id, g.slot, g.allocation);
+      const pz = uplinkPeerName(g.slot, g.allocation);
+      lines.push(`link set dev ${pz} down`, `link set dev ${pz} name ${dead}`);
+      cut.push(`${pz} (now ${dead})`);
+    }
   }
   await seg(s, lines);
   n.failed = true;
   saveState(s);
   return { killed, cut };
+}
+
+/** The far ends of a node's uplinks (pz-E-A) in its own PrefixZero namespace. */
+async function uplinkPorts(segNs: string): Promise<string[]> {
+  const r = await run(inNs(segNs, ['ip', '-o', 'link', 'show']));
+  const out: string[] = [];
+  for (const m of r.stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm)) if (/^pz-\d+-\d+$/.test(m[1]!)) out.push(m[1]!);
+  return out;
 }
 
 export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ removed: string[] }> {
@@ -78,9 +104,12 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
         seen = 'the agent answered, no pass finished yet';
         return undefined;
       }
+      // Slots it holds (stage 1) or is a candidate of (stage 2: its view lists them).
       const held = new Set<string>();
       for (const sl of (await admin.getAllocation(s.allocation)).slots)
         if (sl.node === id) held.add(gatewayNamespace('', sl.slot, s.allocation));
+      for (const sl of (await admin.view(id).catch(() => undefined))?.slots ?? [])
+        held.add(gatewayNamespace('', sl.slot, sl.allocation));
       const left = gatewaysOf(n).filter((g) => !held.has(g.ns.slice(n.ns.length + 1)));
       seen = `a pass finished; gateways it does not hold still there: ${left.map((g) => g.ns).join(', ')}`;
       return left.length === 0 ? true : undefined;
@@ -95,10 +124,19 @@ export async function recover(s: SimState, id: string, ms = 60_000): Promise<{ r
     throw new ExitnodeError(SimErrors.SIM_TIMEOUT, `${(e as Error).message}: ${seen}; last agent events: ${events}`);
   });
   const lines = [`link set dev ${underlayPortName(n.id)} up`];
-  const r = await run(inNs(`${s.nsPrefix}seg`, ['ip', '-o', 'link', 'show']));
-  for (const m of r.stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm))
-    if (isCutPortOf(n.id, m[1]!)) lines.push(`link del dev ${m[1]}`);
-  await seg(s, lines);
+  if (n.segNs) {
+    // The trunk first: a stage-2 candidate whose uplink comes back hears the master's adverts at
+    // once instead of taking over an empty segment of its own.
+    lines.push(`link set dev ${segmentTrunkName(n.id)} up`);
+    await seg(s, lines);
+    const ports = await uplinkPorts(n.segNs);
+    await run(inNs(n.segNs, ['ip', '-force', '-batch', '-']), ports.map((p) => `link set dev ${p} up\n`).join(''));
+  } else {
+    const r = await run(inNs(`${s.nsPrefix}seg`, ['ip', '-o', 'link', 'show']));
+    for (const m of r.stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm))
+      if (isCutPortOf(n.id, m[1]!)) lines.push(`link del dev ${m[1]}`);
+    await seg(s, lines);
+  }
   delete n.failed;
   saveState(s);
   return { removed: before.filter((x) => !existsSync(join(NETNS_DIR, x))) };
@@ -124,9 +162,26 @@ export async function heal(s: SimState, id: string): Promise<void> {
   saveState(s);
 }
 
-/** Cuts (or restores) the PrefixZero port of the gateway of SLOT on whichever node holds it now. */
-export async function cutUplink(s: SimState, slot: number, up = false): Promise<void> {
-  await seg(s, [`link set dev ${uplinkPeerName(slot, s.allocation)} ${up ? 'up' : 'down'}`]);
+/**
+ * Cuts (or restores) the PrefixZero port of the gateway of SLOT: on NODE, else on every node that
+ * answers for the slot now (cut) or on every node (restore).
+ */
+export async function cutUplink(s: SimState, slot: number, up = false, node?: string): Promise<string[]> {
+  const pz = uplinkPeerName(slot, s.allocation);
+  if (!s.nodes.some((n) => n.segNs)) {
+    await seg(s, [`link set dev ${pz} ${up ? 'up' : 'down'}`]);
+    return [];
+  }
+  const targets = node
+    ? [node]
+    : up
+      ? s.nodes.map((n) => n.id)
+      : (await sampleHolders(s)).filter((h) => h.slot === slot).map((h) => h.node);
+  for (const id of targets) {
+    const n = nodeOf(s, id);
+    if (n.segNs) await run(inNs(n.segNs, ['ip', 'link', 'set', 'dev', pz, up ? 'up' : 'down']));
+  }
+  return targets;
 }
 
 export interface Holder {
@@ -137,12 +192,21 @@ export interface Holder {
 
 /**
  * One sample of who answers for each slot: every gateway namespace whose uplink pub-E-A is UP
- * (carrier on the segment) and carries an address. Two entries for one slot would be two gateways.
+ * (carrier on the segment) and holds one of the slot's own addresses (GWPubLL, GWPubIP6 or
+ * GWPubIP4: a stage-2 backup's uplink is up with only its own link-local address). Two entries
+ * for one slot would be two gateways.
  */
 export async function sampleHolders(s: SimState): Promise<Holder[]> {
   const gateways = s.nodes.flatMap((n) => gatewaysOf(n).map((g) => g.ns));
   const script = `for n in ${gateways.join(' ')}; do [ -e "${NETNS_DIR}/$n" ] || continue; echo "== $n"; ip -n "$n" -br addr show 2>/dev/null; done`;
   const r = await run(['sh', '-c', script]);
+  const a = planAllocation(s.prefix, s.allocation);
+  const floating = (slot: number): Set<string> =>
+    new Set([
+      gwPubLL(slot).toString(),
+      gwPubIP6(a, slot).toString(),
+      ...s.slots.filter((x) => x.slot === slot).map((x) => x.ipv4),
+    ]);
   const out: Holder[] = [];
   let ns = '';
   for (const line of r.stdout.split('\n')) {
@@ -152,7 +216,9 @@ export async function sampleHolders(s: SimState): Promise<Holder[]> {
     }
     const [name = '', state, ...addrs] = line.trim().split(/\s+/);
     const link = parseOwnedLink(name.split('@')[0]!);
-    if (link?.role !== 'uplink' || state !== 'UP' || addrs.length === 0) continue;
+    if (link?.role !== 'uplink' || state !== 'UP') continue;
+    const own = floating(link.slot);
+    if (!addrs.some((x) => own.has(x.split('/')[0]!))) continue;
     const node = s.nodes.find((n) => ns.startsWith(`${n.ns}-`))?.id ?? ns;
     out.push({ node, ns, slot: link.slot });
   }
@@ -224,4 +290,94 @@ export async function checkLive(s: SimState): Promise<{ moved: string[]; leftOut
   const down = s.workloads.filter((w) => s.nodes.find((n) => n.id === w.node)?.failed);
   const report = await check({ ...s, workloads: s.workloads.filter((w) => !down.includes(w)) });
   return { moved, leftOut: down.map((w) => w.name), report };
+}
+
+/** The segment namespace's nft table that drops VRRP between pairs of nodes (`sim cut-vrrp`). */
+export const VRRP_CUT_TABLE = 'sim-vrrp-cut';
+
+/** The pairs of nodes whose VRRP adverts are dropped now, from the state (each pair once). */
+export function vrrpCuts(s: SimState): [string, string][] {
+  const out: [string, string][] = [];
+  for (const n of s.nodes) for (const o of n.vrrpCut ?? []) if (n.id < o) out.push([n.id, o]);
+  return out;
+}
+
+/** The nft script for the segment namespace that drops VRRP between every pair in CUTS ('' when none). */
+export function vrrpCutRules(cuts: [string, string][]): string {
+  if (!cuts.length) return '';
+  const rules = cuts.flatMap(([a, b]) =>
+    [
+      [a, b],
+      [b, a],
+    ].flatMap(([x, y]) => [
+      `    iifname "${segmentTrunkName(x!)}" oifname "${segmentTrunkName(y!)}" ip protocol 112 counter drop`,
+      `    iifname "${segmentTrunkName(x!)}" oifname "${segmentTrunkName(y!)}" ip6 nexthdr 112 counter drop`,
+    ]),
+  );
+  return [
+    `table bridge ${VRRP_CUT_TABLE} {`,
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy accept;',
+    ...rules,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+async function applyVrrpCuts(s: SimState): Promise<void> {
+  const segNs = `${s.nsPrefix}seg`;
+  // Replaced as a whole in one transaction: add (so that delete finds it), delete, then the new one.
+  const script = [
+    `add table bridge ${VRRP_CUT_TABLE}`,
+    `delete table bridge ${VRRP_CUT_TABLE}`,
+    vrrpCutRules(vrrpCuts(s)),
+  ].join('\n');
+  const r = await run(inNs(segNs, ['nft', '-f', '-']), script);
+  if (r.code !== 0)
+    throw new ExitnodeError(SimErrors.SIM_PROCESS, `cannot change VRRP cuts in ${segNs}: ${r.stderr.trim()}`);
+}
+
+function pairOf(s: SimState, a: string, b: string): [SimNodeState, SimNodeState] {
+  const na = nodeOf(s, a);
+  const nb = nodeOf(s, b);
+  if (a === b) throw new ExitnodeError(SimErrors.SIM_OPTION, `cut-vrrp needs two different nodes, got ${q(a)} twice`);
+  for (const n of [na, nb])
+    if (!n.segNs)
+      throw new ExitnodeError(
+        SimErrors.SIM_OPTION,
+        `node ${q(n.id)} has no PrefixZero bridge of its own (a farm from an older sim up): no VRRP to cut`,
+      );
+  return [na, nb];
+}
+
+/** Drops VRRP adverts between nodes A and B on the segment (both still reach the upstream). */
+export async function cutVrrp(s: SimState, a: string, b: string): Promise<void> {
+  const [na, nb] = pairOf(s, a, b);
+  na.vrrpCut = [...new Set([...(na.vrrpCut ?? []), b])].sort();
+  nb.vrrpCut = [...new Set([...(nb.vrrpCut ?? []), a])].sort();
+  await applyVrrpCuts(s);
+  saveState(s);
+}
+
+/** Lets VRRP pass again between A and B, or between every pair when A and B are not given. */
+export async function healVrrp(s: SimState, a?: string, b?: string): Promise<[string, string][]> {
+  const before = vrrpCuts(s);
+  if (a !== undefined && b !== undefined) {
+    const [na, nb] = pairOf(s, a, b);
+    na.vrrpCut = (na.vrrpCut ?? []).filter((x) => x !== b);
+    nb.vrrpCut = (nb.vrrpCut ?? []).filter((x) => x !== a);
+  } else for (const n of s.nodes) delete n.vrrpCut;
+  for (const n of s.nodes) if (n.vrrpCut?.length === 0) delete n.vrrpCut;
+  await applyVrrpCuts(s);
+  saveState(s);
+  const after = new Set(vrrpCuts(s).map((p) => p.join(' ')));
+  return before.filter((p) => !after.has(p.join(' ')));
+}
+
+/** Packets of VRRP dropped so far by the cuts (the rules' counters), 0 when there is no cut. */
+export async function vrrpDropped(s: SimState): Promise<number> {
+  const r = await run(inNs(`${s.nsPrefix}seg`, ['nft', 'list', 'table', 'bridge', VRRP_CUT_TABLE]));
+  if (r.code !== 0) return 0;
+  return [...r.stdout.matchAll(/counter packets (\d+)/g)].reduce((x, m) => x + Number(m[1]), 0);
 }

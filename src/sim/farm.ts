@@ -14,9 +14,11 @@ import { allocation as planAllocation, nrLocalIP4, nrLocalIP6, nrPrefix, nrPrefi
 import { bridgeName, isWgLink, parsePidFileName, WG_SOCKET_DIR, wgSocketName } from '../core/ownership.js';
 import { run } from '../kernel/exec.js';
 import { TnodbClient } from '../client/index.js';
+import type { NodeView } from '../core/view.js';
+import { sampleHolders, vrrpCuts } from './failover.js';
 import { topologyOf } from './topology.js';
 import { SimErrors } from './errors.js';
-import { adminClient, agentHealth, relayMarker, startAgent, startRelay, startServer } from './daemons.js';
+import { adminClient, agentHealth, relayMarker, startAgent, startRelay, startServer, wgCommand } from './daemons.js';
 import {
   DEFAULT_NS_PREFIX,
   DEFAULT_STATE_DIR,
@@ -24,6 +26,7 @@ import {
   readToken,
   saveState,
   stateFile,
+  type SimFailover,
   type SimState,
   type SimWorkload,
 } from './state.js';
@@ -34,6 +37,7 @@ import {
   freePort,
   isOurs,
   namespacesWith,
+  pidsFromFilesUnder,
   processesIn,
   stopPid,
   waitFor,
@@ -52,6 +56,12 @@ export interface UpOptions {
   slots?: number;
   /** Agents' full resync period in seconds (default 60). */
   resyncS?: number;
+  /** Adds one more node (not exit-capable) without a public address, behind a NAT box of its own. */
+  natNode?: boolean;
+  /** The allocation's failover mode (absent: the server's default). */
+  failover?: SimFailover;
+  /** Candidates per slot (vrrp; the server's default otherwise). */
+  candidates?: number;
   progress?: (line: string) => void;
 }
 
@@ -141,8 +151,12 @@ export async function up(o: UpOptions): Promise<SimState> {
       SimErrors.SIM_OPTION,
       `--ns-prefix ${q(nsPrefix)} must be 1-6 lowercase letters or digits and a "-" (e.g. "sim-")`,
     );
-  const nodes = range('nodes', o.nodes ?? 3, 1, 9);
-  const exitNodes = range('exit-nodes', o.exitNodes ?? 2, 1, Math.min(nodes, 15));
+  const publicNodes = range('nodes', o.nodes ?? 3, 1, 9);
+  const nodes = publicNodes + (o.natNode ? 1 : 0);
+  const exitNodes = range('exit-nodes', o.exitNodes ?? 2, 1, Math.min(publicNodes, 15));
+  if (o.failover !== undefined && o.failover !== 'lease' && o.failover !== 'vrrp')
+    throw new ExitnodeError(SimErrors.SIM_OPTION, `--failover ${q(o.failover)} must be "lease" or "vrrp"`);
+  const candidates = o.candidates === undefined ? undefined : range('candidates', o.candidates, 1, exitNodes);
   const tenants = range('tenants', o.tenants ?? 2, 1, 9);
   const number = range('allocation', o.allocation ?? 1, 1, 65535);
   const prefix = o.prefix ?? '2001:db8:5e::/48';
@@ -176,6 +190,8 @@ export async function up(o: UpOptions): Promise<SimState> {
   const s: SimState = {
     stateDir,
     nsPrefix,
+    ...(o.failover ? { failover: o.failover } : {}),
+    ...(candidates !== undefined ? { candidates } : {}),
     prefix,
     allocation: number,
     slots: Array.from({ length: range('slots', o.slots ?? exitNodes, 1, exitNodes) }, (_, i) => ({
@@ -197,13 +213,19 @@ export async function up(o: UpOptions): Promise<SimState> {
     workloads: [],
     createdAt: new Date().toISOString(),
   };
-  const t = topologyOf({ ...s, nodes: Array.from({ length: nodes }, () => ({}) as never) });
+  const t = topologyOf({
+    ...s,
+    nodes: Array.from({ length: nodes }, (_, i) => (i >= publicNodes ? { nat: 'yes' } : {})),
+  });
   for (const n of t.nodes) {
     s.nodes.push({
       id: n.id,
       ns: n.ns,
       publicIPv4: n.publicIPv4,
-      exitCapable: Number(n.id.slice(1)) <= exitNodes,
+      ...(n.nat ? { nat: n.nat.ns, natPublicIPv4: n.nat.publicIPv4 } : {}),
+      ...(n.segNs ? { segNs: n.segNs } : {}),
+      wgDir: join(stateDir, 'wg', n.id),
+      exitCapable: !n.nat && Number(n.id.slice(1)) <= exitNodes,
       configFile: join(stateDir, 'nodes', `${n.id}.json`),
       tokenFile: join(stateDir, 'nodes', `${n.id}.token`),
       stateDir: n.config.stateDir,
@@ -228,20 +250,20 @@ export async function up(o: UpOptions): Promise<SimState> {
   const farm = await admin.createFarm(s.farm);
   writeFileSync(s.server.farmTokenFile, farm.token + '\n', { mode: 0o600 });
   const f = admin.as(farm.token);
-  await f.addAllocation({
-    farm: s.farm,
-    prefix,
-    number,
-    ipv4: { addresses: POOL, prefixLength: 24, gateway: '198.51.100.1' },
-  });
+  await addAllocation(s, f);
   for (const [i, n] of s.nodes.entries()) {
-    const r = await f.addNode({ farm: s.farm, id: n.id, publicIPv4: n.publicIPv4, exitCapable: n.exitCapable });
+    const r = await f.addNode({
+      farm: s.farm,
+      id: n.id,
+      ...(n.nat ? {} : { publicIPv4: n.publicIPv4 }),
+      exitCapable: n.exitCapable,
+    });
     writeFileSync(n.tokenFile, r.token + '\n', { mode: 0o600 });
     writeFileSync(n.configFile, JSON.stringify(t.nodes[i]!.config, null, 2) + '\n', { mode: 0o600 });
   }
   for (const sl of s.slots) await f.assignSlot(number, sl.slot, sl.node);
   done(
-    `farm ${q(s.farm)}, allocation ${number} (${prefix}), ${nodes} nodes, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`,
+    `farm ${q(s.farm)}, allocation ${number} (${prefix}, failover ${s.failover ?? 'server default'}), ${nodes} nodes${o.natNode ? ` (${s.nodes.at(-1)!.id} behind a NAT)` : ''}, slots ${s.slots.map((x) => `${x.slot}→${x.node}`).join(', ')}`,
   );
   say(`starting ${nodes} agents, each through its own relay to the server (sim partition cuts it) …`);
   for (const n of s.nodes) await startRelay(s, n.id);
@@ -274,7 +296,69 @@ export async function up(o: UpOptions): Promise<SimState> {
   await attachWorkloads(s);
   saveState(s);
   done(`${s.workloads.length} workloads attached (${s.workloads.map((w) => w.name).join(', ')})`);
+  if (s.nodes.some((n) => n.nat)) {
+    await waitNatHandshakes(s);
+    done('the node behind the NAT has a WireGuard session with every peer');
+  }
   return s;
+}
+
+/**
+ * Adds the farm's allocation; FAILOVER and CANDIDATES go to the API only when asked (a server
+ * without stage 2 rejects fields it does not know). A server that stores no `failover` on the
+ * allocation it returns does not do stage 2: SIM_UNSUPPORTED, with the reason.
+ */
+async function addAllocation(s: SimState, f: TnodbClient): Promise<void> {
+  const body = {
+    farm: s.farm,
+    prefix: s.prefix,
+    number: s.allocation,
+    ipv4: { addresses: POOL, prefixLength: 24, gateway: '198.51.100.1' },
+    ...(s.failover ? { failover: s.failover } : {}),
+    ...(s.candidates !== undefined ? { candidates: s.candidates } : {}),
+  };
+  const rec = (await f.addAllocation(body as Parameters<TnodbClient['addAllocation']>[0]).catch((e: unknown) => {
+    if (s.failover && e instanceof ExitnodeError && /failover|candidates|additional/i.test(e.message))
+      throw new ExitnodeError(
+        SimErrors.SIM_UNSUPPORTED,
+        `--failover ${s.failover}: this server's allocation API has no failover mode yet (${e.message})`,
+      );
+    throw e;
+  })) as unknown as Record<string, unknown>;
+  if (s.failover && rec.failover !== s.failover)
+    throw new ExitnodeError(
+      SimErrors.SIM_UNSUPPORTED,
+      `--failover ${s.failover}: the server created allocation ${s.allocation} without it (failover: ${q(rec.failover)})`,
+    );
+}
+
+/**
+ * Waits until every WireGuard peer of the NAT'ed nodes has had a handshake. Nobody can reach such a
+ * node before it speaks: its first handshake (on configuration, keepalive 25 s) may have gone to a
+ * peer that did not know its key yet, and WireGuard tries again 5 s later; `sim check` right after
+ * `sim up` would meet that gap.
+ */
+export async function waitNatHandshakes(s: SimState, ms = 30_000): Promise<void> {
+  let last = '';
+  await waitFor(
+    'the NAT node to have WireGuard sessions',
+    ms,
+    async () => {
+      const missing: string[] = [];
+      for (const n of s.nodes.filter((x) => x.nat)) {
+        const r = await run(wgCommand(n, ['wg', 'show', 'all', 'latest-handshakes']));
+        for (const l of r.stdout.split('\n')) {
+          const [dev, peer, at] = l.trim().split(/\s+/);
+          if (dev && at === '0') missing.push(`${dev} ${peer!.slice(0, 8)}…`);
+        }
+      }
+      last = missing.join(', ');
+      return missing.length ? undefined : true;
+    },
+    200,
+  ).catch((e: unknown) => {
+    throw e instanceof ExitnodeError ? new ExitnodeError(e.code as never, `${e.message} (no handshake: ${last})`) : e;
+  });
 }
 
 export interface DownReport {
@@ -316,8 +400,13 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
     if (p.comm.startsWith('wireguard-go')) for (const a of argvOf(p.pid)) if (isWgLink(a)) wgNames.add(a);
     victims.set(p.pid, `${p.comm} in ${p.ns}`);
   }
-  for (const n of s?.nodes ?? [])
+  for (const n of s?.nodes ?? []) {
     for (const w of wireguardFromPidFiles(n.stateDir)) victims.set(w.pid, `wireguard-go ${w.name} of ${n.id}`);
+    // keepalived (stage 2) records its PIDs under STATE/vrrp/NS/: the scan above finds it by its
+    // namespace; a pid file finds one whose namespace is gone already.
+    for (const k of pidsFromFilesUnder(join(n.stateDir, 'vrrp'), 'keepalived'))
+      victims.set(k.pid, `keepalived of ${n.id} (${k.file})`);
+  }
   const ended = await endProcesses([...victims.keys()], { signal: 'SIGKILL', graceMs: 10_000 });
   processes += ended.ended.length;
   names.sort((a, b) => b.length - a.length);
@@ -332,7 +421,9 @@ export async function down(o: { stateDir?: string; nsPrefix?: string } = {}): Pr
       /* never ran */
     }
   }
-  for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, wgSocketName(w)), { force: true });
+  // Nodes of a farm from before the per-node socket directories used the host's.
+  if (!s || s.nodes.some((n) => !n.wgDir))
+    for (const w of wgNames) rmSync(join(WG_SOCKET_DIR, wgSocketName(w)), { force: true });
   const files = existsSync(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
   return {
@@ -349,6 +440,29 @@ export interface StatusReport {
   nodes: { id: string; pid?: number; running: boolean; health?: Record<string, unknown>; serverView?: number }[];
   /** Slot → holder as the server says now (slots move on failover). */
   holders?: Record<number, string | null>;
+  /** Slot → its candidates in order (stage 2), as the server says (the allocation, else the views). */
+  candidates?: Record<number, string[]>;
+  /** Slot → the nodes whose gateway holds the slot's addresses now (observed on the segment). */
+  answering: Record<number, string[]>;
+}
+
+/** Candidates of the allocation's slots: from its record when the server lists them there, else from the views. */
+function candidatesOf(
+  slots: Record<string, unknown>[] | undefined,
+  views: (NodeView | undefined)[],
+): Record<number, string[]> | undefined {
+  const out: Record<number, string[]> = {};
+  for (const x of slots ?? []) {
+    const c = x.candidates;
+    if (Array.isArray(c))
+      out[Number(x.slot)] = c.map((e: unknown) =>
+        typeof e === 'string' ? e : String((e as { node?: unknown }).node ?? JSON.stringify(e)),
+      );
+  }
+  if (!Object.keys(out).length)
+    for (const v of views)
+      for (const sl of v?.slots ?? []) if (sl.candidates && !out[sl.slot]) out[sl.slot] = [...sl.candidates];
+  return Object.keys(out).length ? out : undefined;
 }
 
 export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport> {
@@ -361,16 +475,14 @@ export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport
       () => false,
     ));
   const admin = healthy ? adminClient(s) : undefined;
+  const views: (NodeView | undefined)[] = [];
   const nodes = await Promise.all(
-    s.nodes.map(async (n) => {
+    s.nodes.map(async (n, i) => {
       const r = !!n.pid && isOurs(n.pid, n.configFile) && alive(n.pid);
       const health = r ? await agentHealth(n.stateDir) : undefined;
-      const v = admin
-        ? await admin.view(n.id).then(
-            (x) => x.version,
-            () => undefined,
-          )
-        : undefined;
+      const view = admin ? await admin.view(n.id).catch(() => undefined) : undefined;
+      views[i] = view;
+      const v = view?.version;
       return {
         id: n.id,
         ...(n.pid ? { pid: n.pid } : {}),
@@ -387,11 +499,16 @@ export async function status(stateDir = DEFAULT_STATE_DIR): Promise<StatusReport
       )
     : undefined;
   const holders = slots ? Object.fromEntries(slots.filter((x) => x.node).map((x) => [x.slot, x.node])) : undefined;
+  const candidates = candidatesOf(slots as unknown as Record<string, unknown>[] | undefined, views);
+  const answering: Record<number, string[]> = {};
+  for (const h of await sampleHolders(s)) (answering[h.slot] ??= []).push(h.node);
   return {
     state: s,
     server: { ...(s.server.pid ? { pid: s.server.pid } : {}), running, healthy },
     nodes,
     ...(holders ? { holders } : {}),
+    ...(candidates ? { candidates } : {}),
+    answering,
   };
 }
 
@@ -400,6 +517,23 @@ export function statusText(r: StatusReport): string {
   const out = [
     `simulated farm in ${s.stateDir} (namespaces ${s.nsPrefix}*), allocation ${s.allocation} ${s.prefix}, up since ${s.createdAt}`,
     `server  ${s.server.url}  ${r.server.running ? `running (pid ${r.server.pid})` : 'STOPPED'}${r.server.running && !r.server.healthy ? ' but not answering' : ''}`,
+    `failover ${s.failover ?? 'server default'}${s.candidates !== undefined ? `, ${s.candidates} candidates per slot` : ''}${
+      vrrpCuts(s).length
+        ? `; VRRP cut between ${vrrpCuts(s)
+            .map((p) => p.join(' and '))
+            .join(', ')}`
+        : ''
+    }`,
+    'SLOT  IPV4            HOLDER  CANDIDATES      ANSWERING NOW',
+    ...s.slots.map((x) =>
+      [
+        String(x.slot).padEnd(5),
+        x.ipv4.padEnd(15),
+        String(r.holders?.[x.slot] ?? '?').padEnd(7),
+        (r.candidates?.[x.slot]?.join(',') ?? '-').padEnd(15),
+        r.answering[x.slot]?.join(',') || 'nobody',
+      ].join(' '),
+    ),
     'NODE  EXIT  SLOTS  AGENT                 APPLIED/SERVER  SERVER-REACHABLE  LAST PASS',
   ];
   for (const n of r.nodes) {
@@ -409,7 +543,7 @@ export function statusText(r: StatusReport): string {
     out.push(
       [
         n.id.padEnd(5),
-        (st.exitCapable ? 'yes' : 'no').padEnd(5),
+        (st.exitCapable ? 'yes' : st.nat ? 'NAT' : 'no').padEnd(5),
         (
           (r.holders
             ? Object.entries(r.holders)

@@ -18,6 +18,7 @@ import { adminClient } from './daemons.js';
 import { sampleHolders, type Holder } from './failover.js';
 import { LineStream, type StreamExit } from './procs.js';
 import type { SimState } from './state.js';
+import { INTERNET4 } from './topology.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -237,4 +238,87 @@ export function outageText(what: string, r: OutageReport): string {
   if (!r.recovered)
     return `${what}: outage NOT OVER, at least ${s(r.totalMs)} (${r.trouble}); ${split} (→ ${r.to}, epoch ${r.epoch})`;
   return `${what}: outage ${s(r.totalMs)} = ${split} + peer updates ${s(r.peersMs)} (→ ${r.to}, epoch ${r.epoch})`;
+}
+
+/** The nodes whose gateway holds SLOT's addresses now (stage 2: the VRRP master; stage 1: the holder). */
+export async function answeringFor(s: SimState, slot: number): Promise<string[]> {
+  return (await sampleHolders(s)).filter((h) => h.slot === slot).map((h) => h.node);
+}
+
+/**
+ * Waits until exactly one node other than FROM holds SLOT's addresses (a VRRP takeover, or a
+ * stage-1 move once rebuilt); returns when it saw it and the node.
+ */
+export async function waitAnswering(
+  s: SimState,
+  slot: number,
+  from: string | undefined,
+  ms = 30_000,
+): Promise<{ at: number; node: string }> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const now = await answeringFor(s, slot);
+    if (now.length === 1 && now[0] !== from) return { at: Date.now(), node: now[0]! };
+    if (Date.now() > end)
+      throw new Error(`slot ${slot}: ${now.length ? now.join(' and ') : 'nobody'} answering after ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+/** Sampler violations (two nodes holding one slot's addresses) outside the windows given ([from, to] ms). */
+export function violationsOutside(v: readonly Violation[], windows: readonly [number, number][]): Violation[] {
+  return v.filter((x) => !windows.some(([a, b]) => x.at >= a && x.at <= b));
+}
+
+/**
+ * The stage-2 ping streams across one slot (issue 10): workload → internet over IPv4 and internet →
+ * workload over IPv6, for each workload of the slot's tenant on NODES (default: every node that is
+ * not exit-capable: a public one and the NAT'ed one).
+ */
+export class SlotStreams {
+  readonly list: { name: string; p: PingStream }[] = [];
+
+  constructor(s: SimState, slot: number, o: { nodes?: string[]; intervalMs?: number } = {}) {
+    const tn = s.tenants.find((x) => x.slot === slot);
+    if (!tn) throw new Error(`no tenant on slot ${slot}`);
+    const nodes = o.nodes ?? s.nodes.filter((n) => !n.exitCapable).map((n) => n.id);
+    for (const node of nodes) {
+      const w = s.workloads.find((x) => x.tenant === tn.name && x.node === node);
+      if (!w) throw new Error(`no workload of ${tn.name} on ${node}`);
+      this.list.push(
+        { name: `${w.name} → internet (IPv4)`, p: new PingStream(w.ns, INTERNET4, o.intervalMs) },
+        { name: `internet → ${w.name} (IPv6)`, p: new PingStream(`${s.nsPrefix}inet`, w.addr6, o.intervalMs) },
+      );
+    }
+  }
+
+  /** The names of the streams that did not answer within MS. */
+  async silent(ms = 10_000): Promise<string[]> {
+    const r = await Promise.all(this.list.map((x) => x.p.answering(ms)));
+    return this.list.filter((_, i) => !r[i]).map((x) => x.name);
+  }
+
+  gaps(from: number, to = Date.now()): { name: string; g: Gap }[] {
+    return this.list.map((x) => ({ name: x.name, g: x.p.gap(from, to) }));
+  }
+
+  /** Waits up to MS until every stream answered after its gap since FROM (the outage is over). */
+  async recovered(from: number, ms = 30_000): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (this.gaps(from).every((x) => x.g.closed && Date.now() - x.g.end > 500)) return true;
+      await sleep(200);
+    }
+    return false;
+  }
+
+  stop(): void {
+    for (const x of this.list) x.p.stop();
+  }
+}
+
+/** "WHAT: stream gap; …; longest N s" (an open gap reads "NOT OVER, ≥"). */
+export function gapsText(what: string, gs: { name: string; g: Gap }[]): string {
+  const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+  return `${what}: ${gs.map((x) => `${x.name} ${x.g.closed ? '' : 'NOT OVER, ≥ '}${s(x.g.ms)}`).join('; ')}; longest ${s(Math.max(...gs.map((x) => x.g.ms)))}`;
 }

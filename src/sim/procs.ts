@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExitnodeError, q } from '../core/errors.js';
-import { parsePidFileName } from '../core/ownership.js';
+import { parsePidFileName, WG_SOCKET_DIR } from '../core/ownership.js';
 import { NETNS_DIR, inNs } from '../kernel/exec.js';
 import { SimErrors } from './errors.js';
 
@@ -25,9 +25,33 @@ export const EXITNODE_BIN = fileURLToPath(new URL('../../bin/exitnode.js', impor
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function startDetached(args: string[], logFile: string): number {
+/**
+ * argv that runs ARGV in a mount namespace of its own in which DIR is bound on wireguard-go's socket
+ * directory (/var/run/wireguard): a simulated node's own view of its UAPI sockets, which are named
+ * by interface only (two candidates of a slot on one host both have wg-h-A). Everything else stays
+ * shared with the host: the propagation is left as it is (/run/netns is a shared mount, so the
+ * namespaces an agent adds or deletes are the host's), and only the mount that holds the socket
+ * directory is made private in the copy, so that the bind stays in it. Processes started inside
+ * (wireguard-go, keepalived, `wg`) inherit it; a later process binds the same DIR and sees the
+ * same sockets, so the directory outlives any one agent.
+ */
+export function withWgDir(dir: string, argv: string[]): string[] {
+  const script = [
+    'set -e',
+    'd=$1; shift',
+    `mkdir -p ${WG_SOCKET_DIR}`,
+    `mount --make-private "$(findmnt -n -o TARGET -T ${WG_SOCKET_DIR})"`,
+    `mount --bind "$d" ${WG_SOCKET_DIR}`,
+    'exec "$@"',
+  ].join('\n');
+  return ['unshare', '--mount', '--propagation', 'unchanged', '--', 'sh', '-c', script, 'sh', dir, ...argv];
+}
+
+export function startDetached(args: string[], logFile: string, o: { wgDir?: string } = {}): number {
   const log = openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [EXITNODE_BIN, ...args], { detached: true, stdio: ['ignore', log, log] });
+  const argv = [process.execPath, EXITNODE_BIN, ...args];
+  const full = o.wgDir ? withWgDir(o.wgDir, argv) : argv;
+  const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   child.unref();
   if (!child.pid) throw new ExitnodeError(SimErrors.SIM_PROCESS, `cannot start exitnode ${args.join(' ')}`);
@@ -200,6 +224,29 @@ export function wireguardFromPidFiles(stateDir: string): { pid: number; name: st
   });
 }
 
+/**
+ * The processes recorded in the *.pid files anywhere under DIR that still run COMM (by its
+ * command line: a PID reused by something else is left alone).
+ */
+export function pidsFromFilesUnder(dir: string, comm: string): { pid: number; file: string }[] {
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.pid'));
+  } catch {
+    return [];
+  }
+  return files.flatMap((f) => {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(dir, f), 'utf8').trim());
+    } catch {
+      return [];
+    }
+    if (!(pid > 1) || !alive(pid)) return [];
+    return argvOf(pid).some((a) => a === comm || a.endsWith(`/${comm}`)) ? [{ pid, file: f }] : [];
+  });
+}
+
 export async function waitFor<T>(
   what: string,
   ms: number,
@@ -283,10 +330,20 @@ export class LineStream {
   }
 }
 
-/** Runs COMMAND in namespace NS on this terminal (`sim exec`); its exit status, 127 when it cannot start. */
-export function runAttached(ns: string, command: string[]): Promise<{ code: number; error?: string }> {
+/**
+ * Runs COMMAND in namespace NS on this terminal (`sim exec`), with WGDIR as its wireguard-go
+ * socket directory when given (a node's: `wg show` there sees that node's interfaces); its exit
+ * status, 127 when it cannot start.
+ */
+export function runAttached(
+  ns: string,
+  command: string[],
+  o: { wgDir?: string } = {},
+): Promise<{ code: number; error?: string }> {
   return new Promise((res) => {
-    const c = spawn('nsenter', [`--net=${NETNS_DIR}/${ns}`, ...command], { stdio: 'inherit' });
+    const argv = ['nsenter', `--net=${NETNS_DIR}/${ns}`, ...command];
+    const full = o.wgDir ? withWgDir(o.wgDir, argv) : argv;
+    const c = spawn(full[0]!, full.slice(1), { stdio: 'inherit' });
     c.on('error', (e) => res({ code: 127, error: e.message }));
     c.on('close', (code) => res({ code: code ?? 1 }));
   });

@@ -31,6 +31,16 @@ export interface SimNodeState {
   failed?: boolean;
   /** Set by `sim partition` until `sim heal`. */
   partitioned?: boolean;
+  /** The node's own wireguard-go socket directory, bound on /var/run/wireguard in its agent's mount namespace. */
+  wgDir?: string;
+  /** The node's own PrefixZero access namespace (its uplinks' far ends; `sim fail` cuts its trunk). */
+  segNs?: string;
+  /** The NAT box in front of a node without a public address (publicIPv4 is then its private address). */
+  nat?: string;
+  /** The NAT box's public address on the underlay. */
+  natPublicIPv4?: string;
+  /** Set by `sim cut-vrrp` until `sim heal-vrrp`: the nodes whose VRRP adverts to this one are dropped. */
+  vrrpCut?: string[];
 }
 
 export interface SimWorkload {
@@ -55,8 +65,15 @@ export interface SimTenant {
   exit: string;
 }
 
+/** How the allocation fails over (DESIGN.md 8): stage 1 leases or stage 2 VRRP candidates. */
+export type SimFailover = 'lease' | 'vrrp';
+
 export interface SimState {
   stateDir: string;
+  /** As asked at `sim up` (absent: the server's default, stage 1 today). */
+  failover?: SimFailover;
+  /** Candidates per slot asked at `sim up` (vrrp). */
+  candidates?: number;
   nsPrefix: string;
   prefix: string;
   allocation: number;

@@ -7,7 +7,19 @@
 //                          PREFIXn1-gw-E-A, PREFIXn1-net-h-A …
 //   workloads: one namespace each, a veth into a node's br-h-A.
 //
-// Used by the integration tests now; the "Simulated farm" issue grows it into `exitnode sim`.
+// The simulated farm (`exitnode sim`, segmentPerNode) adds:
+//   PREFIXpz1 …   each node's own access to PrefixZero: a bridge "pz0" holding the far ends of that
+//                 node's uplinks (pz-E-A), joined to the shared pz0 by one port "sg-n1" there. Two
+//                 candidates of a slot (stage 2) both have an uplink pub-E-A, whose peers would
+//                 clash on one shared bridge; and `sim fail` cuts a node with one port.
+//   the upstream on the underlay (192.0.2.254, 2001:db8:ffff:1::fe): every node routes the
+//                 segment's IPv4 pool and the farm's /48 through it, so it reaches GWPubIP4 and
+//                 GWPubIP6 of any slot (a remote NR's endpoint for an ExitPoint, DESIGN 8.2).
+//   PREFIXnat4 …  a NAT box of its own (masquerade) in front of a node without a public address
+//                 (natNodes): its public side 192.0.2.10x on the underlay, the node behind it on a
+//                 /30 of 203.0.113.64/26.
+//
+// Used by the integration tests and by `exitnode sim` (src/sim/farm.ts).
 
 import { rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,8 +36,12 @@ export interface SimNode {
   id: string;
   /** Root and public namespace of the node. */
   ns: string;
-  /** Underlay address (the node's public IPv4, where WireGuard listens). */
+  /** Underlay address (the node's public IPv4, where WireGuard listens); behind a NAT, its private address. */
   publicIPv4: string;
+  /** The node's NAT box (namespace), when it has no public address of its own. */
+  nat?: { ns: string; publicIPv4: string };
+  /** The node's own PrefixZero access namespace (segmentPerNode). */
+  segNs?: string;
   config: NodeConfig;
 }
 
@@ -39,6 +55,10 @@ export interface TopologyOptions {
   wireguard?: NodeConfig['wireguard'];
   /** Node state directories go to STATEROOT/<node id> (the simulated farm's state dir) instead of a temporary directory. */
   stateRoot?: string;
+  /** Each node reaches PrefixZero through a bridge of its own (the simulated farm does; see the header). */
+  segmentPerNode?: boolean;
+  /** The last NATNODES of the nodes have no public address: each sits behind a NAT box of its own. */
+  natNodes?: number;
 }
 
 /** The simulation's own names on the segment namespace: a node's underlay port, and a gateway's PrefixZero port
@@ -52,6 +72,16 @@ export function cutPortName(nodeId: string, slot: number, allocation: number): s
 export function isCutPortOf(nodeId: string, link: string): boolean {
   return link.startsWith(`fx-${nodeId}-`);
 }
+/** A node's port on the shared PrefixZero bridge, when it has a bridge of its own (segmentPerNode). */
+export function segmentTrunkName(nodeId: string): string {
+  return `sg-${nodeId}`;
+}
+
+/** The upstream router on the underlay. */
+export const UNDERLAY_UPSTREAM4 = '192.0.2.254';
+export const UNDERLAY_UPSTREAM6 = '2001:db8:ffff:1::fe';
+/** The segment's IPv4 subnet (the slots' GWPubIP4 pool and the upstream's 198.51.100.1). */
+export const SEGMENT4 = '198.51.100.0/24';
 
 export const INTERNET6 = '2001:db8:ffff::2';
 export const INTERNET4 = '203.0.113.2';
@@ -71,19 +101,24 @@ export class Topology {
     this.inet = `${opts.prefix}inet`;
     this.upstream = `${opts.prefix}up`;
     this.seg = `${opts.prefix}seg`;
+    const natFrom = opts.nodes - (opts.natNodes ?? 0) + 1;
     for (let i = 1; i <= opts.nodes; i++) {
       const ns = `${opts.prefix}n${i}`;
+      const segNs = opts.segmentPerNode ? `${opts.prefix}pz${i}` : undefined;
+      const natted = i >= natFrom;
       this.nodes.push({
         id: `n${i}`,
         ns,
-        publicIPv4: `192.0.2.${i}`,
+        publicIPv4: natted ? natInside(i).node : `192.0.2.${i}`,
+        ...(natted ? { nat: { ns: `${opts.prefix}nat${i}`, publicIPv4: `192.0.2.${100 + i}` } } : {}),
+        ...(segNs ? { segNs } : {}),
         config: {
           node: `n${i}`,
           namespacePrefix: `${ns}-`,
           rootNamespace: ns,
           publicNamespace: ns,
           stateDir: opts.stateRoot ? join(opts.stateRoot, `n${i}`) : mkdtempSync(join(tmpdir(), `exitnode-${ns}-`)),
-          uplink: { kind: 'veth', peerNamespace: this.seg, bridge: 'pz0' },
+          uplink: { kind: 'veth', peerNamespace: segNs ?? this.seg, bridge: 'pz0' },
           wireguard: opts.wireguard ?? 'userspace',
         },
       });
@@ -110,7 +145,8 @@ export class Topology {
 
   async up(): Promise<void> {
     const { inet, upstream: up, seg } = this;
-    for (const n of [inet, up, seg, ...this.nodes.map((x) => x.ns)]) await this.addNs(n);
+    const extra = this.nodes.flatMap((x) => [...(x.segNs ? [x.segNs] : []), ...(x.nat ? [x.nat.ns] : [])]);
+    for (const n of [inet, up, seg, ...this.nodes.map((x) => x.ns), ...extra]) await this.addNs(n);
     await this.sh(up, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1', 'net.ipv4.conf.all.forwarding=1']);
     await this.batch(seg, [
       'link add pz0 type bridge',
@@ -142,13 +178,60 @@ export class Topology {
       iface: 'swp1',
     });
     await this.sh(up, ['sh', '-s'], script);
+    // The upstream on the underlay: the way from any node to GWPubIP4 / GWPubIP6 of any slot.
+    await this.batch(up, [
+      `link add ul0 type veth peer name ul-up netns ${seg}`,
+      `addr add ${UNDERLAY_UPSTREAM4}/24 dev ul0`,
+      `addr add ${UNDERLAY_UPSTREAM6}/64 dev ul0 nodad`,
+      'link set ul0 up',
+    ]);
+    await this.batch(seg, ['link set ul-up master ul0', 'link set ul-up up']);
     for (const n of this.nodes) {
-      await this.batch(n.ns, [
+      // A NAT'ed node's underlay port belongs to its NAT box (sim fail cuts that port all the same).
+      const onUnderlay = n.nat?.ns ?? n.ns;
+      await this.batch(onUnderlay, [
         `link add ul0 type veth peer name ${underlayPortName(n.id)} netns ${seg}`,
-        `addr add ${n.publicIPv4}/24 dev ul0`,
+        `addr add ${n.nat?.publicIPv4 ?? n.publicIPv4}/24 dev ul0`,
+        ...(n.nat ? [] : [`addr add ${underlay6(n)}/64 dev ul0 nodad`]),
         'link set ul0 up',
+        `route add ${SEGMENT4} via ${UNDERLAY_UPSTREAM4}`,
+        ...(n.nat
+          ? [`route add default via ${UNDERLAY_UPSTREAM4}`]
+          : [`route add ${this.opts.allocation} via ${UNDERLAY_UPSTREAM6}`]),
       ]);
       await this.batch(seg, [`link set ${underlayPortName(n.id)} master ul0`, `link set ${underlayPortName(n.id)} up`]);
+      if (n.nat) {
+        const i = natInside(Number(n.id.slice(1)));
+        await this.batch(n.nat.ns, [
+          `link add lan0 type veth peer name ul0 netns ${n.ns}`,
+          `addr add ${i.nat}/30 dev lan0`,
+          'link set lan0 up',
+        ]);
+        await this.sh(n.nat.ns, ['sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+        await this.sh(
+          n.nat.ns,
+          ['nft', '-f', '-'],
+          'table ip sim-nat {\n  chain post {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "ul0" masquerade\n  }\n}\n',
+        );
+        await this.batch(n.ns, [
+          `addr add ${n.publicIPv4}/30 dev ul0`,
+          'link set ul0 up',
+          `route add default via ${i.nat}`,
+        ]);
+      }
+      if (n.segNs) {
+        await this.batch(n.segNs, [
+          'link add pz0 type bridge',
+          'link set pz0 up',
+          `link add trunk type veth peer name ${segmentTrunkName(n.id)} netns ${seg}`,
+          'link set trunk master pz0',
+          'link set trunk up',
+        ]);
+        await this.batch(seg, [
+          `link set ${segmentTrunkName(n.id)} master pz0`,
+          `link set ${segmentTrunkName(n.id)} up`,
+        ]);
+      }
     }
   }
 
@@ -191,13 +274,28 @@ export class Topology {
   }
 }
 
+/** The /30 between a NAT'ed node (number I) and its NAT box, in 203.0.113.64/26. */
+export function natInside(i: number): { nat: string; node: string } {
+  const base = 64 + 4 * (i - 1);
+  return { nat: `203.0.113.${base + 1}`, node: `203.0.113.${base + 2}` };
+}
+
+/** A public node's IPv6 address on the underlay. */
+export function underlay6(n: Pick<SimNode, 'id'>): string {
+  return `2001:db8:ffff:1::${n.id.slice(1)}`;
+}
+
 /** The topology a simulated farm's state describes (to add or re-attach workloads). */
-export function topologyOf(s: Pick<SimState, 'nsPrefix' | 'prefix' | 'slots' | 'nodes' | 'stateDir'>): Topology {
+export function topologyOf(
+  s: Pick<SimState, 'nsPrefix' | 'prefix' | 'slots' | 'stateDir'> & { nodes: { nat?: string }[] },
+): Topology {
   return new Topology({
     prefix: s.nsPrefix,
     allocation: s.prefix,
     slots: s.slots.map((x) => x.slot),
     nodes: s.nodes.length,
     stateRoot: join(s.stateDir, 'nodes'),
+    segmentPerNode: true,
+    natNodes: s.nodes.filter((n) => n.nat).length,
   });
 }

@@ -8,14 +8,14 @@
 // Namespaces "xs-", allocation 601, state /run/exitnode-sim-xs-test.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireRoot } from '../support/root.js';
 import { run, inNs } from '../../src/kernel/exec.js';
 import { keysDir } from '../../src/kernel/observe.js';
 import { loadState, type SimState } from '../../src/sim/state.js';
 import { renewNr, waitConverged } from '../../src/sim/farm.js';
-import { agentHealth, startAgent, startServer, stopAgent, stopServer } from '../../src/sim/daemons.js';
+import { agentHealth, startAgent, startServer, stopAgent, stopServer, wgCommand } from '../../src/sim/daemons.js';
 import { check } from '../../src/sim/check.js';
 import { measureChanges, summarize } from '../../src/sim/measure.js';
 import { alive, argvOf, namespacesWith, processesIn } from '../../src/sim/procs.js';
@@ -68,8 +68,11 @@ async function traces(s: SimState, needles: string[]): Promise<string[]> {
     for (const t of texts)
       for (const l of t.stdout.split('\n')) if (needles.some((n) => l.includes(n))) out.push(`${ns}: ${l.trim()}`);
   }
-  const wg = await run(['wg', 'show', 'all', 'dump']);
-  for (const l of wg.stdout.split('\n')) if (needles.some((n) => l.includes(n))) out.push(`wg: ${l}`);
+  // Each node's wireguard-go sockets are in its own directory, seen through its mount namespace.
+  for (const n of s.nodes) {
+    const wg = await run(wgCommand(n, ['wg', 'show', 'all', 'dump']));
+    for (const l of wg.stdout.split('\n')) if (needles.some((x) => l.includes(x))) out.push(`wg ${n.id}: ${l}`);
+  }
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
@@ -129,6 +132,27 @@ test(
       const c = await cli(['sim', 'check', '--state', STATE, '--json']);
       assert.equal(c.code, 0);
       assert.equal((JSON.parse(c.stdout) as { ok: boolean }).ok, true);
+      // Each agent runs in a mount namespace of its own, where the node's own socket directory is
+      // /var/run/wireguard: it holds that node's wireguard-go sockets, and nothing of the sim is in
+      // the host's.
+      const host = readlinkSync('/proc/self/ns/mnt');
+      for (const n of s.nodes) {
+        assert.notEqual(
+          readlinkSync(`/proc/${n.pid}/ns/mnt`),
+          host,
+          `${n.id}'s agent has a mount namespace of its own`,
+        );
+        const mine = s.workloads.filter((w) => w.node === n.id).map((w) => `wg-${w.nr}-${A}.sock`);
+        assert.deepEqual(readdirSync(n.wgDir!).sort(), mine.sort(), `${n.id}'s socket directory`);
+        const dump = await run(wgCommand(n, ['wg', 'show', 'interfaces']));
+        assert.deepEqual(dump.stdout.trim().split(/\s+/).sort(), mine.map((x) => x.replace(/\.sock$/, '')).sort());
+      }
+      assert.deepEqual(
+        existsSync('/var/run/wireguard')
+          ? readdirSync('/var/run/wireguard').filter((f) => f.endsWith(`-${A}.sock`))
+          : [],
+        [],
+      );
     });
 
     await t.test(
@@ -181,6 +205,7 @@ test(
             .map((f) => readFileSync(join(n1.stateDir, 'run', f), 'utf8').trim())
             .sort();
         const before = wgPids();
+        const sockets = readdirSync(n1.wgDir!).sort();
         assert.ok(before.length >= 2);
         // t1n3 → internet crosses n1's ExitPoint and gateway (SNAT); the internet → t1n1 pings cross them too.
         const out4 = run(inNs('xs-t1n3', ['ping', '-4', '-n', '-q', '-i', '0.01', '-c', '600', '-W', '1', INTERNET4]));
@@ -216,6 +241,7 @@ test(
           assert.equal(Number(m[2]), Number(m[1]), `${name}: lost replies`);
         }
         assert.deepEqual(wgPids(), before, 'the same wireguard-go processes serve on');
+        assert.deepEqual(readdirSync(n1.wgDir!).sort(), sockets, 'the socket directory outlived the agent');
         for (const pid of before) assert.ok(existsSync(`/proc/${pid}`), `wireguard-go ${pid} survived the agent`);
         const log = readFileSync(n1.logFile, 'utf8');
         assert.match(log, /"event":"agent.stopped","reason":"SIGTERM"/);
@@ -328,9 +354,13 @@ test(
         }
         assert.deepEqual(procs, []);
         assert.deepEqual(
-          readdirSync('/var/run/wireguard').filter((f) => f.endsWith(`-${A}.sock`)),
+          existsSync('/var/run/wireguard')
+            ? readdirSync('/var/run/wireguard').filter((f) => f.endsWith(`-${A}.sock`))
+            : [],
           [],
+          'no socket of the sim in the host socket directory',
         );
+        for (const n of s.nodes) assert.equal(existsSync(n.wgDir!), false, `${n.id}'s socket directory is gone`);
         const hostLinks = (await run(['ip', '-o', 'link', 'show'])).stdout;
         assert.doesNotMatch(hostLinks, new RegExp(`-${A}[:@]|xs-`));
         assert.doesNotMatch((await run(['nft', 'list', 'tables'])).stdout, /exitnode/);

@@ -7,13 +7,17 @@ import type { Io } from '../io.js';
 export const summary =
   'simulated farm on this host: real server, real agents, namespaces; up, check, status, exec, down';
 export const usage = [
-  'exitnode sim up [--nodes 3] [--exit-nodes 2] [--slots N] [--tenants 2] [--prefix 2001:db8:5e::/48] [--allocation 1] [--ns-prefix sim-] [--state DIR]',
+  'exitnode sim up [--nodes 3] [--exit-nodes 2] [--slots N] [--tenants 2] [--nat-node] [--failover lease|vrrp] [--candidates N] [--prefix 2001:db8:5e::/48] [--allocation 1] [--ns-prefix sim-] [--state DIR]',
+  '         --nat-node: one more node, not exit-capable, without a public address behind a NAT of its own',
+  "         --failover, --candidates: the allocation's failover mode and candidates per slot (vrrp: stage 2; default: the server's)",
   '       exitnode sim check [--json] [--state DIR]',
   '       exitnode sim status [--json] [--state DIR]',
   '       exitnode sim exec HOST [--state DIR] -- COMMAND…   (HOST: inet, up, seg, n1…, a workload such as t1n2, or a namespace name)',
   '       exitnode sim stop server|NODE [--kill] [--state DIR]   |   exitnode sim start server|NODE [--state DIR]',
   '       exitnode sim fail NODE | recover NODE | partition NODE | heal NODE [--state DIR]',
   '         fail: kill its agent and cut its links; recover: agent back, then links; partition: cut it from the server only; heal: undo',
+  '       exitnode sim cut-vrrp NODE NODE | heal-vrrp [NODE NODE] [--state DIR]',
+  '         cut-vrrp: drop VRRP adverts between two nodes on the segment (both still reach the upstream); heal-vrrp: undo (all cuts without nodes)',
   '       exitnode sim down [--state DIR] [--ns-prefix sim-]',
   '  state directory: --state, else $EXITNODE_SIM_STATE, else /run/exitnode-sim',
 ].join('\n');
@@ -30,7 +34,15 @@ const OPTIONS = {
   json: { type: 'boolean' },
   kill: { type: 'boolean' },
   'no-check': { type: 'boolean' },
+  'nat-node': { type: 'boolean' },
+  failover: { type: 'string' },
+  candidates: { type: 'string' },
 } as const;
+
+function failoverMode(v: string): 'lease' | 'vrrp' {
+  if (v !== 'lease' && v !== 'vrrp') throw usageError(`--failover ${q(v)} must be "lease" or "vrrp"`, usage);
+  return v;
+}
 
 function int(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -68,6 +80,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
           tenants: int(opt(p, 'tenants'), 'tenants'),
           allocation: int(opt(p, 'allocation'), 'allocation'),
           slots: int(opt(p, 'slots'), 'slots'),
+          natNode: flag(p, 'nat-node'),
+          ...(opt(p, 'failover') !== undefined ? { failover: failoverMode(opt(p, 'failover')!) } : {}),
+          candidates: int(opt(p, 'candidates'), 'candidates'),
           progress: (l) => io.out(l),
         })
         .catch((e: unknown) => {
@@ -116,6 +131,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
               {
                 server: r.server,
                 nodes: r.nodes,
+                failover: r.state.failover ?? null,
+                slots: r.state.slots.map((x) => ({
+                  ...x,
+                  holder: r.holders?.[x.slot] ?? null,
+                  candidates: r.candidates?.[x.slot] ?? null,
+                  answering: r.answering[x.slot] ?? [],
+                })),
+                vrrpCuts: failover.vrrpCuts(r.state),
                 tenants: r.state.tenants,
                 workloads: r.state.workloads,
                 url: r.state.server.url,
@@ -130,8 +153,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'exec': {
       const host = p.positionals[0];
       if (!host || !command.length) throw usageError('sim exec needs HOST -- COMMAND…', usage);
-      const ns = farm.hostNamespace(loadState(stateDir), host);
-      const r = await procs.runAttached(ns, command);
+      const st = loadState(stateDir);
+      const ns = farm.hostNamespace(st, host);
+      const node = st.nodes.find((n) => ns === n.ns || ns.startsWith(`${n.ns}-`));
+      const r = await procs.runAttached(ns, command, node?.wgDir ? { wgDir: node.wgDir } : {});
       if (r.error) io.err(`exitnode: ${r.error}`);
       return r.code;
     }
@@ -193,6 +218,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
       } else {
         await f.heal(s, id);
         io.out(`${id}: reaches the server again`);
+      }
+      return 0;
+    }
+    case 'cut-vrrp':
+    case 'heal-vrrp': {
+      const s = loadState(stateDir);
+      const [a, b] = p.positionals;
+      if (verb === 'cut-vrrp') {
+        if (!a || !b || p.positionals.length !== 2) throw usageError('sim cut-vrrp needs two node ids', usage);
+        await failover.cutVrrp(s, a, b);
+        io.out(
+          `VRRP between ${a} and ${b} dropped on the segment; everything else passes (sim heal-vrrp ${a} ${b} undoes it)`,
+        );
+      } else {
+        if (p.positionals.length !== 0 && p.positionals.length !== 2)
+          throw usageError('sim heal-vrrp takes two node ids, or none for every cut', usage);
+        const healed = await failover.healVrrp(s, a, b);
+        io.out(
+          healed.length
+            ? `VRRP passes again between ${healed.map((x) => x.join(' and ')).join(', ')}`
+            : 'no VRRP cut to heal',
+        );
       }
       return 0;
     }
