@@ -25,7 +25,7 @@
 import type { Server } from 'node:http';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeView } from '../core/view.js';
+import { parseNodeView, type NodeView } from '../core/view.js';
 import { VERSION } from '../core/version.js';
 import { TnodbClient } from '../client/index.js';
 import type { Clock, Kernel } from '../kernel/kernel.js';
@@ -45,7 +45,6 @@ import { newDaemonState, type DaemonState, type SlotPolicy } from './state.js';
 import { DEFAULT_VIEW_WAIT_S, viewLoop } from './view-loop.js';
 import { nodeKeyOf, prepareExitKeys, publishNodeKey, sealExitKeys } from './exit-keys.js';
 import { VrrpFollower } from './vrrp.js';
-import { parseView } from './view-stage2.js';
 
 export type { DaemonState, Lease, SlotPolicy } from './state.js';
 export { followView } from './fencing.js';
@@ -183,7 +182,7 @@ export class AgentDaemon implements AgentContext {
     const saved = viewFile(this.config.stateDir);
     if (existsSync(saved)) {
       try {
-        this.state.view = parseView(readFileSync(saved, 'utf8'));
+        this.state.view = parseNodeView(readFileSync(saved, 'utf8'));
         this.state.viewSource = 'saved';
         this.log('view.saved', { version: this.state.view.version, file: saved });
         this.requestPass(true, 'start from the saved view');

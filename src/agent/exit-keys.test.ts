@@ -11,7 +11,8 @@ import { keyFileName, wgLinkName } from '../core/ownership.js';
 import type { NodeView } from '../core/view.js';
 import type { AgentContext } from './context.js';
 import { floatingExits, prepareExitKeys } from './exit-keys.js';
-import { generateNodeKey, loadNodeKey, seal } from './node-key.js';
+import { generateNodeKey, seal } from '../core/seal.js';
+import { loadNodeKey } from './node-key.js';
 import { newDaemonState } from './state.js';
 
 const A = 5;

@@ -18,7 +18,8 @@ import { parseNrIdText, slotOfNr } from '../core/plan.js';
 import { slotKey } from '../core/slot-ref.js';
 import type { NodeView } from '../core/view.js';
 import type { AgentContext } from './context.js';
-import { loadNodeKey, openSealed, seal } from './node-key.js';
+import { openSealed, seal } from '../core/seal.js';
+import { loadNodeKey } from './node-key.js';
 
 export interface FloatingExit {
   network: NodeView['networks'][number];
@@ -117,12 +118,7 @@ export async function sealExitKeys(ctx: AgentContext, view: NodeView): Promise<v
     if (state.sealed[f.name] === fp) continue;
     try {
       const keys = to.map((t) => ({ node: t.node, sealed: seal(Buffer.from(key, 'base64'), t.key) }));
-      // until i10-store lands: ctx.client.publishSealedKeys(f.network.id, f.exit.id, keys)
-      await ctx.client.request(
-        'PUT',
-        `/v1/networks/${encodeURIComponent(f.network.id)}/resources/${encodeURIComponent(f.exit.id)}/sealed`,
-        { keys },
-      );
+      await ctx.client.publishSealedKeys(f.network.id, f.exit.id, keys);
       state.sealed[f.name] = fp;
       ctx.log('key.sealed', { network: f.network.id, nr: f.exit.id, interface: f.name, to: to.map((t) => t.node) });
     } catch (e) {
@@ -139,10 +135,7 @@ export async function publishNodeKey(ctx: AgentContext): Promise<void> {
   if (!nk) return;
   state.nodeKeyPublishing = true;
   try {
-    // until i10-store lands: ctx.client.publishNodeKey(ctx.config.node, nk.publicKey)
-    await ctx.client.request('PUT', `/v1/nodes/${encodeURIComponent(ctx.config.node)}/node-key`, {
-      publicKey: nk.publicKey,
-    });
+    await ctx.client.publishNodeKey(ctx.config.node, nk.publicKey);
     state.nodeKeyPublished = true;
     ctx.log('node-key.published', { publicKey: nk.publicKey });
   } catch (e) {

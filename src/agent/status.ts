@@ -6,8 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gatewayNamespace, nrNamespace } from '../core/ownership.js';
 import { slotKey } from '../core/slot-ref.js';
-import type { NodeView } from '../core/view.js';
-import { parseView } from './view-stage2.js';
+import { parseNodeView, type NodeView } from '../core/view.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { concerns, type Owner } from '../reconcile/objects.js';
 import { check, viewFile } from './index.js';
@@ -51,7 +50,7 @@ export async function agentStatus(config: NodeConfig, kernel: Kernel): Promise<A
   const file = viewFile(config.stateDir);
   const daemon = await daemonHealth(config.stateDir);
   if (!existsSync(file)) return { node: config.node, viewVersion: null, rows: [], otherDrift: [], daemon };
-  const view: NodeView = parseView(readFileSync(file, 'utf8'));
+  const view: NodeView = parseNodeView(readFileSync(file, 'utf8'));
   const { items } = await check(view, config, { kernel });
   const p = config.namespacePrefix;
   const used = new Set<(typeof items)[number]>();

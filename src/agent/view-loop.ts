@@ -3,8 +3,7 @@
 // planned move, is confirmed by one).
 
 import { ExitnodeError, q } from '../core/errors.js';
-import type { NodeView } from '../core/view.js';
-import { parseView } from './view-stage2.js';
+import { parseNodeView, type NodeView } from '../core/view.js';
 import { markReachable, type AgentContext } from './context.js';
 import { AgentErrors } from './errors.js';
 import { slotKey } from './slot.js';
@@ -27,7 +26,7 @@ export async function viewLoop(ctx: AgentContext, waitS = DEFAULT_VIEW_WAIT_S): 
       backoff = 200;
       let v: NodeView;
       try {
-        v = parseView(raw);
+        v = parseNodeView(raw);
       } catch (e) {
         // The server answered, but with a view this agent refuses: keep serving the last good
         // one and ask again later rather than hammering the server.

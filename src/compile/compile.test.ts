@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { compile, Compiler } from './index.js';
 import { desiredText } from './text.js';
 import { parseNodeConfig } from '../agent/config.js';
-// until i10-store lands: parseNodeView keeps the stage-2 fields (then: import it from ../core/view.js)
-import { parseView as parseNodeView } from '../agent/view-stage2.js';
+import { parseNodeView } from '../core/view.js';
 import type { CompileRuntime } from './config.js';
 
 const dir = new URL('../../test/fixtures/views/', import.meta.url).pathname;

@@ -7,8 +7,7 @@ import { applyView, check, down, planText, viewFile, type PassResult } from '../
 import { parseNodeConfig } from '../../agent/config.js';
 import { ExitnodeError, q } from '../../core/errors.js';
 import { failureText, objectsText } from '../../reconcile/objects.js';
-// until i10-store lands: parseNodeView (src/core/view.ts) keeps the stage-2 fields
-import { parseView as parseNodeView } from '../../agent/view-stage2.js';
+import { parseNodeView } from '../../core/view.js';
 import { flag, need, opt, parse, usageError } from '../args.js';
 import type { Io } from '../io.js';
 
