@@ -120,23 +120,6 @@ export function wgConfText(w: WgSpec): string {
   return out.join('\n') + '\n';
 }
 
-/**
- * `wg setconf` replaces every peer, and with it the endpoint a roaming peer (one the view gives no
- * endpoint, such as a node behind NAT) was learned at from its packets: until its next keepalive
- * (up to 25 s) nothing could reach it. So a rewrite names, for each such peer, the endpoint the
- * interface holds now.
- */
-function keepLearned(w: WgSpec, a: ActualWg): WgSpec {
-  const learned = new Map(a.peers.filter((q) => q.endpoint).map((q) => [q.publicKey, q.endpoint!]));
-  if (!w.peers.some((p) => !p.endpoint && learned.has(p.publicKey))) return w;
-  return {
-    ...w,
-    peers: w.peers.map((p) =>
-      p.endpoint || !learned.has(p.publicKey) ? p : { ...p, endpoint: learned.get(p.publicKey) },
-    ),
-  };
-}
-
 function sameWg(d: WgSpec, a: ActualWg, key: string | undefined): boolean {
   if (key === undefined || a.privateKey !== key || a.listenPort !== d.listenPort || a.peers.length !== d.peers.length)
     return false;
@@ -365,7 +348,7 @@ export function diff(full: DesiredState, actual: ActualState, opts: DiffOptions)
         ns: w.ns,
         name: w.name,
         keyFile: w.keyFile,
-        conf: wgConfText(movedOrNew || !a ? w : keepLearned(w, a)),
+        conf: wgConfText(w),
         objects: [{ kind: 'wg-conf', ns: w.ns, name: w.name }],
       });
     }
