@@ -54,7 +54,7 @@ export function commandOf(s: Step, stateDir: string): { argv: string[]; input?: 
         : { argv: inNs(s.ns, ['wireguard-go', '-f', s.name]) };
     case 'wg':
       return {
-        argv: inNs(s.ns, ['wg', 'setconf', s.name, join(runDir(stateDir), wgConfFileName(s.name))]),
+        argv: inNs(s.ns, ['wg', 'syncconf', s.name, join(runDir(stateDir), wgConfFileName(s.name))]),
         input: s.conf.replace('[Interface]\n', `[Interface]\nPrivateKey = <${join(keysDir(stateDir), s.keyFile)}>\n`),
       };
     case 'keygen':
@@ -241,7 +241,11 @@ async function execStep(s: Step, stateDir: string): Promise<StepFailure[]> {
       const file = join(runDir(stateDir), wgConfFileName(s.name));
       writeFileSync(file, conf, { mode: 0o600 });
       try {
-        const r = await run(inNs(s.ns, ['wg', 'setconf', s.name, file]));
+        // syncconf, not setconf: setconf replaces every peer, which drops the sessions and the
+        // endpoint a roaming peer (a node behind NAT, which the view gives none) was learned at —
+        // nothing reached it again until its next keepalive or rekey (15-25 s). syncconf changes
+        // only what differs and leaves both alone.
+        const r = await run(inNs(s.ns, ['wg', 'syncconf', s.name, file]));
         return r.code === 0 ? [] : fail(r.stderr.trim());
       } finally {
         rmSync(file, { force: true });

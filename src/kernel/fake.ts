@@ -2,7 +2,7 @@
 // links (veth pairs, bridges, macvlans, NICs, WireGuard), addresses with duplicate address
 // detection, routes, sysctls, nftables tables and sets, wireguard-go processes and the state
 // directory's key and PID files. `apply` runs a plan's own lines (`ip -batch`, `nft -f`, sysctl,
-// wg setconf) against the model and `observe` reads the model back the way the real readers read
+// wg syncconf) against the model and `observe` reads the model back the way the real readers read
 // the kernel, so a plan that would not work on Linux fails here too. The contract suite
 // (test/kernel/contract.ts) holds this model and the real adapter to the same behaviour.
 //
@@ -801,7 +801,11 @@ export class FakeKernel implements Kernel {
         const target = ns?.links.get(s.name)?.wg ?? this.procs.get(s.name)?.wg;
         if (!target) return failed(`Unable to modify interface: No such device`);
         try {
-          Object.assign(target, parseWgConf(s.conf), { privateKey: key });
+          // As `wg syncconf`: a peer the configuration gives no endpoint keeps the one it roamed to.
+          const before = new Map(target.peers.map((q) => [q.publicKey, q.endpoint]));
+          const conf = parseWgConf(s.conf);
+          for (const q of conf.peers) q.endpoint ??= before.get(q.publicKey);
+          Object.assign(target, conf, { privateKey: key });
         } catch (e) {
           if (!(e instanceof IpError)) throw e;
           return failed(e.message);
@@ -1113,7 +1117,7 @@ function wgState(name: string, w: FWg): ActualWg {
   };
 }
 
-/** The configuration `wg setconf` takes (as src/reconcile/diff.ts writes it). */
+/** The configuration `wg syncconf` takes (as src/reconcile/diff.ts writes it). */
 function parseWgConf(text: string): Omit<FWg, 'privateKey'> {
   let listenPort = 0;
   const peers: ActualWgPeer[] = [];

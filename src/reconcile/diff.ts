@@ -115,7 +115,8 @@ export function wgConfText(w: WgSpec): string {
   for (const p of w.peers) {
     out.push('', '[Peer]', `PublicKey = ${p.publicKey}`, `AllowedIPs = ${p.allowedIps.join(', ')}`);
     if (p.endpoint) out.push(`Endpoint = ${p.endpoint}`);
-    if (p.keepalive) out.push(`PersistentKeepalive = ${p.keepalive}`);
+    // Always written: `wg syncconf` leaves a setting the file does not name as it was.
+    out.push(`PersistentKeepalive = ${p.keepalive ?? 0}`);
   }
   return out.join('\n') + '\n';
 }

@@ -1,5 +1,5 @@
 // A plan: ordered steps, each one process on the kernel side (one `ip -batch` per namespace,
-// one `nft -f` transaction per namespace, one `wg setconf` per interface). Printed as exact
+// one `nft -f` transaction per namespace, one `wg syncconf` per interface). Printed as exact
 // commands by --dry-run; executed by src/kernel/apply.ts. Each step names the objects it changes
 // as data (ObjectRef, one per line of a batch).
 
@@ -38,7 +38,7 @@ export type Step =
   | { tool: 'wg-start'; phase: PhaseNo; ns: string; name: string; kernel: boolean; objects: ObjectRef[] }
   /** Generate a private key into the state directory (0600). */
   | { tool: 'keygen'; phase: PhaseNo; ns: string; name: string; keyFile: string; objects: ObjectRef[] }
-  /** `wg setconf NAME FILE` in NS: CONF with the private key read from KEYFILE at apply time, written to a 0600
+  /** `wg syncconf NAME FILE` in NS: CONF with the private key read from KEYFILE at apply time, written to a 0600
    *  file of the state directory and removed at once (wg cannot read /dev/stdin when it is a socket). */
   | { tool: 'wg'; phase: PhaseNo; ns: string; name: string; keyFile: string; conf: string; objects: ObjectRef[] }
   /** End a wireguard-go process left without an interface (by PID, checked against its name). */

@@ -589,6 +589,35 @@ export function kernelContract(
       assert.deepEqual((await planFor(desired)).steps, [], 'the kick leaves the configuration as it was');
     });
 
+    it('rewrites a WireGuard interface without losing the endpoint a roaming peer is at', async () => {
+      await pass(desired);
+      // The peer now roams (no endpoint in the view, as a node behind NAT) and another setting
+      // changes, so the interface is rewritten: the endpoint it holds stays.
+      const roaming: DesiredState = {
+        ...desired,
+        wireguard: desired.wireguard.map((w) =>
+          w.name === WG
+            ? {
+                ...w,
+                peers: w.peers.map((p) =>
+                  p.publicKey === PEER_KEY ? { ...p, endpoint: undefined, keepalive: 25 } : p,
+                ),
+              }
+            : w,
+        ),
+      };
+      const rewrite = await planFor(roaming);
+      assert.deepEqual(
+        rewrite.steps.map((x) => x.tool),
+        ['wg'],
+      );
+      await pass(roaming);
+      assert.deepEqual([...(await k.wgEndpoints([WG])).get(WG)!], [[PEER_KEY, '192.0.2.2:6845']]);
+      assert.deepEqual((await planFor(roaming)).steps, []);
+      await pass(desired);
+      assert.deepEqual((await planFor(desired)).steps, []);
+    });
+
     it("stops a gateway's keepalived before its namespace goes (no orphan)", async () => {
       assert.equal(await k.fence(GW, UP, true), undefined);
       const one = candidate(desired, GW, config.stateDir, 250);
