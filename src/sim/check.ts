@@ -68,7 +68,15 @@ async function locate(hops: Hop[], dst: string, source: string): Promise<string>
   return `stops at ${at.label} (${at.ns}${at.route ? `: ${at.route}` : ''})${first === -1 ? ` — not even ${at.ns} reaches ${dst}` : ` — ${hops[first]!.ns} reaches ${dst}`}`;
 }
 
-export async function check(s: SimState, o: { concurrency?: number } = {}): Promise<CheckReport> {
+/**
+ * Runs every cell. ANSWERING (slot → node) names the node whose gateway holds each slot's
+ * addresses now (in stage 2 the VRRP master, which need not be the slot's first candidate): the
+ * hops of a failing cell are then those of that node's gateway and ExitPoint.
+ */
+export async function check(
+  s: SimState,
+  o: { concurrency?: number; answering?: ReadonlyMap<number, string> } = {},
+): Promise<CheckReport> {
   const t0 = performance.now();
   const a = planAllocation(s.prefix, s.allocation);
   const inet = `${s.nsPrefix}inet`;
@@ -76,10 +84,14 @@ export async function check(s: SimState, o: { concurrency?: number } = {}): Prom
   const tenantOf = (w: SimWorkload): SimState['tenants'][number] => s.tenants.find((x) => x.name === w.tenant)!;
   const nodeNs = (node: string): string => `${s.nsPrefix}${node}-`;
   const nrNs = (w: { nr: string; node: string }): string => `${nodeNs(w.node)}net-${w.nr}-${s.allocation}`;
+  const slotNode = (slot: number): string =>
+    o.answering?.get(slot) ?? s.slots.find((x) => x.slot === slot)?.node ?? '?';
   const exitNode = (w: SimWorkload): string =>
-    s.workloads.find((x) => x.tenant === w.tenant && x.nr === tenantOf(w).exit)?.node ?? '?';
+    o.answering?.get(tenantOf(w).slot) ??
+    s.workloads.find((x) => x.tenant === w.tenant && x.nr === tenantOf(w).exit)?.node ??
+    '?';
   const gwNs = (w: SimWorkload): string =>
-    `${nodeNs(s.slots.find((x) => x.slot === tenantOf(w).slot)?.node ?? '?')}gw-${tenantOf(w).slot}-${s.allocation}`;
+    `${nodeNs(slotNode(tenantOf(w).slot))}gw-${tenantOf(w).slot}-${s.allocation}`;
   const epNs = (w: SimWorkload): string => nrNs({ nr: tenantOf(w).exit, node: exitNode(w) });
 
   /** Hops from the internet to workload W, with explain's route text at each. */

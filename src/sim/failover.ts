@@ -283,13 +283,38 @@ export async function rehomeWorkloads(s: SimState): Promise<string[]> {
 
 /**
  * `sim check` on a farm that may have failed over: workloads follow their NR when a slot moved its
- * ExitPoint to another node (rehomeWorkloads), and those of a failed node are left out.
+ * ExitPoint to another node (rehomeWorkloads), and those of a failed node are left out. In stage 2
+ * every candidate builds a copy of each ExitPoint NR and only the VRRP master's answers: a workload
+ * attached to a standby's copy is left out too (with why), and the cells' hops name the master.
  */
-export async function checkLive(s: SimState): Promise<{ moved: string[]; leftOut: string[]; report: CheckReport }> {
+export async function checkLive(
+  s: SimState,
+): Promise<{ moved: string[]; leftOut: string[]; standby: string[]; report: CheckReport }> {
   const moved = await rehomeWorkloads(s).catch(() => []);
   const down = s.workloads.filter((w) => s.nodes.find((n) => n.id === w.node)?.failed);
-  const report = await check({ ...s, workloads: s.workloads.filter((w) => !down.includes(w)) });
-  return { moved, leftOut: down.map((w) => w.name), report };
+  const answering = new Map<number, string>();
+  for (const h of await sampleHolders(s)) if (!answering.has(h.slot)) answering.set(h.slot, h.node);
+  const standby =
+    s.failover === 'vrrp'
+      ? s.workloads.filter((w) => {
+          const tn = s.tenants.find((t) => t.name === w.tenant);
+          const master = tn && answering.get(tn.slot);
+          return tn?.exit === w.nr && master !== undefined && master !== w.node && !down.includes(w);
+        })
+      : [];
+  const report = await check(
+    { ...s, workloads: s.workloads.filter((w) => !down.includes(w) && !standby.includes(w)) },
+    { answering },
+  );
+  return {
+    moved,
+    leftOut: down.map((w) => w.name),
+    standby: standby.map(
+      (w) =>
+        `${w.name} (ExitPoint NR ${w.nr} on ${w.node}; master ${answering.get(s.tenants.find((t) => t.name === w.tenant)!.slot)})`,
+    ),
+    report,
+  };
 }
 
 /** The segment namespace's nft table that drops VRRP between pairs of nodes (`sim cut-vrrp`). */
