@@ -24,7 +24,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireRoot } from '../support/root.js';
 import { run, inNs } from '../../src/kernel/exec.js';
-import { loadState, readToken, type SimState, type SimWorkload } from '../../src/sim/state.js';
+import { loadState, readToken, type SimState } from '../../src/sim/state.js';
 import { adminClient, startServer, stopServer, wgCommand } from '../../src/sim/daemons.js';
 import { checkLive, cutVrrp, fail, heal, healVrrp, partition, recover, vrrpDropped } from '../../src/sim/failover.js';
 import {
