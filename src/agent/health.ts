@@ -23,12 +23,17 @@ export const FAILS_TO_UNHEALTHY = 2;
 /** Per-probe wait for an answer, seconds (ping -W). */
 export const PROBE_WAIT_S = 1;
 
-/** One probe round for one slot's gateway: undefined when healthy, else why not. */
+/**
+ * One probe round for one slot's gateway: undefined when healthy, else why not. IPV4 false: the
+ * IPv6 link-local probe alone — a VRRP backup holds no GWPubIP4 to ping from (keepalived's own
+ * track script probes the same way), and gains it only as master.
+ */
 export async function probeUplink(
   kernel: Kernel,
   config: NodeConfig,
   view: NodeView,
   slot: SlotRef,
+  o: { ipv4?: boolean } = {},
 ): Promise<string | undefined> {
   const a = view.allocations.find((x) => x.number === slot.allocation);
   if (!a) return undefined;
@@ -45,7 +50,7 @@ export async function probeUplink(
     kernel.ping(ns, dev, ll, PROBE_WAIT_S).then((ok) => (ok ? undefined : `upstream ${ll} does not answer on ${dev}`)),
   ];
   const gw4 = a.upstream.ipv4Gateway;
-  if (gw4) {
+  if (gw4 && o.ipv4 !== false) {
     probes.push(
       kernel
         .ping(ns, dev, gw4, PROBE_WAIT_S)
@@ -149,7 +154,8 @@ export class Prober {
           .filter((ref) => servable.has(ref))
           .map(async (ref) => {
             const t0 = performance.now();
-            const failure = await probeUplink(ctx.kernel, ctx.config, view, ref).catch(
+            const standby = servable.get(ref)?.candidates !== undefined && state.vrrp.get(ref)?.state !== 'MASTER';
+            const failure = await probeUplink(ctx.kernel, ctx.config, view, ref, { ipv4: !standby }).catch(
               (err: unknown) => `probe failed: ${(err as Error).message}`,
             );
             const prev = state.health.get(ref);
