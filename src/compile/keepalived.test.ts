@@ -3,10 +3,20 @@
 // of the stage-2 contract, and what changes the hash (a reload).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocation } from '../core/plan.js';
-import { keepalivedSpec, vrrpDir, vrrpRouterId, type KeepalivedInput } from './keepalived.js';
+import { parseVrrpState } from '../kernel/vrrp.js';
+import {
+  NOTIFY_SCRIPT,
+  VRRP_FILES,
+  keepalivedSpec,
+  vrrpDir,
+  vrrpRouterId,
+  type KeepalivedInput,
+} from './keepalived.js';
 
 const dir = new URL('../../test/fixtures/keepalived/', import.meta.url).pathname;
 
@@ -84,4 +94,25 @@ test('GWPubLL is the only advertised address; GWPubIP6, GWPubIP4 and the IPv4 de
   assert.doesNotMatch(c, /track_interface/, 'its own interface is tracked anyway');
   const v6 = keepalivedSpec({ ...base, ipv4: undefined }).config;
   assert.doesNotMatch(v6, /virtual_routes|185\.69/);
+});
+
+test("the notify reader writes states in order and skips keepalived's events (MASTER_RX_LOWER_PRI)", () => {
+  // The real script under sh, fed what keepalived 2.2.7 writes to its FIFO (a plain file here).
+  const dir = mkdtempSync(join(tmpdir(), 'exitnode-notify-'));
+  try {
+    const script = join(dir, 'notify.sh');
+    writeFileSync(script, NOTIFY_SCRIPT, { mode: 0o700 });
+    const feed = (lines: string[]): string | undefined => {
+      writeFileSync(join(dir, 'fifo'), lines.map((l) => l + '\n').join(''));
+      const r = spawnSync('sh', [script, join(dir, 'fifo')], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return parseVrrpState(readFileSync(join(dir, VRRP_FILES.state), 'utf8'))?.state;
+    };
+    assert.equal(feed(['INSTANCE "slot-1-1" BACKUP 200', 'INSTANCE "slot-1-1" MASTER 250']), 'MASTER');
+    assert.equal(feed(['INSTANCE "slot-1-1" MASTER_RX_LOWER_PRI 250']), 'MASTER', 'an event is not a state');
+    assert.equal(feed(['GROUP "g" FAULT', 'INSTANCE "slot-1-1" FAULT 250']), 'FAULT');
+    assert.equal(feed(['INSTANCE "slot-1-1" STOP 250']), 'STOPPED');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -42,14 +42,21 @@ export type VrrpStateName = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOPPED';
  * `INSTANCE "NAME" STATE PRIORITY` line into the state file, written beside it and renamed, so a
  * reader never sees half a line. One reader for all transitions keeps them in order: keepalived
  * forks a plain notify script per transition without waiting, and two quick transitions (MASTER
- * then BACKUP on a dual-master advert) could then land in the wrong order.
+ * then BACKUP on a dual-master advert) could then land in the wrong order. Lines that are events,
+ * not states, are skipped: keepalived 2.2.7 also writes `MASTER_RX_LOWER_PRI` when a master hears
+ * a lower priority's advert (it stays master), and taking that for a state made the agent switch
+ * a master's ExitPoints off and report it as no master at all.
  */
 export const NOTIFY_SCRIPT = `#!/bin/sh
 # exitnode: keepalived's notify FIFO reader (see src/compile/keepalived.ts). Do not edit.
 d=\${0%/*}
 while read -r kind name state prio; do
   [ "$kind" = INSTANCE ] || continue
-  [ "$state" = STOP ] && state=STOPPED
+  case "$state" in
+    MASTER|BACKUP|FAULT) ;;
+    STOP) state=STOPPED ;;
+    *) continue ;;
+  esac
   printf '%s %s %s\\n' "$state" "$prio" "$(date +%s%3N)" > "$d/${VRRP_FILES.state}.tmp" &&
     mv -f "$d/${VRRP_FILES.state}.tmp" "$d/${VRRP_FILES.state}"
 done < "$1"
